@@ -1,0 +1,23 @@
+//! Access-token verification for Portico.
+//!
+//! - [`jws`]: compact JWS parsing (strict base64url, bounded header, no `none`).
+//! - [`keys`]: verification keys pinned to their algorithms, from secrets, PEM and JWKs.
+//! - [`sources`]: remote key sets (JWKS URL, OIDC discovery) with refresh and refetch on
+//!   unknown `kid`.
+//! - [`claims`]: time and audience checks.
+//! - [`verifier`]: [`JwtVerifier::verify_access_token`], the single verification path.
+//! - [`sign`]: signing, for `portico token mint` and tests.
+//!
+//! This crate knows nothing about HTTP routing.
+
+pub mod claims;
+pub mod error;
+pub mod jws;
+pub mod keys;
+pub mod sign;
+pub mod sources;
+pub mod verifier;
+
+pub use error::TokenError;
+pub use sources::KeySourceRegistry;
+pub use verifier::{JwtVerifier, VerifiedToken};

@@ -1,0 +1,20 @@
+//! Where an issuer's keys come from at run time: a fixed key set, or a JWKS fetched (directly
+//! or through OIDC discovery) and kept fresh.
+
+mod fetch;
+mod registry;
+mod remote;
+
+pub use fetch::FetchError;
+pub use registry::{KeyFetchObserver, KeySourceRegistry};
+pub use remote::{JwksLocation, RemoteKeySet};
+
+use crate::keys::KeySet;
+use std::sync::Arc;
+
+/// The keys of one trusted issuer.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Static(Arc<KeySet>),
+    Remote(Arc<RemoteKeySet>),
+}

@@ -1,0 +1,78 @@
+//! One shared remote key set per location, reused across config reloads so a reload does not
+//! refetch every JWKS.
+
+use super::remote::{JwksLocation, RemoteKeySet};
+use parking_lot::Mutex;
+use portico_core::config::KeyFetchSettings;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// Told about every key fetch; the gateway counts them in its metrics.
+pub trait KeyFetchObserver: Send + Sync + 'static {
+    fn fetched(&self, _ok: bool) {}
+    fn unknown_kid_refetch(&self) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct IgnoreFetches;
+
+impl KeyFetchObserver for IgnoreFetches {}
+
+pub struct KeySourceRegistry {
+    observer: Arc<dyn KeyFetchObserver>,
+    refresh_in_background: bool,
+    sets: Mutex<HashMap<(JwksLocation, KeyFetchSettingsKey), Weak<RemoteKeySet>>>,
+}
+
+type KeyFetchSettingsKey = (u64, u64, u64, u64, u64);
+
+fn settings_key(s: &KeyFetchSettings) -> KeyFetchSettingsKey {
+    (s.refresh_secs, s.min_refresh_secs, s.max_refresh_secs, s.unknown_kid_cooldown_secs, s.fetch_timeout_ms)
+}
+
+impl std::fmt::Debug for KeySourceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySourceRegistry").field("sets", &self.sets.lock().len()).finish()
+    }
+}
+
+impl KeySourceRegistry {
+    /// `refresh_in_background`: keep key sets fresh with a task each (the gateway); without it
+    /// keys are fetched only on demand (`portico token verify`).
+    pub fn new(observer: Arc<dyn KeyFetchObserver>, refresh_in_background: bool) -> Self {
+        Self { observer, refresh_in_background, sets: Mutex::new(HashMap::new()) }
+    }
+
+    /// An on-demand registry that reports nothing.
+    pub fn on_demand() -> Self {
+        Self::new(Arc::new(IgnoreFetches), false)
+    }
+
+    /// The live key set for `location`, created (and, in the background mode, refreshed) on
+    /// first use.
+    pub fn remote(&self, location: JwksLocation, settings: &KeyFetchSettings) -> Result<Arc<RemoteKeySet>, String> {
+        let mut sets = self.sets.lock();
+        sets.retain(|_, weak| weak.strong_count() > 0);
+        let key = (location.clone(), settings_key(settings));
+        if let Some(existing) = sets.get(&key).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let timeout = Duration::from_millis(settings.fetch_timeout_ms);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .no_proxy()
+            .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let set = Arc::new(RemoteKeySet::new(location, client, *settings, self.observer.clone()));
+        if self.refresh_in_background {
+            set.spawn_refresher();
+        }
+        sets.insert(key, Arc::downgrade(&set));
+        Ok(set)
+    }
+}

@@ -1,0 +1,158 @@
+//! `verify_access_token`: the one JWT verification path, shared by the gateway and
+//! `portico token verify`.
+
+use crate::claims::check_claims;
+use crate::error::TokenError;
+use crate::jws::{CompactJws, Header};
+use crate::keys::jwk::{JwksOrigin, key_set_from_jwks};
+use crate::keys::{AlgSet, KeyError, KeySet, pem};
+use crate::keys::VerifyingKey;
+use crate::sources::{JwksLocation, KeySource, KeySourceRegistry};
+use portico_core::config::KeyFetchSettings;
+use portico_core::jwt::{IssuerTrust, JwtSpec, KeySourceSpec};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A token whose signature and claims checked out.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub header: Header,
+    pub claims: Map<String, Value>,
+    /// Index of the issuer entry that verified it.
+    pub issuer_index: usize,
+    /// `exp` in seconds since the epoch, when present.
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug)]
+struct TrustedIssuer {
+    trust: IssuerTrust,
+    algorithms: AlgSet,
+    keys: KeySource,
+}
+
+/// Verifies the JWTs of one API against its trusted issuers.
+#[derive(Debug)]
+pub struct JwtVerifier {
+    issuers: Vec<TrustedIssuer>,
+    max_token_bytes: usize,
+}
+
+impl JwtVerifier {
+    /// Builds the verifier: static keys are parsed now (errors name the issuer entry), remote
+    /// key sets come from `registry`.
+    pub fn build(spec: &JwtSpec, registry: &KeySourceRegistry, fetch: &KeyFetchSettings) -> Result<Self, KeyError> {
+        let issuers = spec
+            .issuers
+            .iter()
+            .enumerate()
+            .map(|(i, trust)| {
+                let algorithms = trust.algorithms.as_deref().map_or(AlgSet::of(&portico_core::jwt::Algorithm::ALL), AlgSet::of);
+                let keys = key_source(trust, algorithms, registry, fetch)
+                    .map_err(|e| KeyError::new(format!("issuers[{i}]: {e}")))?;
+                Ok(TrustedIssuer { trust: trust.clone(), algorithms, keys })
+            })
+            .collect::<Result<Vec<_>, KeyError>>()?;
+        Ok(Self { issuers, max_token_bytes: spec.max_token_bytes })
+    }
+
+    /// The remote key sets this verifier uses (for start-up fetches and diagnostics).
+    pub fn remote_key_sets(&self) -> impl Iterator<Item = &Arc<crate::sources::RemoteKeySet>> {
+        self.issuers.iter().filter_map(|i| match &i.keys {
+            KeySource::Remote(r) => Some(r),
+            KeySource::Static(_) => None,
+        })
+    }
+
+    /// Verifies `token` at `now_secs` (seconds since the epoch).
+    pub async fn verify_access_token(&self, token: &str, now_secs: u64) -> Result<VerifiedToken, TokenError> {
+        if token.len() > self.max_token_bytes {
+            return Err(TokenError::TooLarge(self.max_token_bytes));
+        }
+        let jws = CompactJws::parse(token)?;
+        let claims = match serde_json::from_slice::<Value>(&jws.payload()?) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(TokenError::BadClaims),
+        };
+        let (issuer_index, issuer) = self.issuer_for(&claims)?;
+        check_type(&jws.header, issuer.trust.require_at_jwt)?;
+        if !issuer.algorithms.contains(jws.algorithm) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let kid = jws.header.kid.as_deref();
+        let verified = match &issuer.keys {
+            KeySource::Static(keys) => verify_with(keys, &jws, kid)?,
+            KeySource::Remote(remote) => {
+                let first = verify_with(&remote.keys(), &jws, kid);
+                match first {
+                    Err(TokenError::UnknownKey | TokenError::KeysUnavailable) => {
+                        remote.refetch_for_unknown_kid().await;
+                        verify_with(&remote.keys(), &jws, kid)?
+                    }
+                    other => other?,
+                }
+            }
+        };
+        debug_assert!(verified);
+        let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
+        Ok(VerifiedToken { header: jws.header, claims, issuer_index, expires_at })
+    }
+
+    /// The issuer entry whose `issuer` equals the token's `iss` exactly, else the entry without
+    /// an `issuer` (if any).
+    fn issuer_for(&self, claims: &Map<String, Value>) -> Result<(usize, &TrustedIssuer), TokenError> {
+        let iss = claims.get("iss").and_then(Value::as_str);
+        let exact = iss.and_then(|iss| self.issuers.iter().position(|i| i.trust.issuer.as_deref() == Some(iss)));
+        let index = exact
+            .or_else(|| self.issuers.iter().position(|i| i.trust.issuer.is_none()))
+            .ok_or(TokenError::UntrustedIssuer)?;
+        Ok((index, &self.issuers[index]))
+    }
+}
+
+fn verify_with(keys: &KeySet, jws: &CompactJws<'_>, kid: Option<&str>) -> Result<bool, TokenError> {
+    let key = keys.select(kid, jws.algorithm)?;
+    if key.verify(jws.algorithm, jws.signing_input.as_bytes(), &jws.signature) {
+        Ok(true)
+    } else {
+        Err(TokenError::BadSignature)
+    }
+}
+
+/// RFC 9068 §2.1 `at+jwt` (media types compare case-insensitively, `application/` optional);
+/// `JWT` or no `typ` are accepted unless `at+jwt` is required.
+fn check_type(header: &Header, require_at_jwt: bool) -> Result<(), TokenError> {
+    let typ = header.typ.as_deref().map(|t| {
+        let lower = t.to_ascii_lowercase();
+        lower.strip_prefix("application/").map(str::to_string).unwrap_or(lower)
+    });
+    let ok = match typ.as_deref() {
+        Some("at+jwt") => true,
+        Some("jwt") | None => !require_at_jwt,
+        Some(_) => false,
+    };
+    if ok { Ok(()) } else { Err(TokenError::BadType) }
+}
+
+fn key_source(trust: &IssuerTrust, algorithms: AlgSet, registry: &KeySourceRegistry, fetch: &KeyFetchSettings) -> Result<KeySource, KeyError> {
+    let static_set = |keys: Vec<VerifyingKey>| KeySource::Static(Arc::new(KeySet::new(keys)));
+    match &trust.keys {
+        KeySourceSpec::Secret(secret) => Ok(static_set(vec![VerifyingKey::hmac(None, secret.expose(), Some(algorithms))?])),
+        KeySourceSpec::PublicKeyPem(text) => Ok(static_set(vec![pem::key_from_pem(None, text, Some(algorithms))?])),
+        KeySourceSpec::JwksDocument(doc) => {
+            let (keys, notes) = key_set_from_jwks(doc.as_bytes(), JwksOrigin::Local)?;
+            for note in notes {
+                tracing::warn!("JWKS: {note}");
+            }
+            if keys.is_empty() {
+                return Err(KeyError::new("the JWKS has no usable signature keys"));
+            }
+            Ok(KeySource::Static(Arc::new(keys)))
+        }
+        KeySourceSpec::JwksUrl(url) => Ok(KeySource::Remote(registry.remote(JwksLocation::Url(url.clone()), fetch).map_err(KeyError::new)?)),
+        KeySourceSpec::Discovery => {
+            let issuer = trust.issuer.clone().ok_or_else(|| KeyError::new("OIDC discovery needs the issuer URL"))?;
+            Ok(KeySource::Remote(registry.remote(JwksLocation::Discovery { issuer }, fetch).map_err(KeyError::new)?))
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! An API: an upstream exposed at a listen path, with its auth and identity settings.
+
+use crate::claims::ClaimPath;
+use crate::identity::IdentitySpec;
+use crate::jwt::JwtSpec;
+use crate::policy::PolicyId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type ApiId = Arc<str>;
+
+/// A listen path: starts with `/`; matched on whole path segments (`/orders` matches
+/// `/orders` and `/orders/1`, not `/ordersx`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenPath(String);
+
+impl ListenPath {
+    /// Normalises away a trailing `/` (except for the root `/`).
+    pub fn try_new(raw: &str) -> Result<Self, String> {
+        if !raw.starts_with('/') {
+            return Err(format!("listen path {raw:?} must start with '/'"));
+        }
+        if raw.contains(['?', '#']) || raw.contains("//") {
+            return Err(format!("listen path {raw:?} must be a plain path"));
+        }
+        let trimmed = raw.trim_end_matches('/');
+        Ok(Self(if trimmed.is_empty() { "/".into() } else { trimmed.into() }))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The rest of `path` below this listen path (always starting with `/`), or `None` when
+    /// `path` is not under it.
+    pub fn strip<'a>(&self, path: &'a str) -> Option<&'a str> {
+        if self.0 == "/" {
+            return Some(path);
+        }
+        let rest = path.strip_prefix(self.0.as_str())?;
+        if rest.is_empty() {
+            Some("/")
+        } else if rest.starts_with('/') {
+            Some(rest)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where requests go: `http(s)://authority[/base/path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTarget {
+    pub scheme: String,
+    pub authority: String,
+    /// No trailing `/`; empty for the root.
+    pub base_path: String,
+}
+
+impl UpstreamTarget {
+    pub fn try_new(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("upstream {url:?} must be an absolute http:// URL"))?;
+        if scheme != "http" {
+            return Err(format!(
+                "upstream {url:?}: scheme {scheme:?} is not supported (use http://)"
+            ));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(format!("upstream {url:?} must not have a query or fragment"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("upstream {url:?} needs a host (and no user info)"));
+        }
+        Ok(Self {
+            scheme: scheme.into(),
+            authority: authority.into(),
+            base_path: path.trim_end_matches('/').into(),
+        })
+    }
+}
+
+/// Where an API's policies come from. All empty: authentication only, no limits.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySource {
+    /// A claim holding policy ids (string or array).
+    pub policy_claim: Option<ClaimPath>,
+    /// The claim holding scopes for `scope_map` (default `scope`).
+    pub scope_claim: Option<ClaimPath>,
+    /// Scope value -> policy ids.
+    pub scope_map: HashMap<String, Vec<PolicyId>>,
+    /// Applied when neither the policy claim nor the scope map yields a policy.
+    pub default_policies: Vec<PolicyId>,
+}
+
+impl PolicySource {
+    /// True when no policy source is configured: any valid token may call, unlimited.
+    pub fn is_authentication_only(&self) -> bool {
+        self.policy_claim.is_none() && self.scope_map.is_empty() && self.default_policies.is_empty()
+    }
+
+    pub fn scope_claim(&self) -> ClaimPath {
+        self.scope_claim.clone().unwrap_or_else(|| ClaimPath::try_new("scope").expect("static"))
+    }
+}
+
+/// What the upstream is told about the caller.
+#[derive(Debug, Clone)]
+pub struct UpstreamHeaders {
+    /// Header carrying the identity claim value (default `X-Portico-Identity`); `None` to omit.
+    pub identity: Option<String>,
+    /// Header carrying the session id (default `X-Portico-Session`); `None` to omit.
+    pub session: Option<String>,
+    /// Claim -> header name, for scalar claims (arrays are joined with spaces).
+    pub claims: Vec<(ClaimPath, String)>,
+    /// Forward the caller's `Authorization` header (default true).
+    pub forward_authorization: bool,
+}
+
+impl Default for UpstreamHeaders {
+    fn default() -> Self {
+        Self {
+            identity: Some("X-Portico-Identity".into()),
+            session: Some("X-Portico-Session".into()),
+            claims: Vec::new(),
+            forward_authorization: true,
+        }
+    }
+}
+
+/// Upstream timeouts in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// TCP connect (default 5,000).
+    pub connect_ms: u64,
+    /// From sending the request to receiving the response head (default 30,000).
+    pub read_ms: u64,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self { connect_ms: 5_000, read_ms: 30_000 }
+    }
+}
+
+/// How an API authenticates callers.
+#[derive(Debug, Clone)]
+pub enum ApiAuth {
+    Jwt(JwtSpec),
+    /// No authentication at all (explicit opt-in; no identity, no limits).
+    Keyless,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSpec {
+    pub id: ApiId,
+    pub name: String,
+    pub org_id: String,
+    pub listen_path: ListenPath,
+    pub strip_listen_path: bool,
+    pub upstream: UpstreamTarget,
+    pub timeouts: UpstreamTimeouts,
+    pub auth: ApiAuth,
+    pub identity: IdentitySpec,
+    pub policies: PolicySource,
+    pub upstream_headers: UpstreamHeaders,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_path_matches_whole_segments() {
+        let lp = ListenPath::try_new("/orders/").unwrap();
+        assert_eq!(lp.as_str(), "/orders");
+        assert_eq!(lp.strip("/orders"), Some("/"));
+        assert_eq!(lp.strip("/orders/1"), Some("/1"));
+        assert_eq!(lp.strip("/ordersx"), None);
+        assert_eq!(lp.strip("/other"), None);
+        let root = ListenPath::try_new("/").unwrap();
+        assert_eq!(root.strip("/x"), Some("/x"));
+        assert!(ListenPath::try_new("orders").is_err());
+        assert!(ListenPath::try_new("/a?b").is_err());
+    }
+
+    #[test]
+    fn upstream_target_parsing() {
+        let t = UpstreamTarget::try_new("http://127.0.0.1:9000/base/").unwrap();
+        assert_eq!(t.authority, "127.0.0.1:9000");
+        assert_eq!(t.base_path, "/base");
+        assert_eq!(UpstreamTarget::try_new("http://h").unwrap().base_path, "");
+        assert!(UpstreamTarget::try_new("ftp://h").is_err());
+        assert!(UpstreamTarget::try_new("h:80").is_err());
+        assert!(UpstreamTarget::try_new("http://").is_err());
+        assert!(UpstreamTarget::try_new("http://u:p@h").is_err());
+        assert!(UpstreamTarget::try_new("http://h/?q").is_err());
+    }
+}
