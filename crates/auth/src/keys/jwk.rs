@@ -26,6 +26,30 @@ fn decoded(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeyError> {
     b64url_decode(member(jwk, name)?).map_err(|_| KeyError::new(format!("{name:?} is not base64url")))
 }
 
+/// What a JWK `alg` allows: its own signature scheme, never another, and within
+/// RSASSA-PKCS1-v1_5, RSASSA-PSS and HMAC the same or a longer hash, never a shorter one (RFC
+/// 7520 §4.2 signs PS384 with a key marked PS256; a key marked PS512 must not verify PS256).
+fn scheme_of(alg: Algorithm) -> AlgSet {
+    use Algorithm::*;
+    let family: &[Algorithm] = match alg {
+        RS256 | RS384 | RS512 => &[RS256, RS384, RS512],
+        PS256 | PS384 | PS512 => &[PS256, PS384, PS512],
+        HS256 | HS384 | HS512 => &[HS256, HS384, HS512],
+        other => return AlgSet::of(&[other]),
+    };
+    let from = family.iter().position(|a| *a == alg).expect("in its family");
+    AlgSet::of(&family[from..])
+}
+
+/// A JWK `alg` value: a JWS algorithm, or `ES521`, a misspelling of ES512 found in published
+/// example keys.
+fn jwk_algorithm(name: &str) -> Result<Algorithm, KeyError> {
+    match name {
+        "ES521" => Ok(Algorithm::ES512),
+        other => other.parse::<Algorithm>().map_err(KeyError::new),
+    }
+}
+
 /// One JWK as a verifying key.
 pub fn key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, KeyError> {
     if let Some(usage) = jwk.get("use")
@@ -51,10 +75,10 @@ pub fn key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, KeyError> 
         None => None,
         Some(v) => {
             let name = v.as_str().ok_or_else(|| KeyError::new("alg is not a string"))?;
-            Some(name.parse::<Algorithm>().map_err(KeyError::new)?)
+            Some(jwk_algorithm(name)?)
         }
     };
-    let allowed = alg.map(|a| AlgSet::of(&[a]));
+    let allowed = alg.map(scheme_of);
     let kind_must_allow = |kind: KeyKind| match alg {
         Some(a) if !kind.algorithms().contains(a) => {
             Err(KeyError::new(format!("alg {a} does not fit a {kind:?} key")))
@@ -122,7 +146,8 @@ pub enum JwksOrigin {
 
 /// A key set from a JWKS document, and a note for every key skipped.
 ///
-/// Keys sharing a `kid` are all dropped (which key was meant is ambiguous). A local set that
+/// Keys sharing a `kid` are all dropped (which key was meant is ambiguous), even when only
+/// one of them would be usable. A local set that
 /// mixes symmetric and public keys is refused as a whole.
 pub fn key_set_from_jwks(document: &[u8], origin: JwksOrigin) -> Result<(KeySet, Vec<String>), KeyError> {
     let doc: Value = serde_json::from_slice(document).map_err(|e| KeyError::new(format!("the JWKS is not JSON: {e}")))?;
@@ -133,6 +158,10 @@ pub fn key_set_from_jwks(document: &[u8], origin: JwksOrigin) -> Result<(KeySet,
     let mut notes = Vec::new();
     if keys.len() > MAX_KEYS {
         notes.push(format!("the JWKS has {} keys; only the first {MAX_KEYS} are read", keys.len()));
+    }
+    let mut kid_counts: HashMap<&str, usize> = HashMap::new();
+    for kid in keys.iter().take(MAX_KEYS).filter_map(|k| k.get("kid").and_then(Value::as_str)) {
+        *kid_counts.entry(kid).or_default() += 1;
     }
     let mut usable = Vec::new();
     for (i, jwk) in keys.iter().take(MAX_KEYS).enumerate() {
@@ -153,10 +182,6 @@ pub fn key_set_from_jwks(document: &[u8], origin: JwksOrigin) -> Result<(KeySet,
     let symmetric = usable.iter().filter(|k| k.kind().is_symmetric()).count();
     if symmetric > 0 && symmetric < usable.len() {
         return Err(KeyError::new("the JWKS mixes symmetric and public keys"));
-    }
-    let mut kid_counts: HashMap<String, usize> = HashMap::new();
-    for kid in usable.iter().filter_map(|k| k.kid()) {
-        *kid_counts.entry(kid.to_string()).or_default() += 1;
     }
     usable.retain(|k| match k.kid() {
         Some(kid) if kid_counts[kid] > 1 => {
