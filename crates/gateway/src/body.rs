@@ -1,0 +1,17 @@
+//! The response body type: a streamed upstream body or a small body of our own.
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+
+pub trait FullBody {
+    fn full(content: impl Into<Bytes>) -> Self;
+}
+
+impl FullBody for GatewayBody {
+    fn full(content: impl Into<Bytes>) -> Self {
+        Either::Right(Full::new(content.into()))
+    }
+}

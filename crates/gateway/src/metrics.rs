@@ -1,0 +1,102 @@
+//! Prometheus metrics of one gateway, served on the admin listener. Label values are bounded:
+//! API ids from config, status codes, fixed reason codes.
+
+use portico_auth::sources::KeyFetchObserver;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub api: Arc<str>,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    pub api: Arc<str>,
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+pub struct GatewayMetrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<ApiLabels, Histogram>,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    pub limit_rejections: Family<RejectionLabels, Counter>,
+    pub jwks_fetches: Family<OutcomeLabels, Counter>,
+    pub jwks_unknown_kid_refetches: Counter,
+}
+
+impl std::fmt::Debug for GatewayMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayMetrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~26 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+impl GatewayMetrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("portico");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        let limit_rejections = Family::<RejectionLabels, Counter>::default();
+        let jwks_fetches = Family::<OutcomeLabels, Counter>::default();
+        let jwks_unknown_kid_refetches = Counter::default();
+        registry.register("requests", "Requests by API and response status", requests.clone());
+        registry.register("request_duration_seconds", "Time from request head to response head", latency.clone());
+        registry.register("auth_failures", "Rejected access tokens by reason", auth_failures.clone());
+        registry.register("limit_rejections", "Requests rejected by rate limit or quota", limit_rejections.clone());
+        registry.register("jwks_fetches", "JWKS and discovery fetches by outcome", jwks_fetches.clone());
+        registry.register(
+            "jwks_unknown_kid_refetches",
+            "JWKS refetches triggered by a token with an unknown kid",
+            jwks_unknown_kid_refetches.clone(),
+        );
+        Arc::new(Self { registry, requests, latency, auth_failures, limit_rejections, jwks_fetches, jwks_unknown_kid_refetches })
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Counts key fetches into the gateway's metrics.
+#[derive(Debug, Clone)]
+pub struct FetchMetrics(pub Arc<GatewayMetrics>);
+
+impl KeyFetchObserver for FetchMetrics {
+    fn fetched(&self, ok: bool) {
+        self.0.jwks_fetches.get_or_create(&OutcomeLabels { outcome: if ok { "ok" } else { "error" } }).inc();
+    }
+
+    fn unknown_kid_refetch(&self) {
+        self.0.jwks_unknown_kid_refetches.inc();
+    }
+}

@@ -1,0 +1,145 @@
+//! Forwarding to the upstream: URL rewrite, hop-by-hop headers, `X-Forwarded-*`, pooled
+//! keep-alive connections, connect and response timeouts. Bodies stream both ways.
+
+use crate::error::Rejection;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub type UpstreamClient = Client<HttpConnector, Incoming>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Connection pools, one per connect timeout, kept across config reloads.
+#[derive(Default)]
+pub struct UpstreamClients {
+    by_connect_ms: Mutex<HashMap<u64, UpstreamClient>>,
+}
+
+impl std::fmt::Debug for UpstreamClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamClients")
+    }
+}
+
+impl UpstreamClients {
+    pub fn get(&self, connect_ms: u64) -> UpstreamClient {
+        self.by_connect_ms
+            .lock()
+            .entry(connect_ms)
+            .or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(Duration::from_millis(connect_ms)));
+                connector.set_nodelay(true);
+                connector.enforce_http(true);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(256)
+                    .build(connector)
+            })
+            .clone()
+    }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Turns the client's request into the upstream request, in place.
+pub fn prepare(request: &mut Request<Incoming>, upstream_prefix: &str, authority: &str, path: &str, client_addr: SocketAddr) -> Result<(), Rejection> {
+    let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let original_host = request
+        .headers()
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let uri: Uri = format!("{upstream_prefix}{path}{query}").parse().map_err(|_| Rejection::BadGateway)?;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    remove_hop_by_hop(headers);
+    let client_ip = client_addr.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Ok(v) = HeaderValue::from_str(authority) {
+        headers.insert(header::HOST, v);
+    }
+    Ok(())
+}
+
+/// Sends the request; 502 when the upstream cannot be reached, 504 when its response head
+/// does not arrive within `read_timeout`.
+pub async fn send(client: &UpstreamClient, request: Request<Incoming>, read_timeout: Duration) -> Result<Response<Incoming>, Rejection> {
+    match tokio::time::timeout(read_timeout, client.request(request)).await {
+        Err(_) => Err(Rejection::GatewayTimeout),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
+            Err(Rejection::BadGateway)
+        }
+        Ok(Ok(mut response)) => {
+            remove_hop_by_hop(response.headers_mut());
+            Ok(response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

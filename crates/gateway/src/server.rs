@@ -1,0 +1,293 @@
+//! The gateway: listeners, connections, and the request path
+//! `route → token → verify → identity session → policies → access → limits → proxy`.
+
+use crate::body::{FullBody, GatewayBody};
+use crate::error::Rejection;
+use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels, RequestLabels};
+use crate::pipeline::{ApiRuntime, Pipeline, has_dot_segments};
+use crate::proxy::{self, UpstreamClients};
+use crate::stages::{policies, rate_headers, token};
+use arc_swap::ArcSwap;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use portico_auth::KeySourceRegistry;
+use portico_core::config::{ConfigError, GatewayConfig};
+use portico_core::merge::{AccessDecision, decide};
+use portico_core::SessionId;
+use portico_limits::{Decision, Limiter, Limits, LocalLimiter, Verdict, counter_key};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// One gateway: the current pipeline plus what outlives config versions (limiter, key sets,
+/// connection pools, metrics).
+pub struct Gateway {
+    pipeline: ArcSwap<Pipeline>,
+    limiter: Arc<LocalLimiter>,
+    key_sources: KeySourceRegistry,
+    upstreams: UpstreamClients,
+    metrics: Arc<GatewayMetrics>,
+    request_ids: RequestIds,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("apis", &self.pipeline.load().apis().len()).finish()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway for `config`; remote key sets start loading in the background.
+    pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
+        let metrics = GatewayMetrics::new();
+        let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
+        let pipeline = Pipeline::build(config, &key_sources)?;
+        let limiter = Arc::new(LocalLimiter::new(config.settings.sessions));
+        limiter.spawn_sweeper(Duration::from_secs(30));
+        Ok(Arc::new(Self {
+            pipeline: ArcSwap::from_pointee(pipeline),
+            limiter,
+            key_sources,
+            upstreams: UpstreamClients::default(),
+            metrics,
+            request_ids: RequestIds::new(),
+        }))
+    }
+
+    /// Builds a pipeline for `config` and swaps it in atomically. Requests in flight finish on
+    /// the version they started with; on error nothing changes.
+    pub fn reload(&self, config: &GatewayConfig) -> Result<(), ConfigError> {
+        let pipeline = Pipeline::build(config, &self.key_sources)?;
+        self.pipeline.store(Arc::new(pipeline));
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// Serves the data plane on `listener` (HTTP/1.1 and h2c) until `shutdown` completes.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let this = self.clone();
+        serve_connections(listener, shutdown, move |remote| {
+            let gateway = this.clone();
+            service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+            })
+        })
+        .await;
+    }
+
+    /// Serves `/metrics`, `/health` and `/ready` on `listener` until `shutdown` completes.
+    pub async fn serve_admin(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let this = self.clone();
+        serve_connections(listener, shutdown, move |_| {
+            let gateway = this.clone();
+            service_fn(move |req: Request<Incoming>| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.admin(&req)) }
+            })
+        })
+        .await;
+    }
+
+    fn admin(&self, req: &Request<Incoming>) -> Response<GatewayBody> {
+        let (status, content_type, body) = match req.uri().path() {
+            "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render()),
+            "/health" | "/ready" => (StatusCode::OK, "application/json", "{\"status\":\"ok\"}".to_string()),
+            _ => (StatusCode::NOT_FOUND, "application/json", "{\"status\":\"not found\"}".to_string()),
+        };
+        let mut response = Response::new(GatewayBody::full(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    /// Handles one request end to end.
+    pub async fn handle(&self, mut req: Request<Incoming>, remote: SocketAddr) -> Response<GatewayBody> {
+        let started = Instant::now();
+        let pipeline = self.pipeline.load_full();
+        let request_id = self.request_ids.for_request(req.headers());
+        let path = req.uri().path().to_string();
+        let routed = if has_dot_segments(&path) { None } else { pipeline.route(&path) };
+        let Some((api, rest)) = routed else {
+            let mut response = Rejection::NoRoute.into_response();
+            response.headers_mut().insert(X_REQUEST_ID, request_id);
+            return response;
+        };
+        let api = api.clone();
+        let rest = rest.to_string();
+        req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+
+        let mut response = match self.admit(&pipeline, &api, &mut req, &rest).await {
+            Ok(decision) => {
+                let mut response = self.forward(&api, req, &rest, remote).await;
+                if let Some(d) = &decision {
+                    rate_headers::insert(response.headers_mut(), d);
+                }
+                response
+            }
+            Err((rejection, decision)) => {
+                let mut response = rejection.into_response();
+                if let Some(d) = &decision {
+                    rate_headers::insert(response.headers_mut(), d);
+                }
+                response
+            }
+        };
+        response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let status = response.status().as_u16();
+        self.metrics.requests.get_or_create(&RequestLabels { api: api.labels.api.clone(), status }).inc();
+        self.metrics.latency.get_or_create(&api.labels).observe(started.elapsed().as_secs_f64());
+        tracing::debug!(request_id = ?request_id, api = %api.spec.id, status, "request");
+        response
+    }
+
+    /// Authenticates and authorizes; on success the request carries the identity headers and
+    /// the limiter's decision is returned for the response headers.
+    async fn admit(
+        &self,
+        pipeline: &Pipeline,
+        api: &ApiRuntime,
+        req: &mut Request<Incoming>,
+        rest: &str,
+    ) -> Result<Option<Decision>, (Rejection, Option<Decision>)> {
+        let Some(verifier) = &api.verifier else { return Ok(None) };
+        let token = token::bearer_token(req.headers()).ok_or((Rejection::MissingToken, None))?;
+        let verified = verifier.verify_access_token(token, unix_now()).await.map_err(|e| {
+            self.metrics.auth_failures.get_or_create(&ReasonLabels { reason: e.code() }).inc();
+            (Rejection::InvalidToken(e), None)
+        })?;
+        let identity = api.spec.identity.resolve(&verified.claims).ok_or((Rejection::NoIdentity, None))?;
+        let identity_value = HeaderValue::from_bytes(identity.as_bytes()).map_err(|_| (Rejection::NoIdentity, None))?;
+        let session = SessionId::derive(&api.spec.org_id, &identity);
+
+        let mut decision = None;
+        if !api.spec.policies.is_authentication_only() {
+            let applied = policies::applied_policies(&api.spec.policies, &api.scope_claim, &verified.claims, &pipeline.policies);
+            if applied.is_empty() {
+                return Err((Rejection::InsufficientScope("the token's scopes and policies grant no access"), None));
+            }
+            let grant = match decide(&applied, &api.spec.id, req.method().as_str(), rest) {
+                AccessDecision::Allowed(grant) => grant,
+                AccessDecision::ApiNotGranted => return Err((Rejection::InsufficientScope("the token grants no access to this API"), None)),
+                AccessDecision::MethodOrPathDenied => {
+                    return Err((Rejection::InsufficientScope("the token grants no access to this method or path"), None));
+                }
+            };
+            let limits = Limits {
+                rate: grant.rate.map(|(id, r)| (counter_key(&id), r)),
+                quota: grant.quota.map(|(id, q)| (counter_key(&id), q)),
+            };
+            if !limits.is_empty() {
+                let d = self.limiter.check(session, &limits).await;
+                match d.verdict {
+                    Verdict::Allowed => decision = Some(d),
+                    Verdict::RateLimited { retry_after_ms } | Verdict::QuotaExceeded { retry_after_ms } => {
+                        let quota = matches!(d.verdict, Verdict::QuotaExceeded { .. });
+                        let limit = if quota { "quota" } else { "rate" };
+                        self.metrics.limit_rejections.get_or_create(&RejectionLabels { api: api.labels.api.clone(), limit }).inc();
+                        let retry_after_secs = retry_after_ms.div_ceil(1000).max(1);
+                        return Err((Rejection::TooManyRequests { retry_after_secs, quota }, Some(d)));
+                    }
+                }
+            }
+        }
+
+        let headers = req.headers_mut();
+        api.identity_headers.remove_from(headers);
+        if !api.spec.upstream_headers.forward_authorization {
+            headers.remove(http::header::AUTHORIZATION);
+        }
+        api.identity_headers.insert(headers, &identity_value, &session.to_hex(), &verified.claims);
+        Ok(decision)
+    }
+
+    async fn forward(&self, api: &ApiRuntime, mut req: Request<Incoming>, rest: &str, remote: SocketAddr) -> Response<GatewayBody> {
+        let path = if api.spec.strip_listen_path { rest.to_string() } else { req.uri().path().to_string() };
+        if let Err(r) = proxy::prepare(&mut req, &api.upstream_prefix, &api.spec.upstream.authority, &path, remote) {
+            return r.into_response();
+        }
+        let client = self.upstreams.get(api.spec.timeouts.connect_ms);
+        match proxy::send(&client, req, Duration::from_millis(api.spec.timeouts.read_ms)).await {
+            Ok(response) => response.map(Either::Left),
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Request ids: the client's `X-Request-Id` when it is short and plain, else a fresh one.
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        Self { prefix: u64::from_le_bytes(seed), counter: AtomicU64::new(0) }
+    }
+
+    fn for_request(&self, headers: &http::HeaderMap) -> HeaderValue {
+        if let Some(v) = headers.get(X_REQUEST_ID)
+            && v.len() <= 128
+            && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+            && !v.is_empty()
+        {
+            return v.clone();
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:016x}{:08x}", self.prefix, n)).expect("hex is a valid header value")
+    }
+}
+
+/// Accepts connections until `shutdown`, serving each with HTTP/1.1 or h2c.
+async fn serve_connections<S, F>(listener: TcpListener, shutdown: F, make_service: impl Fn(SocketAddr) -> S)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<GatewayBody>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    F: Future<Output = ()>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = make_service(remote);
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
