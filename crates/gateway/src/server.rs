@@ -215,13 +215,18 @@ impl Gateway {
     }
 
     async fn forward(&self, api: &ApiRuntime, mut req: Request<Incoming>, rest: &str, remote: SocketAddr) -> Response<GatewayBody> {
+        let inbound_version = req.version();
         let path = if api.spec.strip_listen_path { rest.to_string() } else { req.uri().path().to_string() };
         if let Err(r) = proxy::prepare(&mut req, &api.upstream_prefix, &api.spec.upstream.authority, &path, remote) {
             return r.into_response();
         }
         let client = self.upstreams.get(api.spec.timeouts.connect_ms);
         match proxy::send(&client, req, Duration::from_millis(api.spec.timeouts.read_ms)).await {
-            Ok(response) => response.map(Either::Left),
+            Ok(mut response) => {
+                // Answer in the client's protocol, whatever the upstream spoke.
+                *response.version_mut() = inbound_version;
+                response.map(Either::Left)
+            }
             Err(rejection) => rejection.into_response(),
         }
     }

@@ -1,1 +1,37 @@
-fn main() {}
+//! `portico`: the API gateway and developer portal for APIs protected by external identity
+//! providers. This binary holds the CLI, configuration loading and wiring; the logic lives in
+//! the library crates.
+
+mod cli;
+mod config;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about = "API gateway for APIs protected by external identity providers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (and its admin listener) with embedded defaults.
+    Serve(cli::serve::ServeArgs),
+    /// Check a configuration; list every problem with its location.
+    Validate(cli::ConfigArgs),
+    /// Verify or mint JWTs.
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => cli::serve::run(args),
+        Command::Validate(args) => cli::validate(args),
+        Command::Token(cmd) => cli::token::run(cmd),
+    }
+}

@@ -1,0 +1,51 @@
+//! Subcommands.
+
+pub mod serve;
+pub mod token;
+
+use crate::config::env::ProcessEnv;
+use crate::config::{self, ConfigSources};
+use portico_core::config::Problem;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Native YAML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder of Tyk Classic API definitions (*.json).
+    #[arg(long, value_name = "DIR")]
+    pub tyk_apps: Option<PathBuf>,
+    /// Tyk policies.json (object keyed by id, or array).
+    #[arg(long, value_name = "FILE")]
+    pub tyk_policies: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn sources(&self) -> ConfigSources {
+        ConfigSources { config_file: self.config.clone(), tyk_apps_dir: self.tyk_apps.clone(), tyk_policies_file: self.tyk_policies.clone() }
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+}
+
+/// `portico validate`: exit 0 when usable (warnings are printed), 1 with every problem.
+pub fn validate(args: ConfigArgs) -> ExitCode {
+    match config::load(&args.sources(), &ProcessEnv) {
+        Ok(loaded) => {
+            print_problems(&loaded.warnings);
+            println!("configuration is valid: {} APIs, {} policies", loaded.gateway.apis.len(), loaded.gateway.policies.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_problems(&e.problems);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `portico serve`: load, listen, reload on SIGHUP or file change, stop on SIGINT/SIGTERM.
+
+use super::{ConfigArgs, print_problems};
+use crate::config::env::ProcessEnv;
+use crate::config::{self, ConfigSources};
+use crate::logging;
+use portico_gateway::Gateway;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Gateway listener (overrides the config; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener for /metrics and /health (default 127.0.0.1:8081).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Data folder (default ./data).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let sources = args.config.sources();
+    let loaded = match config::load(&sources, &ProcessEnv) {
+        Ok(l) => l,
+        Err(e) => {
+            print_problems(&e.problems);
+            return ExitCode::from(1);
+        }
+    };
+    logging::init(loaded.process.log_format, &loaded.process.log_level);
+    for w in &loaded.warnings {
+        tracing::warn!(location = %w.location, "{}", w.message);
+    }
+    let listen = args.listen.unwrap_or(loaded.process.listen);
+    let admin_listen = args.admin_listen.unwrap_or(loaded.process.admin_listen);
+    let data_dir = args.data_dir.unwrap_or(loaded.process.data_dir.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        if let Err(e) = std::fs::create_dir_all(&data_dir) {
+            eprintln!("error: cannot create data folder {}: {e}", data_dir.display());
+            return ExitCode::from(1);
+        }
+        let gateway = match Gateway::new(&loaded.gateway) {
+            Ok(g) => g,
+            Err(e) => {
+                print_problems(&e.problems);
+                return ExitCode::from(1);
+            }
+        };
+        let (gateway_listener, admin_listener) = match (TcpListener::bind(listen).await, TcpListener::bind(admin_listen).await) {
+            (Ok(g), Ok(a)) => (g, a),
+            (Err(e), _) => {
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return ExitCode::from(1);
+            }
+            (_, Err(e)) => {
+                eprintln!("error: cannot listen on {admin_listen}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        println!("gateway listening on http://{}", gateway_listener.local_addr().map_or(listen, |a| a));
+        println!("admin listening on http://{}", admin_listener.local_addr().map_or(admin_listen, |a| a));
+        tracing::info!(apis = loaded.gateway.apis.len(), policies = loaded.gateway.policies.len(), "portico started");
+        let serving = tokio::spawn(gateway.clone().serve(gateway_listener, stopped(stop_rx.clone())));
+        let admin = tokio::spawn(gateway.clone().serve_admin(admin_listener, stopped(stop_rx.clone())));
+        tokio::spawn(reload_on_signal_or_change(gateway.clone(), sources));
+        wait_for_shutdown().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = serving.await;
+        let _ = admin.await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Fingerprint of the watched files: names, sizes and modification times.
+fn fingerprint(sources: &ConfigSources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    sources
+        .watched_files()
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (p, len, modified)
+        })
+        .collect()
+}
+
+/// Reloads on SIGHUP and when a config file changes (polled every second). An invalid new
+/// config is logged and the running one keeps serving.
+async fn reload_on_signal_or_change(gateway: Arc<Gateway>, sources: ConfigSources) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut last = fingerprint(&sources);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let reason = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            _ = tick.tick() => {
+                let now = fingerprint(&sources);
+                if now == last { continue; }
+                last = now;
+                "file change"
+            }
+        };
+        match config::load(&sources, &ProcessEnv).and_then(|loaded| {
+            for w in &loaded.warnings {
+                tracing::warn!(location = %w.location, "{}", w.message);
+            }
+            gateway.reload(&loaded.gateway)
+        }) {
+            Ok(()) => tracing::info!(reason, "configuration reloaded"),
+            Err(e) => {
+                for p in &e.problems {
+                    tracing::error!(reason, location = %p.location, "{}", p.message);
+                }
+                tracing::error!(reason, "configuration rejected; still serving the previous one");
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Loading configuration: a native YAML file and/or Tyk files, into one checked
+//! [`GatewayConfig`] plus the process settings (listeners, logging).
+
+pub mod env;
+pub mod native;
+pub mod tyk;
+
+use env::Env;
+use portico_core::config::{ConfigError, GatewayConfig, Problem, Severity};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the configuration comes from (CLI flags).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    pub config_file: Option<PathBuf>,
+    pub tyk_apps_dir: Option<PathBuf>,
+    pub tyk_policies_file: Option<PathBuf>,
+}
+
+impl ConfigSources {
+    /// The files whose change should trigger a reload.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.config_file.iter().chain(&self.tyk_policies_file).cloned().collect();
+        if let Some(dir) = &self.tyk_apps_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")));
+        }
+        files.sort();
+        files
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Process-level settings, with their defaults.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// Gateway listener (default 127.0.0.1:8080).
+    pub listen: SocketAddr,
+    /// Admin listener: metrics, health (default 127.0.0.1:8081).
+    pub admin_listen: SocketAddr,
+    /// Data folder (default `./data`).
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `portico=debug` (default `info`).
+    pub log_level: String,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("static"),
+            admin_listen: "127.0.0.1:8081".parse().expect("static"),
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A loaded configuration and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub gateway: GatewayConfig,
+    pub process: ProcessSettings,
+    pub warnings: Vec<Problem>,
+}
+
+/// Loads and checks everything; all problems are reported together.
+pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigError> {
+    let mut problems = Vec::new();
+    let mut gateway = GatewayConfig::default();
+    let mut process = ProcessSettings::default();
+    let mut locations = Vec::new();
+
+    if let Some(path) = &sources.config_file {
+        match native::load_file(path, env) {
+            Ok(native) => {
+                problems.extend(native.problems);
+                gateway = native.gateway;
+                process = native.process;
+                locations = native.api_locations;
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if let Some(dir) = &sources.tyk_apps_dir {
+        let (apis, api_locations, found) = tyk::load_api_dir(dir);
+        problems.extend(found);
+        gateway.apis.extend(apis);
+        locations.extend(api_locations);
+    }
+    if let Some(path) = &sources.tyk_policies_file {
+        let (policies, found) = tyk::load_policies_file(path);
+        problems.extend(found);
+        for policy in policies {
+            let id = policy.id.clone();
+            if gateway.policies.insert(policy).is_some() {
+                problems.push(Problem::error(path.display().to_string(), format!("policy {id:?} is defined twice")));
+            }
+        }
+    }
+    if sources.config_file.is_none() && sources.tyk_apps_dir.is_none() {
+        problems.push(Problem::error("command line", "no configuration given: use --config FILE and/or --tyk-apps DIR"));
+    }
+    problems.extend(gateway.check(&locations));
+    let (errors, warnings): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.severity == Severity::Error);
+    if !errors.is_empty() {
+        let mut all = errors;
+        all.extend(warnings);
+        return Err(ConfigError { problems: all });
+    }
+    Ok(Loaded { gateway, process, warnings })
+}

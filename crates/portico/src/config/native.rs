@@ -1,0 +1,500 @@
+//! The native YAML configuration file. Every field and its default is documented in
+//! `docs/configuration.md`; unknown fields are errors, not silently ignored.
+
+use super::env::Env;
+use super::{LogFormat, ProcessSettings};
+use base64::Engine;
+use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+use portico_core::config::{GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings};
+use portico_core::jwt::{Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret};
+use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
+use portico_core::{ApiSpec, ClaimPath, IdentitySpec, ListenPath};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub jwks: JwksSection,
+    #[serde(default)]
+    pub sessions: SessionsSection,
+    #[serde(default)]
+    pub apis: Vec<ApiSection>,
+    #[serde(default)]
+    pub policies: Vec<PolicySection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSection {
+    pub refresh_secs: Option<u64>,
+    pub min_refresh_secs: Option<u64>,
+    pub max_refresh_secs: Option<u64>,
+    pub unknown_kid_cooldown_secs: Option<u64>,
+    pub fetch_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSection {
+    pub max_sessions: Option<usize>,
+    pub idle_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub id: String,
+    pub name: Option<String>,
+    pub org_id: Option<String>,
+    pub listen_path: String,
+    #[serde(default = "yes")]
+    pub strip_listen_path: bool,
+    pub upstream: String,
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+    #[serde(default)]
+    pub keyless: bool,
+    pub jwt: Option<JwtSection>,
+    pub identity_claims: Option<Vec<String>>,
+    #[serde(default)]
+    pub policies: PoliciesSection,
+    #[serde(default)]
+    pub upstream_headers: UpstreamHeadersSection,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSection {
+    pub connect_ms: Option<u64>,
+    pub read_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSection {
+    pub max_token_bytes: Option<usize>,
+    pub issuers: Vec<IssuerSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    pub issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub public_key: Option<String>,
+    pub public_key_file: Option<PathBuf>,
+    pub secret_base64: Option<String>,
+    pub secret_base64_env: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_at_jwt: bool,
+    #[serde(default = "yes")]
+    pub require_exp: bool,
+    #[serde(default)]
+    pub skew: SkewSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SkewSection {
+    #[serde(default)]
+    pub exp_secs: u64,
+    #[serde(default)]
+    pub nbf_secs: u64,
+    #[serde(default)]
+    pub iat_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesSection {
+    pub claim: Option<String>,
+    pub scope_claim: Option<String>,
+    #[serde(default)]
+    pub scope_map: BTreeMap<String, OneOrMany>,
+    #[serde(default)]
+    pub defaults: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamHeadersSection {
+    #[serde(default = "default_identity_header")]
+    pub identity: Option<String>,
+    #[serde(default = "default_session_header")]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub forward_authorization: bool,
+}
+
+fn default_identity_header() -> Option<String> {
+    UpstreamHeaders::default().identity
+}
+
+fn default_session_header() -> Option<String> {
+    UpstreamHeaders::default().session
+}
+
+impl Default for UpstreamHeadersSection {
+    fn default() -> Self {
+        Self { identity: default_identity_header(), session: default_session_header(), claims: BTreeMap::new(), forward_authorization: true }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub apis: BTreeMap<String, ApiAccessSection>,
+    pub rate_limit: Option<RateLimitSection>,
+    pub quota: Option<QuotaSection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAccessSection {
+    #[serde(default)]
+    pub allow: Vec<AllowSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowSection {
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub requests: u64,
+    pub per_secs: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSection {
+    /// -1: unlimited.
+    pub max: i64,
+    #[serde(default)]
+    pub renewal_secs: u64,
+}
+
+/// The result of reading one native config file.
+#[derive(Debug)]
+pub struct NativeConfig {
+    pub gateway: GatewayConfig,
+    pub process: ProcessSettings,
+    pub api_locations: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Reads and converts `path`; `Err` only when the file cannot be read or parsed at all.
+pub fn load_file(path: &Path, env: &dyn Env) -> Result<NativeConfig, Problem> {
+    let where_ = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Problem::error(&where_, format!("cannot read: {e}")))?;
+    let file: FileConfig = serde_saphyr::from_str(&text).map_err(|e| Problem::error(&where_, e.to_string()))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(convert(file, &where_, &base_dir, env))
+}
+
+/// Converts a parsed file into domain types, collecting every problem.
+pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env) -> NativeConfig {
+    let mut problems = Vec::new();
+    let defaults = ProcessSettings::default();
+    let process = ProcessSettings {
+        listen: file.listen.unwrap_or(defaults.listen),
+        admin_listen: file.admin_listen.unwrap_or(defaults.admin_listen),
+        data_dir: file.data_dir.map(|d| base_dir.join(d)).unwrap_or(defaults.data_dir),
+        log_format: file.log.format.unwrap_or_default(),
+        log_level: file.log.level.unwrap_or(defaults.log_level),
+    };
+    let jwks_defaults = KeyFetchSettings::default();
+    let session_defaults = SessionSettings::default();
+    let settings = GatewaySettings {
+        jwks: KeyFetchSettings {
+            refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
+            min_refresh_secs: file.jwks.min_refresh_secs.unwrap_or(jwks_defaults.min_refresh_secs),
+            max_refresh_secs: file.jwks.max_refresh_secs.unwrap_or(jwks_defaults.max_refresh_secs),
+            unknown_kid_cooldown_secs: file.jwks.unknown_kid_cooldown_secs.unwrap_or(jwks_defaults.unknown_kid_cooldown_secs),
+            fetch_timeout_ms: file.jwks.fetch_timeout_ms.unwrap_or(jwks_defaults.fetch_timeout_ms),
+        },
+        sessions: SessionSettings {
+            max_sessions: file.sessions.max_sessions.unwrap_or(session_defaults.max_sessions),
+            idle_ttl_secs: file.sessions.idle_ttl_secs.unwrap_or(session_defaults.idle_ttl_secs),
+        },
+    };
+    if settings.jwks.fetch_timeout_ms == 0 {
+        problems.push(Problem::error(format!("{file_name}: jwks.fetch_timeout_ms"), "must be > 0"));
+    }
+    if settings.sessions.max_sessions == 0 {
+        problems.push(Problem::error(format!("{file_name}: sessions.max_sessions"), "must be > 0"));
+    }
+
+    let mut apis = Vec::new();
+    let mut api_locations = Vec::new();
+    for (i, section) in file.apis.into_iter().enumerate() {
+        let location = format!("{file_name}: apis[{i}] ({})", section.id);
+        if let Some(api) = convert_api(section, &location, base_dir, env, &mut problems) {
+            apis.push(api);
+            api_locations.push(location);
+        }
+    }
+    let mut policies = portico_core::PolicySet::default();
+    for (i, section) in file.policies.into_iter().enumerate() {
+        let location = format!("{file_name}: policies[{i}] ({})", section.id);
+        if let Some(policy) = convert_policy(section, &location, &mut problems) {
+            let id = policy.id.clone();
+            if policies.insert(policy).is_some() {
+                problems.push(Problem::error(location, format!("policy id {id:?} is used twice")));
+            }
+        }
+    }
+    NativeConfig { gateway: GatewayConfig { apis, policies, settings }, process, api_locations, problems }
+}
+
+fn claim_path(raw: &str, location: &str, problems: &mut Vec<Problem>) -> Option<ClaimPath> {
+    ClaimPath::try_new(raw).map_err(|e| problems.push(Problem::error(location, e))).ok()
+}
+
+fn convert_api(s: ApiSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<ApiSpec> {
+    let before = problems.len();
+    let err = |problems: &mut Vec<Problem>, field: &str, msg: String| problems.push(Problem::error(format!("{loc}.{field}"), msg));
+    if s.id.trim().is_empty() {
+        err(problems, "id", "must not be empty".into());
+    }
+    let listen_path = ListenPath::try_new(&s.listen_path).map_err(|e| err(problems, "listen_path", e)).ok();
+    let upstream = UpstreamTarget::try_new(&s.upstream).map_err(|e| err(problems, "upstream", e)).ok();
+    let timeout_defaults = UpstreamTimeouts::default();
+    let timeouts = UpstreamTimeouts {
+        connect_ms: s.timeouts.connect_ms.unwrap_or(timeout_defaults.connect_ms),
+        read_ms: s.timeouts.read_ms.unwrap_or(timeout_defaults.read_ms),
+    };
+    if timeouts.connect_ms == 0 || timeouts.read_ms == 0 {
+        err(problems, "timeouts", "timeouts must be > 0".into());
+    }
+    let auth = match (s.keyless, s.jwt) {
+        (true, None) => Some(ApiAuth::Keyless),
+        (true, Some(_)) => {
+            err(problems, "keyless", "an API is either keyless or has jwt settings, not both".into());
+            None
+        }
+        (false, None) => {
+            err(problems, "jwt", "missing: configure jwt issuers, or set keyless: true to serve without authentication".into());
+            None
+        }
+        (false, Some(jwt)) => convert_jwt(jwt, &format!("{loc}.jwt"), base_dir, env, problems).map(ApiAuth::Jwt),
+    };
+    let identity = match s.identity_claims {
+        None => Some(IdentitySpec::default()),
+        Some(claims) => {
+            let paths: Option<Vec<_>> = claims.iter().map(|c| claim_path(c, &format!("{loc}.identity_claims"), problems)).collect();
+            paths.and_then(|p| IdentitySpec::try_new(p).map_err(|e| err(problems, "identity_claims", e)).ok())
+        }
+    };
+    let policies = PolicySource {
+        policy_claim: s.policies.claim.as_deref().and_then(|c| claim_path(c, &format!("{loc}.policies.claim"), problems)),
+        scope_claim: s.policies.scope_claim.as_deref().and_then(|c| claim_path(c, &format!("{loc}.policies.scope_claim"), problems)),
+        scope_map: s.policies.scope_map.into_iter().map(|(scope, ids)| (scope, ids.into_vec().into_iter().map(Into::into).collect())).collect(),
+        default_policies: s.policies.defaults.into_iter().map(Into::into).collect(),
+    };
+    let claims = s
+        .upstream_headers
+        .claims
+        .iter()
+        .filter_map(|(claim, header)| claim_path(claim, &format!("{loc}.upstream_headers.claims"), problems).map(|c| (c, header.clone())))
+        .collect();
+    let upstream_headers = UpstreamHeaders {
+        identity: s.upstream_headers.identity,
+        session: s.upstream_headers.session,
+        claims,
+        forward_authorization: s.upstream_headers.forward_authorization,
+    };
+    if problems.len() > before {
+        return None;
+    }
+    Some(ApiSpec {
+        name: s.name.unwrap_or_else(|| s.id.clone()),
+        id: s.id.into(),
+        org_id: s.org_id.unwrap_or_else(|| "default".into()),
+        listen_path: listen_path?,
+        strip_listen_path: s.strip_listen_path,
+        upstream: upstream?,
+        timeouts,
+        auth: auth?,
+        identity: identity?,
+        policies,
+        upstream_headers,
+    })
+}
+
+fn convert_jwt(s: JwtSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<JwtSpec> {
+    let before = problems.len();
+    let issuers: Vec<IssuerTrust> = s
+        .issuers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, issuer)| convert_issuer(issuer, &format!("{loc}.issuers[{i}]"), base_dir, env, problems))
+        .collect();
+    if problems.len() > before {
+        return None;
+    }
+    if issuers.is_empty() {
+        problems.push(Problem::error(format!("{loc}.issuers"), "at least one issuer or key is required"));
+        return None;
+    }
+    let unnamed = issuers.iter().filter(|i| i.issuer.is_none()).count();
+    if unnamed > 1 {
+        problems.push(Problem::error(format!("{loc}.issuers"), "at most one entry may omit `issuer`"));
+        return None;
+    }
+    Some(JwtSpec { issuers, max_token_bytes: s.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES) })
+}
+
+fn read_file(path: &Path, base_dir: &Path) -> Result<String, String> {
+    let full = base_dir.join(path);
+    std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+}
+
+fn convert_issuer(s: IssuerSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<IssuerTrust> {
+    let err = |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(loc, msg));
+    let given = [
+        s.jwks_url.is_some(),
+        s.jwks_file.is_some(),
+        s.public_key.is_some(),
+        s.public_key_file.is_some(),
+        s.secret_base64.is_some(),
+        s.secret_base64_env.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if given > 1 {
+        err(problems, "give one key source: jwks_url, jwks_file, public_key, public_key_file, secret_base64 or secret_base64_env".into());
+        return None;
+    }
+    let decode_secret = |b64: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map(Secret::new)
+            .map_err(|_| "the secret is not valid base64".to_string())
+    };
+    let keys = if let Some(url) = s.jwks_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            Err(format!("jwks_url {url:?} must be an http(s) URL"))
+        } else {
+            Ok(KeySourceSpec::JwksUrl(url))
+        }
+    } else if let Some(file) = s.jwks_file {
+        read_file(&file, base_dir).map(KeySourceSpec::JwksDocument)
+    } else if let Some(pem) = s.public_key {
+        Ok(KeySourceSpec::PublicKeyPem(pem))
+    } else if let Some(file) = s.public_key_file {
+        read_file(&file, base_dir).map(KeySourceSpec::PublicKeyPem)
+    } else if let Some(b64) = s.secret_base64 {
+        decode_secret(&b64).map(KeySourceSpec::Secret)
+    } else if let Some(var) = s.secret_base64_env {
+        env.var(&var).ok_or_else(|| format!("environment variable {var} is not set")).and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
+    } else if let Some(issuer) = &s.issuer {
+        if issuer.starts_with("https://") || issuer.starts_with("http://") {
+            Ok(KeySourceSpec::Discovery)
+        } else {
+            Err(format!("issuer {issuer:?} has no key source; OIDC discovery needs an http(s) issuer URL"))
+        }
+    } else {
+        Err("no key source: give an issuer URL (OIDC discovery) or a key".into())
+    };
+    let keys = keys.map_err(|e| err(problems, e)).ok()?;
+    let algorithms = match s.algorithms {
+        None => None,
+        Some(names) => {
+            let parsed: Result<Vec<Algorithm>, String> = names.iter().map(|n| n.parse()).collect();
+            Some(parsed.map_err(|e| err(problems, e)).ok()?)
+        }
+    };
+    let mut trust = IssuerTrust::new(s.issuer, keys);
+    trust.audiences = s.audiences;
+    trust.algorithms = algorithms;
+    trust.require_at_jwt = s.require_at_jwt;
+    trust.require_exp = s.require_exp;
+    trust.skew = ClaimSkews { exp_secs: s.skew.exp_secs, nbf_secs: s.skew.nbf_secs, iat_secs: s.skew.iat_secs };
+    Some(trust)
+}
+
+fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> Option<Policy> {
+    let before = problems.len();
+    let mut access = HashMap::new();
+    for (api, section) in s.apis {
+        let rules: Vec<AccessRule> = section
+            .allow
+            .into_iter()
+            .filter_map(|a| AccessRule::try_new(&a.path, a.methods).map_err(|e| problems.push(Problem::error(format!("{loc}.apis.{api}"), e))).ok())
+            .collect();
+        access.insert(api.into(), ApiAccess { rules });
+    }
+    let rate = s.rate_limit.and_then(|r| {
+        let per_ms = (r.per_secs * 1000.0).round();
+        if !(per_ms.is_finite() && per_ms >= 1.0) {
+            problems.push(Problem::error(format!("{loc}.rate_limit.per_secs"), "must be at least 0.001"));
+            return None;
+        }
+        RateLimit::try_new(r.requests, per_ms as u64).map_err(|e| problems.push(Problem::error(format!("{loc}.rate_limit"), e))).ok()
+    });
+    let quota = s.quota.and_then(|q| match q.max {
+        -1 => Some(Quota::Unlimited),
+        max if max >= 0 => Quota::limited(max as u64, q.renewal_secs.saturating_mul(1000))
+            .map_err(|e| problems.push(Problem::error(format!("{loc}.quota"), e)))
+            .ok(),
+        _ => {
+            problems.push(Problem::error(format!("{loc}.quota.max"), "must be -1 (unlimited) or >= 0"));
+            None
+        }
+    });
+    if problems.len() > before {
+        return None;
+    }
+    Some(Policy { name: s.name.unwrap_or_else(|| s.id.clone()), id: s.id.into(), access, rate, quota })
+}
