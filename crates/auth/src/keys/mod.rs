@@ -229,23 +229,23 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid() == Some(kid))
     }
 
-    /// The key for a token with `kid` and `alg`. Without a `kid`, exactly one key must support
-    /// `alg`; several is ambiguous and rejected rather than tried in turn.
+    /// The key for a token with `kid` and `alg`. A `kid` selects the key with that `kid`; a
+    /// key configured without one (a PEM key, a secret) serves any `kid`. Without a match, or
+    /// without a `kid`, exactly one key must support `alg`: several is ambiguous and rejected
+    /// rather than tried in turn.
     pub fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Arc<VerifyingKey>, TokenError> {
-        match kid {
-            Some(kid) => {
-                let key = self.keys.iter().find(|k| k.kid() == Some(kid)).ok_or(TokenError::UnknownKey)?;
-                if key.supports(alg) { Ok(key) } else { Err(TokenError::AlgorithmNotAllowed) }
-            }
-            None => {
-                let mut candidates = self.keys.iter().filter(|k| k.supports(alg));
-                match (candidates.next(), candidates.next()) {
-                    (Some(key), None) => Ok(key),
-                    (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
-                    (None, _) if self.keys.is_empty() => Err(TokenError::KeysUnavailable),
-                    (None, _) => Err(TokenError::AlgorithmNotAllowed),
-                }
-            }
+        if let Some(kid) = kid
+            && let Some(key) = self.keys.iter().find(|k| k.kid() == Some(kid))
+        {
+            return if key.supports(alg) { Ok(key) } else { Err(TokenError::AlgorithmNotAllowed) };
+        }
+        let mut candidates = self.keys.iter().filter(|k| k.supports(alg) && (kid.is_none() || k.kid().is_none()));
+        match (candidates.next(), candidates.next()) {
+            (Some(key), None) => Ok(key),
+            (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
+            (None, _) if self.keys.is_empty() => Err(TokenError::KeysUnavailable),
+            (None, _) if kid.is_some() => Err(TokenError::UnknownKey),
+            (None, _) => Err(TokenError::AlgorithmNotAllowed),
         }
     }
 }
@@ -277,6 +277,8 @@ mod tests {
         let one = KeySet::new(vec![VerifyingKey::hmac(Some("a".into()), &[1; 32], None).unwrap()]);
         assert!(one.select(None, Algorithm::HS256).is_ok());
         assert_eq!(one.select(Some("b"), Algorithm::HS256).unwrap_err(), TokenError::UnknownKey);
+        let unnamed = KeySet::new(vec![VerifyingKey::hmac(None, &[1; 32], None).unwrap()]);
+        assert!(unnamed.select(Some("any"), Algorithm::HS256).is_ok(), "a key without kid serves any kid");
         assert_eq!(one.select(Some("a"), Algorithm::HS512).unwrap_err(), TokenError::AlgorithmNotAllowed);
         let two = KeySet::new(vec![
             VerifyingKey::hmac(Some("a".into()), &[1; 32], None).unwrap(),
