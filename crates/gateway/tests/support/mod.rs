@@ -1,6 +1,8 @@
 //! Real peers for gateway tests: an echo upstream on loopback, a gateway on 127.0.0.1:0,
-//! signing keys, and config builders.
+//! the test IdP, signing keys, and config builders.
 #![allow(dead_code)]
+
+pub mod idp;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
