@@ -15,7 +15,11 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
 
 /// Checks `exp`, `nbf`, `iat` (each with its own skew) and `aud` at `now_secs`.
 /// Returns `exp`, when present, in whole seconds.
-pub fn check_claims(claims: &Map<String, Value>, trust: &IssuerTrust, now_secs: u64) -> Result<Option<u64>, TokenError> {
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    trust: &IssuerTrust,
+    now_secs: u64,
+) -> Result<Option<u64>, TokenError> {
     let now = now_secs as f64;
     let skew = trust.skew;
     let exp = numeric_date(claims, "exp")?;
@@ -66,14 +70,26 @@ mod tests {
     fn expiry_with_and_without_skew() {
         let t = trust();
         assert_eq!(check(json!({"exp": 100}), &t, 99), Ok(Some(100)));
-        assert_eq!(check(json!({"exp": 100}), &t, 100), Err(TokenError::Expired));
+        assert_eq!(
+            check(json!({"exp": 100}), &t, 100),
+            Err(TokenError::Expired)
+        );
         assert_eq!(check(json!({}), &t, 1), Err(TokenError::MissingExpiry));
-        assert_eq!(check(json!({"exp": "100"}), &t, 1), Err(TokenError::BadClaims));
+        assert_eq!(
+            check(json!({"exp": "100"}), &t, 1),
+            Err(TokenError::BadClaims)
+        );
         assert_eq!(check(json!({"exp": 100.5}), &t, 100), Ok(Some(100)));
         let mut lenient = trust();
-        lenient.skew = ClaimSkews { exp_secs: 5, ..Default::default() };
+        lenient.skew = ClaimSkews {
+            exp_secs: 5,
+            ..Default::default()
+        };
         assert!(check(json!({"exp": 100}), &lenient, 104).is_ok());
-        assert_eq!(check(json!({"exp": 100}), &lenient, 105), Err(TokenError::Expired));
+        assert_eq!(
+            check(json!({"exp": 100}), &lenient, 105),
+            Err(TokenError::Expired)
+        );
         lenient.require_exp = false;
         assert_eq!(check(json!({}), &lenient, 1), Ok(None));
     }
@@ -81,11 +97,24 @@ mod tests {
     #[test]
     fn not_before_and_issued_at_have_their_own_skews() {
         let mut t = trust();
-        assert_eq!(check(json!({"exp": 1000, "nbf": 101}), &t, 100), Err(TokenError::NotYetValid));
-        assert_eq!(check(json!({"exp": 1000, "iat": 101}), &t, 100), Err(TokenError::IssuedInFuture));
-        t.skew = ClaimSkews { exp_secs: 0, nbf_secs: 2, iat_secs: 0 };
+        assert_eq!(
+            check(json!({"exp": 1000, "nbf": 101}), &t, 100),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            check(json!({"exp": 1000, "iat": 101}), &t, 100),
+            Err(TokenError::IssuedInFuture)
+        );
+        t.skew = ClaimSkews {
+            exp_secs: 0,
+            nbf_secs: 2,
+            iat_secs: 0,
+        };
         assert!(check(json!({"exp": 1000, "nbf": 101}), &t, 100).is_ok());
-        assert_eq!(check(json!({"exp": 1000, "iat": 101}), &t, 100), Err(TokenError::IssuedInFuture));
+        assert_eq!(
+            check(json!({"exp": 1000, "iat": 101}), &t, 100),
+            Err(TokenError::IssuedInFuture)
+        );
         t.skew.iat_secs = 1;
         assert!(check(json!({"exp": 1000, "iat": 101}), &t, 100).is_ok());
     }
@@ -96,7 +125,13 @@ mod tests {
         t.audiences = vec!["orders".into()];
         assert!(check(json!({"exp": 9, "aud": "orders"}), &t, 1).is_ok());
         assert!(check(json!({"exp": 9, "aud": ["x", "orders"]}), &t, 1).is_ok());
-        assert_eq!(check(json!({"exp": 9, "aud": ["x"]}), &t, 1), Err(TokenError::WrongAudience));
-        assert_eq!(check(json!({"exp": 9}), &t, 1), Err(TokenError::WrongAudience));
+        assert_eq!(
+            check(json!({"exp": 9, "aud": ["x"]}), &t, 1),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            check(json!({"exp": 9}), &t, 1),
+            Err(TokenError::WrongAudience)
+        );
     }
 }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 
 /// Decodes unpadded base64url, rejecting padding, whitespace and non-canonical trailing bits.
 pub fn b64url_decode(input: &str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD.decode(input).map_err(|_| TokenError::Malformed("invalid base64url"))
+    URL_SAFE_NO_PAD
+        .decode(input)
+        .map_err(|_| TokenError::Malformed("invalid base64url"))
 }
 
 pub fn b64url_encode(input: &[u8]) -> String {
@@ -47,7 +49,9 @@ impl<'a> CompactJws<'a> {
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(TokenError::Malformed("a JWT has exactly three '.'-separated parts"));
+            return Err(TokenError::Malformed(
+                "a JWT has exactly three '.'-separated parts",
+            ));
         };
         let header_bytes = b64url_decode(header_b64)?;
         let header: Header = serde_json::from_slice(&header_bytes)
@@ -79,13 +83,24 @@ mod tests {
     use super::*;
 
     fn token(header: &str, payload: &str, sig: &str) -> String {
-        format!("{}.{}.{}", b64url_encode(header.as_bytes()), b64url_encode(payload.as_bytes()), sig)
+        format!(
+            "{}.{}.{}",
+            b64url_encode(header.as_bytes()),
+            b64url_encode(payload.as_bytes()),
+            sig
+        )
     }
 
     #[test]
     fn rejects_wrong_part_counts_and_bad_base64() {
-        assert!(matches!(CompactJws::parse("a.b"), Err(TokenError::Malformed(_))));
-        assert!(matches!(CompactJws::parse("a.b.c.d"), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            CompactJws::parse("a.b"),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            CompactJws::parse("a.b.c.d"),
+            Err(TokenError::Malformed(_))
+        ));
         let t = token(r#"{"alg":"HS256"}"#, "{}", "AAAA");
         assert!(CompactJws::parse(&t).is_ok());
         assert!(CompactJws::parse(&format!("{t}=")).is_err());
@@ -96,12 +111,18 @@ mod tests {
     fn rejects_none_in_every_casing_and_crit() {
         for alg in ["none", "None", "NONE", "nOnE"] {
             let t = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}", "AAAA");
-            assert!(matches!(CompactJws::parse(&t), Err(TokenError::UnsupportedAlgorithm)), "{alg}");
+            assert!(
+                matches!(CompactJws::parse(&t), Err(TokenError::UnsupportedAlgorithm)),
+                "{alg}"
+            );
         }
         let t = token(r#"{"alg":"none"}"#, "{}", "");
         assert!(CompactJws::parse(&t).is_err());
         let t = token(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, "{}", "AAAA");
-        assert!(matches!(CompactJws::parse(&t), Err(TokenError::UnsupportedCritical)));
+        assert!(matches!(
+            CompactJws::parse(&t),
+            Err(TokenError::UnsupportedCritical)
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use portico_core::jwt::Algorithm;
 use serde_json::{Map, Value, json};
 
 enum Inner {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -29,7 +29,10 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,19 +55,37 @@ fn hmac_algorithm(alg: Algorithm) -> hmac::Algorithm {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
-    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn pem_body(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let start = text.find("-----BEGIN ").ok_or_else(|| KeyError::new("no PEM block found"))?;
+    let start = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| KeyError::new("no PEM block found"))?;
     let rest = &text[start + 11..];
-    let label_end = rest.find("-----").ok_or_else(|| KeyError::new("malformed PEM"))?;
+    let label_end = rest
+        .find("-----")
+        .ok_or_else(|| KeyError::new("malformed PEM"))?;
     let label = rest[..label_end].to_string();
     let body_start = label_end + 5;
-    let body_end = rest.find("-----END ").ok_or_else(|| KeyError::new("malformed PEM"))?;
-    let body: String = rest[body_start..body_end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = STANDARD.decode(body).map_err(|_| KeyError::new("PEM body is not base64"))?;
+    let body_end = rest
+        .find("-----END ")
+        .ok_or_else(|| KeyError::new("malformed PEM"))?;
+    let body: String = rest[body_start..body_end]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD
+        .decode(body)
+        .map_err(|_| KeyError::new("PEM body is not base64"))?;
     Ok((label, der))
 }
 
@@ -74,19 +95,29 @@ impl SigningKey {
         if !alg.is_hmac() {
             return Err(KeyError::new(format!("{alg} is not an HMAC algorithm")));
         }
-        Ok(Self { alg, kid: None, inner: Inner::Hmac(hmac::Key::new(hmac_algorithm(alg), secret)) })
+        Ok(Self {
+            alg,
+            kid: None,
+            inner: Inner::Hmac(Box::new(hmac::Key::new(hmac_algorithm(alg), secret))),
+        })
     }
 
     /// A private key from PEM: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
     /// (`EC PRIVATE KEY`).
     pub fn from_pem(alg: Algorithm, text: &str) -> Result<Self, KeyError> {
         let (label, der) = pem_body(text)?;
-        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::new(format!("the private key does not fit {alg}: {e}"));
+        let rejected = |e: aws_lc_rs::error::KeyRejected| {
+            KeyError::new(format!("the private key does not fit {alg}: {e}"))
+        };
         let inner = match alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                return Err(KeyError::new("HMAC algorithms take a secret, not a PEM key"));
+                return Err(KeyError::new(
+                    "HMAC algorithms take a secret, not a PEM key",
+                ));
             }
-            Algorithm::EdDSA => Inner::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(rejected)?),
+            Algorithm::EdDSA => {
+                Inner::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(rejected)?)
+            }
             Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => {
                 let signing = ecdsa_signing(alg).expect("ECDSA");
                 let pair = if label == "EC PRIVATE KEY" {
@@ -97,27 +128,39 @@ impl SigningKey {
                 Inner::Ecdsa(pair.map_err(rejected)?)
             }
             _ => {
-                let pair = if label == "RSA PRIVATE KEY" { RsaKeyPair::from_der(&der) } else { RsaKeyPair::from_pkcs8(&der) };
+                let pair = if label == "RSA PRIVATE KEY" {
+                    RsaKeyPair::from_der(&der)
+                } else {
+                    RsaKeyPair::from_pkcs8(&der)
+                };
                 Inner::Rsa(pair.map_err(rejected)?)
             }
         };
-        Ok(Self { alg, kid: None, inner })
+        Ok(Self {
+            alg,
+            kid: None,
+            inner,
+        })
     }
 
     /// A fresh key for `alg` (RSA keys are 2048 bits; HMAC secrets as long as the hash).
     pub fn generate(alg: Algorithm) -> Result<Self, KeyError> {
         let failed = |_| KeyError::new("key generation failed");
         let inner = match alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                Inner::Hmac(hmac::Key::generate(hmac_algorithm(alg), &SystemRandom::new()).map_err(failed)?)
-            }
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Inner::Hmac(Box::new(
+                hmac::Key::generate(hmac_algorithm(alg), &SystemRandom::new()).map_err(failed)?,
+            )),
             Algorithm::EdDSA => Inner::Ed25519(Ed25519KeyPair::generate().map_err(failed)?),
-            Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => {
-                Inner::Ecdsa(EcdsaKeyPair::generate(ecdsa_signing(alg).expect("ECDSA")).map_err(failed)?)
-            }
+            Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => Inner::Ecdsa(
+                EcdsaKeyPair::generate(ecdsa_signing(alg).expect("ECDSA")).map_err(failed)?,
+            ),
             _ => Inner::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?),
         };
-        Ok(Self { alg, kid: None, inner })
+        Ok(Self {
+            alg,
+            kid: None,
+            inner,
+        })
     }
 
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
@@ -173,7 +216,9 @@ impl SigningKey {
                 };
                 json!({"kty": "EC", "crv": crv, "x": b64url_encode(&point[1..=size]), "y": b64url_encode(&point[1 + size..])})
             }
-            Inner::Ed25519(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(k.public_key().as_ref())}),
+            Inner::Ed25519(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(k.public_key().as_ref())})
+            }
             Inner::Hmac(_) => return None,
         };
         let obj = jwk.as_object_mut().expect("object");
@@ -186,7 +231,11 @@ impl SigningKey {
     }
 
     /// Signs `claims` with header `{alg, typ: "JWT", kid?}` plus `extra_header` members.
-    pub fn sign_jwt(&self, claims: &Map<String, Value>, extra_header: &Map<String, Value>) -> Result<String, KeyError> {
+    pub fn sign_jwt(
+        &self,
+        claims: &Map<String, Value>,
+        extra_header: &Map<String, Value>,
+    ) -> Result<String, KeyError> {
         let mut header = Map::new();
         header.insert("alg".into(), self.alg.as_str().into());
         header.insert("typ".into(), "JWT".into());

@@ -4,9 +4,9 @@
 use crate::claims::check_claims;
 use crate::error::TokenError;
 use crate::jws::{CompactJws, Header};
+use crate::keys::VerifyingKey;
 use crate::keys::jwk::{JwksOrigin, key_set_from_jwks};
 use crate::keys::{AlgSet, KeyError, KeySet, pem};
-use crate::keys::VerifyingKey;
 use crate::sources::{JwksLocation, KeySource, KeySourceRegistry};
 use portico_core::config::KeyFetchSettings;
 use portico_core::jwt::{IssuerTrust, JwtSpec, KeySourceSpec};
@@ -41,19 +41,33 @@ pub struct JwtVerifier {
 impl JwtVerifier {
     /// Builds the verifier: static keys are parsed now (errors name the issuer entry), remote
     /// key sets come from `registry`.
-    pub fn build(spec: &JwtSpec, registry: &KeySourceRegistry, fetch: &KeyFetchSettings) -> Result<Self, KeyError> {
+    pub fn build(
+        spec: &JwtSpec,
+        registry: &KeySourceRegistry,
+        fetch: &KeyFetchSettings,
+    ) -> Result<Self, KeyError> {
         let issuers = spec
             .issuers
             .iter()
             .enumerate()
             .map(|(i, trust)| {
-                let algorithms = trust.algorithms.as_deref().map_or(AlgSet::of(&portico_core::jwt::Algorithm::ALL), AlgSet::of);
+                let algorithms = trust
+                    .algorithms
+                    .as_deref()
+                    .map_or(AlgSet::of(&portico_core::jwt::Algorithm::ALL), AlgSet::of);
                 let keys = key_source(trust, algorithms, registry, fetch)
                     .map_err(|e| KeyError::new(format!("issuers[{i}]: {e}")))?;
-                Ok(TrustedIssuer { trust: trust.clone(), algorithms, keys })
+                Ok(TrustedIssuer {
+                    trust: trust.clone(),
+                    algorithms,
+                    keys,
+                })
             })
             .collect::<Result<Vec<_>, KeyError>>()?;
-        Ok(Self { issuers, max_token_bytes: spec.max_token_bytes })
+        Ok(Self {
+            issuers,
+            max_token_bytes: spec.max_token_bytes,
+        })
     }
 
     /// The remote key sets this verifier uses (for start-up fetches and diagnostics).
@@ -65,7 +79,11 @@ impl JwtVerifier {
     }
 
     /// Verifies `token` at `now_secs` (seconds since the epoch).
-    pub async fn verify_access_token(&self, token: &str, now_secs: u64) -> Result<VerifiedToken, TokenError> {
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        now_secs: u64,
+    ) -> Result<VerifiedToken, TokenError> {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge(self.max_token_bytes));
         }
@@ -94,14 +112,26 @@ impl JwtVerifier {
             }
         }
         let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
-        Ok(VerifiedToken { header: jws.header, claims, issuer_index, expires_at })
+        Ok(VerifiedToken {
+            header: jws.header,
+            claims,
+            issuer_index,
+            expires_at,
+        })
     }
 
     /// The issuer entry whose `issuer` equals the token's `iss` exactly, else the entry without
     /// an `issuer` (if any).
-    fn issuer_for(&self, claims: &Map<String, Value>) -> Result<(usize, &TrustedIssuer), TokenError> {
+    fn issuer_for(
+        &self,
+        claims: &Map<String, Value>,
+    ) -> Result<(usize, &TrustedIssuer), TokenError> {
         let iss = claims.get("iss").and_then(Value::as_str);
-        let exact = iss.and_then(|iss| self.issuers.iter().position(|i| i.trust.issuer.as_deref() == Some(iss)));
+        let exact = iss.and_then(|iss| {
+            self.issuers
+                .iter()
+                .position(|i| i.trust.issuer.as_deref() == Some(iss))
+        });
         let index = exact
             .or_else(|| self.issuers.iter().position(|i| i.trust.issuer.is_none()))
             .ok_or(TokenError::UntrustedIssuer)?;
@@ -123,7 +153,10 @@ fn verify_with(keys: &KeySet, jws: &CompactJws<'_>, kid: Option<&str>) -> Result
 fn check_type(header: &Header, require_at_jwt: bool) -> Result<(), TokenError> {
     let typ = header.typ.as_deref().map(|t| {
         let lower = t.to_ascii_lowercase();
-        lower.strip_prefix("application/").map(str::to_string).unwrap_or(lower)
+        lower
+            .strip_prefix("application/")
+            .map(str::to_string)
+            .unwrap_or(lower)
     });
     let ok = match typ.as_deref() {
         Some("at+jwt") => true,
@@ -133,11 +166,24 @@ fn check_type(header: &Header, require_at_jwt: bool) -> Result<(), TokenError> {
     if ok { Ok(()) } else { Err(TokenError::BadType) }
 }
 
-fn key_source(trust: &IssuerTrust, algorithms: AlgSet, registry: &KeySourceRegistry, fetch: &KeyFetchSettings) -> Result<KeySource, KeyError> {
+fn key_source(
+    trust: &IssuerTrust,
+    algorithms: AlgSet,
+    registry: &KeySourceRegistry,
+    fetch: &KeyFetchSettings,
+) -> Result<KeySource, KeyError> {
     let static_set = |keys: Vec<VerifyingKey>| KeySource::Static(Arc::new(KeySet::new(keys)));
     match &trust.keys {
-        KeySourceSpec::Secret(secret) => Ok(static_set(vec![VerifyingKey::hmac(None, secret.expose(), Some(algorithms))?])),
-        KeySourceSpec::PublicKeyPem(text) => Ok(static_set(vec![pem::key_from_pem(None, text, Some(algorithms))?])),
+        KeySourceSpec::Secret(secret) => Ok(static_set(vec![VerifyingKey::hmac(
+            None,
+            secret.expose(),
+            Some(algorithms),
+        )?])),
+        KeySourceSpec::PublicKeyPem(text) => Ok(static_set(vec![pem::key_from_pem(
+            None,
+            text,
+            Some(algorithms),
+        )?])),
         KeySourceSpec::JwksDocument(doc) => {
             let (keys, notes) = key_set_from_jwks(doc.as_bytes(), JwksOrigin::Local)?;
             for note in notes {
@@ -148,10 +194,21 @@ fn key_source(trust: &IssuerTrust, algorithms: AlgSet, registry: &KeySourceRegis
             }
             Ok(KeySource::Static(Arc::new(keys)))
         }
-        KeySourceSpec::JwksUrl(url) => Ok(KeySource::Remote(registry.remote(JwksLocation::Url(url.clone()), fetch).map_err(KeyError::new)?)),
+        KeySourceSpec::JwksUrl(url) => Ok(KeySource::Remote(
+            registry
+                .remote(JwksLocation::Url(url.clone()), fetch)
+                .map_err(KeyError::new)?,
+        )),
         KeySourceSpec::Discovery => {
-            let issuer = trust.issuer.clone().ok_or_else(|| KeyError::new("OIDC discovery needs the issuer URL"))?;
-            Ok(KeySource::Remote(registry.remote(JwksLocation::Discovery { issuer }, fetch).map_err(KeyError::new)?))
+            let issuer = trust
+                .issuer
+                .clone()
+                .ok_or_else(|| KeyError::new("OIDC discovery needs the issuer URL"))?;
+            Ok(KeySource::Remote(
+                registry
+                    .remote(JwksLocation::Discovery { issuer }, fetch)
+                    .map_err(KeyError::new)?,
+            ))
         }
     }
 }

@@ -40,14 +40,18 @@ impl Idp {
         let state = idp.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { break };
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
                 let state = state.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(state.answer(req.uri().path())) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -74,7 +78,9 @@ impl Idp {
     }
 
     fn publish(&self, keys: &[&SigningKey]) {
-        let jwks = json!({"keys": keys.iter().map(|k| k.public_jwk().unwrap()).collect::<Vec<_>>()}).to_string();
+        let jwks =
+            json!({"keys": keys.iter().map(|k| k.public_jwk().unwrap()).collect::<Vec<_>>()})
+                .to_string();
         *self.jwks.lock() = (200, jwks, None);
     }
 
@@ -84,27 +90,51 @@ impl Idp {
 }
 
 fn settings(cooldown_secs: u64) -> KeyFetchSettings {
-    KeyFetchSettings { unknown_kid_cooldown_secs: cooldown_secs, fetch_timeout_ms: 2000, ..Default::default() }
+    KeyFetchSettings {
+        unknown_kid_cooldown_secs: cooldown_secs,
+        fetch_timeout_ms: 2000,
+        ..Default::default()
+    }
 }
 
-fn verifier(keys: KeySourceSpec, issuer: Option<String>, registry: &KeySourceRegistry, fetch: KeyFetchSettings) -> JwtVerifier {
-    let spec = JwtSpec { issuers: vec![IssuerTrust::new(issuer, keys)], max_token_bytes: DEFAULT_MAX_TOKEN_BYTES };
+fn verifier(
+    keys: KeySourceSpec,
+    issuer: Option<String>,
+    registry: &KeySourceRegistry,
+    fetch: KeyFetchSettings,
+) -> JwtVerifier {
+    let spec = JwtSpec {
+        issuers: vec![IssuerTrust::new(issuer, keys)],
+        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+    };
     JwtVerifier::build(&spec, registry, &fetch).unwrap()
 }
 
 fn token(key: &SigningKey, iss: &str) -> String {
-    let claims: Map<String, Value> = json!({"sub": "a", "iss": iss, "exp": 4_000_000_000u64}).as_object().unwrap().clone();
+    let claims: Map<String, Value> = json!({"sub": "a", "iss": iss, "exp": 4_000_000_000u64})
+        .as_object()
+        .unwrap()
+        .clone();
     key.sign_jwt(&claims, &Map::new()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_once_for_all_concurrent_callers() {
     let idp = Idp::start().await;
-    let k1 = SigningKey::generate(Algorithm::RS256).unwrap().with_kid("k1");
-    let k2 = SigningKey::generate(Algorithm::ES256).unwrap().with_kid("k2");
+    let k1 = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("k1");
+    let k2 = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k2");
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
-    let v = Arc::new(verifier(KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)), None, &registry, settings(0)));
+    let v = Arc::new(verifier(
+        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        None,
+        &registry,
+        settings(0),
+    ));
     v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
     assert_eq!(idp.hits(), 1, "first use loads the keys");
     v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
@@ -112,27 +142,47 @@ async fn unknown_kid_refetches_once_for_all_concurrent_callers() {
 
     idp.publish(&[&k2, &k1]);
     let t2 = token(&k2, "x");
-    let calls: Vec<_> = (0..20).map(|_| {
-        let (v, t) = (v.clone(), t2.clone());
-        tokio::spawn(async move { v.verify_access_token(&t, 1).await })
-    }).collect();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (v, t) = (v.clone(), t2.clone());
+            tokio::spawn(async move { v.verify_access_token(&t, 1).await })
+        })
+        .collect();
     for c in calls {
         c.await.unwrap().unwrap();
     }
-    assert_eq!(idp.hits(), 2, "twenty callers with the new kid share one refetch");
+    assert_eq!(
+        idp.hits(),
+        2,
+        "twenty callers with the new kid share one refetch"
+    );
 }
 
 #[tokio::test]
 async fn random_kids_cannot_hammer_the_idp() {
     let idp = Idp::start().await;
-    let k1 = SigningKey::generate(Algorithm::RS256).unwrap().with_kid("k1");
+    let k1 = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("k1");
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
-    let v = verifier(KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)), None, &registry, settings(60));
+    let v = verifier(
+        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        None,
+        &registry,
+        settings(60),
+    );
     v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
     for i in 0..50 {
-        let random = SigningKey::generate(Algorithm::HS256).unwrap().with_kid(format!("random-{i}"));
-        assert_eq!(v.verify_access_token(&token(&random, "x"), 1).await.unwrap_err(), TokenError::UnknownKey);
+        let random = SigningKey::generate(Algorithm::HS256)
+            .unwrap()
+            .with_kid(format!("random-{i}"));
+        assert_eq!(
+            v.verify_access_token(&token(&random, "x"), 1)
+                .await
+                .unwrap_err(),
+            TokenError::UnknownKey
+        );
     }
     assert_eq!(idp.hits(), 1, "no refetch within the cooldown");
 }
@@ -140,13 +190,24 @@ async fn random_kids_cannot_hammer_the_idp() {
 #[tokio::test]
 async fn last_good_keys_survive_idp_failures() {
     let idp = Idp::start().await;
-    let k1 = SigningKey::generate(Algorithm::EdDSA).unwrap().with_kid("k1");
+    let k1 = SigningKey::generate(Algorithm::EdDSA)
+        .unwrap()
+        .with_kid("k1");
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
-    let v = verifier(KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)), None, &registry, settings(0));
+    let v = verifier(
+        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        None,
+        &registry,
+        settings(0),
+    );
     v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
     let remote = v.remote_key_sets().next().unwrap().clone();
-    for broken in [(500, "oops".to_string()), (200, "not json".to_string()), (200, json!({"keys": []}).to_string())] {
+    for broken in [
+        (500, "oops".to_string()),
+        (200, "not json".to_string()),
+        (200, json!({"keys": []}).to_string()),
+    ] {
         *idp.jwks.lock() = (broken.0, broken.1, None);
         remote.refresh().await;
         v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
@@ -156,42 +217,104 @@ async fn last_good_keys_survive_idp_failures() {
 
 #[tokio::test]
 async fn unreachable_idp_means_keys_unavailable_not_a_crash() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let registry = KeySourceRegistry::on_demand();
-    let v = verifier(KeySourceSpec::JwksUrl(format!("http://{closed}/jwks")), None, &registry, settings(0));
-    let k = SigningKey::generate(Algorithm::RS256).unwrap().with_kid("k");
-    assert_eq!(v.verify_access_token(&token(&k, "x"), 1).await.unwrap_err(), TokenError::KeysUnavailable);
+    let v = verifier(
+        KeySourceSpec::JwksUrl(format!("http://{closed}/jwks")),
+        None,
+        &registry,
+        settings(0),
+    );
+    let k = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("k");
+    assert_eq!(
+        v.verify_access_token(&token(&k, "x"), 1).await.unwrap_err(),
+        TokenError::KeysUnavailable
+    );
 }
 
 #[tokio::test]
 async fn discovery_finds_the_jwks_and_checks_the_issuer() {
     let idp = Idp::start().await;
-    let k1 = SigningKey::generate(Algorithm::ES384).unwrap().with_kid("k1");
+    let k1 = SigningKey::generate(Algorithm::ES384)
+        .unwrap()
+        .with_kid("k1");
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
-    let v = verifier(KeySourceSpec::Discovery, Some(idp.url.clone()), &registry, settings(0));
-    v.verify_access_token(&token(&k1, &idp.url), 1).await.unwrap();
-    assert_eq!(v.verify_access_token(&token(&k1, "https://other"), 1).await.unwrap_err(), TokenError::UntrustedIssuer);
+    let v = verifier(
+        KeySourceSpec::Discovery,
+        Some(idp.url.clone()),
+        &registry,
+        settings(0),
+    );
+    v.verify_access_token(&token(&k1, &idp.url), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        v.verify_access_token(&token(&k1, "https://other"), 1)
+            .await
+            .unwrap_err(),
+        TokenError::UntrustedIssuer
+    );
 
     let liar = Idp::start().await;
     *liar.discovery_issuer.lock() = "https://someone-else.test".into();
     liar.publish(&[&k1]);
-    let v = verifier(KeySourceSpec::Discovery, Some(liar.url.clone()), &registry, settings(0));
-    assert_eq!(v.verify_access_token(&token(&k1, &liar.url), 1).await.unwrap_err(), TokenError::KeysUnavailable);
-    assert_eq!(liar.hits(), 0, "a discovery document for another issuer is not followed");
+    let v = verifier(
+        KeySourceSpec::Discovery,
+        Some(liar.url.clone()),
+        &registry,
+        settings(0),
+    );
+    assert_eq!(
+        v.verify_access_token(&token(&k1, &liar.url), 1)
+            .await
+            .unwrap_err(),
+        TokenError::KeysUnavailable
+    );
+    assert_eq!(
+        liar.hits(),
+        0,
+        "a discovery document for another issuer is not followed"
+    );
 }
 
 #[tokio::test]
 async fn cache_control_sets_the_refresh_interval_within_bounds() {
     let idp = Idp::start().await;
-    let k1 = SigningKey::generate(Algorithm::RS256).unwrap().with_kid("k1");
+    let k1 = SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("k1");
     let jwks = json!({"keys": [k1.public_jwk().unwrap()]}).to_string();
     let registry = KeySourceRegistry::on_demand();
     let fetch = settings(0);
-    let remote = registry.remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch).unwrap();
-    for (cache, expected) in [(Some("max-age=120"), 120), (Some("max-age=1"), 30), (Some("max-age=9999999"), 86_400), (None, 300)] {
+    let remote = registry
+        .remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch)
+        .unwrap();
+    for (cache, expected) in [
+        (Some("max-age=120"), 120),
+        (Some("max-age=1"), 30),
+        (Some("max-age=9999999"), 86_400),
+        (None, 300),
+    ] {
         *idp.jwks.lock() = (200, jwks.clone(), cache.map(String::from));
-        assert_eq!(remote.refresh().await, Duration::from_secs(expected), "{cache:?}");
+        assert_eq!(
+            remote.refresh().await,
+            Duration::from_secs(expected),
+            "{cache:?}"
+        );
     }
-    assert!(Arc::ptr_eq(&remote, &registry.remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch).unwrap()), "one shared set per location");
+    assert!(
+        Arc::ptr_eq(
+            &remote,
+            &registry
+                .remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch)
+                .unwrap()
+        ),
+        "one shared set per location"
+    );
 }

@@ -20,7 +20,10 @@ const VALID_BUT_NOT_BASE64URL: [u64; 2] = [372, 373];
 const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
 fn load(name: &str) -> Value {
-    let path = format!("{}/tests/data/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/wycheproof/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -43,16 +46,31 @@ fn group_jwks(group: &Value) -> String {
 }
 
 fn signature_layer_accepts(keys: &KeySet, jws: &str) -> bool {
-    let Ok(parsed) = CompactJws::parse(jws) else { return false };
-    let Ok(key) = keys.select(parsed.header.kid.as_deref(), parsed.algorithm) else { return false };
-    key.verify(parsed.algorithm, parsed.signing_input.as_bytes(), &parsed.signature)
+    let Ok(parsed) = CompactJws::parse(jws) else {
+        return false;
+    };
+    let Ok(key) = keys.select(parsed.header.kid.as_deref(), parsed.algorithm) else {
+        return false;
+    };
+    key.verify(
+        parsed.algorithm,
+        parsed.signing_input.as_bytes(),
+        &parsed.signature,
+    )
 }
 
 async fn full_verifier_accepts(jwks: &str, jws: &str) -> bool {
     let mut trust = IssuerTrust::new(None, KeySourceSpec::JwksDocument(jwks.to_string()));
     trust.require_exp = false;
-    let spec = JwtSpec { issuers: vec![trust], max_token_bytes: DEFAULT_MAX_TOKEN_BYTES * 4 };
-    let Ok(verifier) = JwtVerifier::build(&spec, &KeySourceRegistry::on_demand(), &KeyFetchSettings::default()) else {
+    let spec = JwtSpec {
+        issuers: vec![trust],
+        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES * 4,
+    };
+    let Ok(verifier) = JwtVerifier::build(
+        &spec,
+        &KeySourceRegistry::on_demand(),
+        &KeyFetchSettings::default(),
+    ) else {
         return false;
     };
     verifier.verify_access_token(jws, 0).await.is_ok()
@@ -63,7 +81,9 @@ async fn run(file: &str) -> (usize, usize) {
     let (mut valid, mut invalid) = (0, 0);
     for group in doc["testGroups"].as_array().unwrap() {
         let jwks = group_jwks(group);
-        let keys = key_set_from_jwks(jwks.as_bytes(), JwksOrigin::Local).ok().map(|(k, _)| k);
+        let keys = key_set_from_jwks(jwks.as_bytes(), JwksOrigin::Local)
+            .ok()
+            .map(|(k, _)| k);
         for test in group["tests"].as_array().unwrap() {
             let id = &test["tcId"];
             let jws = match &test["jws"] {
@@ -73,17 +93,25 @@ async fn run(file: &str) -> (usize, usize) {
             let tc = test["tcId"].as_u64().unwrap();
             if file.starts_with("json_web_signature") && IDENTICAL_TO_357.contains(&tc) {
                 let valid_357 = "eyJraWQiOiJoczI1Ni1rZXkiLCJhbGciOiJIUzI1NiJ9.VGVzdA.c1LROH7eNQwUT8KMVEO52VC3WZ9e_AnDWbZ7aMmowV8";
-                assert_eq!(jws, valid_357, "tcId {tc} is no longer a copy of 357; test it normally");
+                assert_eq!(
+                    jws, valid_357,
+                    "tcId {tc} is no longer a copy of 357; test it normally"
+                );
                 invalid += 1;
                 continue;
             }
             if file.starts_with("json_web_signature") && VALID_BUT_NOT_BASE64URL.contains(&tc) {
                 assert!(jws.contains('?'));
-                assert!(!full_verifier_accepts(&jwks, &jws).await, "tcId {tc} is not base64url");
+                assert!(
+                    !full_verifier_accepts(&jwks, &jws).await,
+                    "tcId {tc} is not base64url"
+                );
                 valid += 1;
                 continue;
             }
-            let sig_ok = keys.as_ref().is_some_and(|k| signature_layer_accepts(k, &jws));
+            let sig_ok = keys
+                .as_ref()
+                .is_some_and(|k| signature_layer_accepts(k, &jws));
             let full_ok = full_verifier_accepts(&jwks, &jws).await;
             match test["result"].as_str().unwrap() {
                 "valid" => {
@@ -91,8 +119,16 @@ async fn run(file: &str) -> (usize, usize) {
                     valid += 1;
                 }
                 _ => {
-                    assert!(!sig_ok, "{file} tcId {id} ({}) must be rejected by the signature layer", test["comment"]);
-                    assert!(!full_ok, "{file} tcId {id} ({}) must be rejected by the verifier", test["comment"]);
+                    assert!(
+                        !sig_ok,
+                        "{file} tcId {id} ({}) must be rejected by the signature layer",
+                        test["comment"]
+                    );
+                    assert!(
+                        !full_ok,
+                        "{file} tcId {id} ({}) must be rejected by the verifier",
+                        test["comment"]
+                    );
                     invalid += 1;
                 }
             }

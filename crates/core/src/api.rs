@@ -24,7 +24,11 @@ impl ListenPath {
             return Err(format!("listen path {raw:?} must be a plain path"));
         }
         let trimmed = raw.trim_end_matches('/');
-        Ok(Self(if trimmed.is_empty() { "/".into() } else { trimmed.into() }))
+        Ok(Self(if trimmed.is_empty() {
+            "/".into()
+        } else {
+            trimmed.into()
+        }))
     }
 
     pub fn as_str(&self) -> &str {
@@ -68,7 +72,9 @@ impl UpstreamTarget {
             ));
         }
         if rest.contains(['?', '#']) {
-            return Err(format!("upstream {url:?} must not have a query or fragment"));
+            return Err(format!(
+                "upstream {url:?} must not have a query or fragment"
+            ));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
@@ -105,7 +111,9 @@ impl PolicySource {
     }
 
     pub fn scope_claim(&self) -> ClaimPath {
-        self.scope_claim.clone().unwrap_or_else(|| ClaimPath::try_new("scope").expect("static"))
+        self.scope_claim
+            .clone()
+            .unwrap_or_else(|| ClaimPath::try_new("scope").expect("static"))
     }
 }
 
@@ -144,7 +152,10 @@ pub struct UpstreamTimeouts {
 
 impl Default for UpstreamTimeouts {
     fn default() -> Self {
-        Self { connect_ms: 5_000, read_ms: 30_000 }
+        Self {
+            connect_ms: 5_000,
+            read_ms: 30_000,
+        }
     }
 }
 

@@ -17,7 +17,9 @@ impl ClaimPath {
     pub fn try_new(raw: impl Into<String>) -> Result<Self, String> {
         let raw = raw.into();
         if raw.is_empty() || raw.split('.').any(str::is_empty) {
-            return Err(format!("claim path {raw:?} must be non-empty names separated by '.'"));
+            return Err(format!(
+                "claim path {raw:?} must be non-empty names separated by '.'"
+            ));
         }
         Ok(Self { raw })
     }
@@ -90,17 +92,39 @@ mod tests {
         assert_eq!(nested.lookup_list(&c), vec!["a", "b"]);
         let dotted = ClaimPath::try_new("https://x.io/r").unwrap();
         assert_eq!(dotted.lookup_scalar(&c).as_deref(), Some("z"));
-        assert!(ClaimPath::try_new("realm_access.nope").unwrap().lookup(&c).is_none());
+        assert!(
+            ClaimPath::try_new("realm_access.nope")
+                .unwrap()
+                .lookup(&c)
+                .is_none()
+        );
     }
 
     #[test]
     fn scalars_and_lists() {
         let c = claims(json!({"sub": "", "n": 42, "scope": "a  b c", "b": true, "arr": ["x", 1]}));
         assert_eq!(ClaimPath::try_new("sub").unwrap().lookup_scalar(&c), None);
-        assert_eq!(ClaimPath::try_new("n").unwrap().lookup_scalar(&c).as_deref(), Some("42"));
+        assert_eq!(
+            ClaimPath::try_new("n")
+                .unwrap()
+                .lookup_scalar(&c)
+                .as_deref(),
+            Some("42")
+        );
         assert_eq!(ClaimPath::try_new("b").unwrap().lookup_scalar(&c), None);
-        assert_eq!(ClaimPath::try_new("scope").unwrap().lookup_list(&c), vec!["a", "b", "c"]);
-        assert_eq!(ClaimPath::try_new("arr").unwrap().lookup_list(&c), vec!["x"]);
-        assert!(ClaimPath::try_new("missing").unwrap().lookup_list(&c).is_empty());
+        assert_eq!(
+            ClaimPath::try_new("scope").unwrap().lookup_list(&c),
+            vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            ClaimPath::try_new("arr").unwrap().lookup_list(&c),
+            vec!["x"]
+        );
+        assert!(
+            ClaimPath::try_new("missing")
+                .unwrap()
+                .lookup_list(&c)
+                .is_empty()
+        );
     }
 }

@@ -24,11 +24,19 @@ pub enum Severity {
 
 impl Problem {
     pub fn error(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { location: location.into(), message: message.into(), severity: Severity::Error }
+        Self {
+            location: location.into(),
+            message: message.into(),
+            severity: Severity::Error,
+        }
     }
 
     pub fn warning(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { location: location.into(), message: message.into(), severity: Severity::Warning }
+        Self {
+            location: location.into(),
+            message: message.into(),
+            severity: Severity::Warning,
+        }
     }
 }
 
@@ -50,7 +58,11 @@ pub struct ConfigError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How remote key sets (JWKS) are fetched and refreshed.
@@ -90,7 +102,10 @@ pub struct SessionSettings {
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        Self { max_sessions: 1_000_000, idle_ttl_secs: 3_600 }
+        Self {
+            max_sessions: 1_000_000,
+            idle_ttl_secs: 3_600,
+        }
     }
 }
 
@@ -111,29 +126,51 @@ impl GatewayConfig {
     /// Cross-checks between APIs and policies. `api_locations[i]` names where API `i` came from.
     pub fn check(&self, api_locations: &[String]) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let location = |i: usize| api_locations.get(i).cloned().unwrap_or_else(|| format!("apis[{i}]"));
+        let location = |i: usize| {
+            api_locations
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("apis[{i}]"))
+        };
         let mut ids = HashMap::new();
         let mut paths = HashMap::new();
         for (i, api) in self.apis.iter().enumerate() {
             if let Some(first) = ids.insert(api.id.clone(), i) {
-                problems.push(Problem::error(location(i), format!("API id {:?} is also used by {}", api.id, location(first))));
+                problems.push(Problem::error(
+                    location(i),
+                    format!("API id {:?} is also used by {}", api.id, location(first)),
+                ));
             }
             if let Some(first) = paths.insert(api.listen_path.clone(), i) {
                 problems.push(Problem::error(
                     location(i),
-                    format!("listen path {:?} is also used by {}", api.listen_path.as_str(), location(first)),
+                    format!(
+                        "listen path {:?} is also used by {}",
+                        api.listen_path.as_str(),
+                        location(first)
+                    ),
                 ));
             }
-            let referenced = api.policies.default_policies.iter().chain(api.policies.scope_map.values().flatten());
+            let referenced = api
+                .policies
+                .default_policies
+                .iter()
+                .chain(api.policies.scope_map.values().flatten());
             for id in referenced {
                 if self.policies.get(id).is_none() {
-                    problems.push(Problem::error(location(i), format!("refers to unknown policy {id:?}")));
+                    problems.push(Problem::error(
+                        location(i),
+                        format!("refers to unknown policy {id:?}"),
+                    ));
                 }
             }
             if let ApiAuth::Jwt(jwt) = &api.auth
                 && jwt.issuers.is_empty()
             {
-                problems.push(Problem::error(location(i), "JWT auth needs at least one issuer or key"));
+                problems.push(Problem::error(
+                    location(i),
+                    "JWT auth needs at least one issuer or key",
+                ));
             }
         }
         for policy in self.policies.iter() {

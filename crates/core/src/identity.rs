@@ -25,14 +25,18 @@ impl IdentitySpec {
 
     /// The caller's identity, or `None` when no identity claim is present.
     pub fn resolve(&self, claims: &serde_json::Map<String, Value>) -> Option<String> {
-        self.claims.iter().find_map(|path| path.lookup_scalar(claims))
+        self.claims
+            .iter()
+            .find_map(|path| path.lookup_scalar(claims))
     }
 }
 
 impl Default for IdentitySpec {
     /// `sub`, as in Tyk and RFC 9068.
     fn default() -> Self {
-        Self { claims: vec![ClaimPath::try_new("sub").expect("static path")] }
+        Self {
+            claims: vec![ClaimPath::try_new("sub").expect("static path")],
+        }
     }
 }
 
@@ -100,9 +104,15 @@ mod tests {
         ])
         .unwrap();
         let with_both = json!({"user": {"id": "u1"}, "sub": "s1"});
-        assert_eq!(spec.resolve(with_both.as_object().unwrap()).as_deref(), Some("u1"));
+        assert_eq!(
+            spec.resolve(with_both.as_object().unwrap()).as_deref(),
+            Some("u1")
+        );
         let only_sub = json!({"sub": "s1"});
-        assert_eq!(spec.resolve(only_sub.as_object().unwrap()).as_deref(), Some("s1"));
+        assert_eq!(
+            spec.resolve(only_sub.as_object().unwrap()).as_deref(),
+            Some("s1")
+        );
         assert_eq!(spec.resolve(json!({}).as_object().unwrap()), None);
         assert!(IdentitySpec::try_new(vec![]).is_err());
     }

@@ -51,8 +51,14 @@ impl Quota {
             (Quota::Unlimited, _) => true,
             (Quota::Limited { .. }, Quota::Unlimited) => false,
             (
-                Quota::Limited { max: a, renewal_ms: pa },
-                Quota::Limited { max: b, renewal_ms: pb },
+                Quota::Limited {
+                    max: a,
+                    renewal_ms: pa,
+                },
+                Quota::Limited {
+                    max: b,
+                    renewal_ms: pb,
+                },
             ) => u128::from(*a) * u128::from(*pb) >= u128::from(*b) * u128::from(*pa),
         }
     }
@@ -71,8 +77,11 @@ impl AccessRule {
     pub fn try_new(pattern: &str, methods: Option<Vec<String>>) -> Result<Self, String> {
         let path = Regex::new(&format!("^(?:{pattern})"))
             .map_err(|e| format!("invalid path pattern {pattern:?}: {e}"))?;
-        let methods =
-            methods.map(|ms| ms.into_iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>());
+        let methods = methods.map(|ms| {
+            ms.into_iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+        });
         Ok(Self { path, methods })
     }
 

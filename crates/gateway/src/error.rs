@@ -30,7 +30,9 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::NoRoute => StatusCode::NOT_FOUND,
-            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::NoIdentity => StatusCode::UNAUTHORIZED,
+            Rejection::MissingToken | Rejection::InvalidToken(_) | Rejection::NoIdentity => {
+                StatusCode::UNAUTHORIZED
+            }
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Rejection::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::BadGateway => StatusCode::BAD_GATEWAY,
@@ -57,12 +59,14 @@ impl Rejection {
         let quoted = |s: &str| s.replace(['\\', '"'], "'");
         match self {
             Rejection::MissingToken => Some("Bearer".into()),
-            Rejection::InvalidToken(_) | Rejection::NoIdentity => {
-                Some(format!("Bearer error=\"invalid_token\", error_description=\"{}\"", quoted(&self.detail())))
-            }
-            Rejection::InsufficientScope(_) => {
-                Some(format!("Bearer error=\"insufficient_scope\", error_description=\"{}\"", quoted(&self.detail())))
-            }
+            Rejection::InvalidToken(_) | Rejection::NoIdentity => Some(format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                quoted(&self.detail())
+            )),
+            Rejection::InsufficientScope(_) => Some(format!(
+                "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
+                quoted(&self.detail())
+            )),
             _ => None,
         }
     }
@@ -78,14 +82,20 @@ impl Rejection {
         let mut response = Response::new(GatewayBody::full(body.to_string()));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.challenge()
             && let Ok(v) = HeaderValue::from_str(&challenge)
         {
             headers.insert(header::WWW_AUTHENTICATE, v);
         }
-        if let Rejection::TooManyRequests { retry_after_secs, .. } = self {
+        if let Rejection::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response

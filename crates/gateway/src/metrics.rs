@@ -61,28 +61,59 @@ impl GatewayMetrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("portico");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let limit_rejections = Family::<RejectionLabels, Counter>::default();
         let jwks_fetches = Family::<OutcomeLabels, Counter>::default();
         let jwks_unknown_kid_refetches = Counter::default();
-        registry.register("requests", "Requests by API and response status", requests.clone());
-        registry.register("request_duration_seconds", "Time from request head to response head", latency.clone());
-        registry.register("auth_failures", "Rejected access tokens by reason", auth_failures.clone());
-        registry.register("limit_rejections", "Requests rejected by rate limit or quota", limit_rejections.clone());
-        registry.register("jwks_fetches", "JWKS and discovery fetches by outcome", jwks_fetches.clone());
+        registry.register(
+            "requests",
+            "Requests by API and response status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            latency.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Rejected access tokens by reason",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "limit_rejections",
+            "Requests rejected by rate limit or quota",
+            limit_rejections.clone(),
+        );
+        registry.register(
+            "jwks_fetches",
+            "JWKS and discovery fetches by outcome",
+            jwks_fetches.clone(),
+        );
         registry.register(
             "jwks_unknown_kid_refetches",
             "JWKS refetches triggered by a token with an unknown kid",
             jwks_unknown_kid_refetches.clone(),
         );
-        Arc::new(Self { registry, requests, latency, auth_failures, limit_rejections, jwks_fetches, jwks_unknown_kid_refetches })
+        Arc::new(Self {
+            registry,
+            requests,
+            latency,
+            auth_failures,
+            limit_rejections,
+            jwks_fetches,
+            jwks_unknown_kid_refetches,
+        })
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -93,7 +124,12 @@ pub struct FetchMetrics(pub Arc<GatewayMetrics>);
 
 impl KeyFetchObserver for FetchMetrics {
     fn fetched(&self, ok: bool) {
-        self.0.jwks_fetches.get_or_create(&OutcomeLabels { outcome: if ok { "ok" } else { "error" } }).inc();
+        self.0
+            .jwks_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .inc();
     }
 
     fn unknown_kid_refetch(&self) {

@@ -33,7 +33,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Builds every API's runtime; all failures are reported together.
-    pub fn build(config: &GatewayConfig, key_sources: &KeySourceRegistry) -> Result<Self, ConfigError> {
+    pub fn build(
+        config: &GatewayConfig,
+        key_sources: &KeySourceRegistry,
+    ) -> Result<Self, ConfigError> {
         let mut problems = config.check(&[]);
         problems.retain(|p| p.severity == portico_core::config::Severity::Error);
         let mut apis = Vec::with_capacity(config.apis.len());
@@ -41,18 +44,24 @@ impl Pipeline {
         for (i, spec) in config.apis.iter().enumerate() {
             let verifier = match &spec.auth {
                 ApiAuth::Keyless => None,
-                ApiAuth::Jwt(jwt) => match JwtVerifier::build(jwt, key_sources, &config.settings.jwks) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        problems.push(Problem::error(format!("API {:?}", spec.id), e.to_string()));
-                        continue;
+                ApiAuth::Jwt(jwt) => {
+                    match JwtVerifier::build(jwt, key_sources, &config.settings.jwks) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            problems
+                                .push(Problem::error(format!("API {:?}", spec.id), e.to_string()));
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let identity_headers = match IdentityHeaderNames::try_new(&spec.upstream_headers) {
                 Ok(h) => h,
                 Err(e) => {
-                    problems.push(Problem::error(format!("API {:?}: upstream headers", spec.id), e));
+                    problems.push(Problem::error(
+                        format!("API {:?}: upstream headers", spec.id),
+                        e,
+                    ));
                     continue;
                 }
             };
@@ -60,9 +69,14 @@ impl Pipeline {
             routes.insert(spec.listen_path.as_str().to_string(), i);
             apis.push(Arc::new(ApiRuntime {
                 scope_claim: spec.policies.scope_claim(),
-                upstream_prefix: format!("{}://{}{}", upstream.scheme, upstream.authority, upstream.base_path),
+                upstream_prefix: format!(
+                    "{}://{}{}",
+                    upstream.scheme, upstream.authority, upstream.base_path
+                ),
                 identity_headers,
-                labels: ApiLabels { api: spec.id.clone() },
+                labels: ApiLabels {
+                    api: spec.id.clone(),
+                },
                 verifier,
                 spec: spec.clone(),
             }));
@@ -70,7 +84,11 @@ impl Pipeline {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
-        Ok(Self { apis, routes, policies: config.policies.clone() })
+        Ok(Self {
+            apis,
+            routes,
+            policies: config.policies.clone(),
+        })
     }
 
     /// The API whose listen path is the longest prefix of `path` on a segment boundary, and

@@ -80,14 +80,27 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Turns the client's request into the upstream request, in place.
-pub fn prepare(request: &mut Request<Incoming>, upstream_prefix: &str, authority: &str, path: &str, client_addr: SocketAddr) -> Result<(), Rejection> {
-    let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    let original_host = request
-        .headers()
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-    let uri: Uri = format!("{upstream_prefix}{path}{query}").parse().map_err(|_| Rejection::BadGateway)?;
+pub fn prepare(
+    request: &mut Request<Incoming>,
+    upstream_prefix: &str,
+    authority: &str,
+    path: &str,
+    client_addr: SocketAddr,
+) -> Result<(), Rejection> {
+    let query = request
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let original_host = request.headers().get(header::HOST).cloned().or_else(|| {
+        request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let uri: Uri = format!("{upstream_prefix}{path}{query}")
+        .parse()
+        .map_err(|_| Rejection::BadGateway)?;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
@@ -112,7 +125,11 @@ pub fn prepare(request: &mut Request<Incoming>, upstream_prefix: &str, authority
 
 /// Sends the request; 502 when the upstream cannot be reached, 504 when its response head
 /// does not arrive within `read_timeout`.
-pub async fn send(client: &UpstreamClient, request: Request<Incoming>, read_timeout: Duration) -> Result<Response<Incoming>, Rejection> {
+pub async fn send(
+    client: &UpstreamClient,
+    request: Request<Incoming>,
+    read_timeout: Duration,
+) -> Result<Response<Incoming>, Rejection> {
     match tokio::time::timeout(read_timeout, client.request(request)).await {
         Err(_) => Err(Rejection::GatewayTimeout),
         Ok(Err(e)) => {
@@ -133,7 +150,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert(
+            header::CONNECTION,
+            "keep-alive, x-secret-hop".parse().unwrap(),
+        );
         h.insert("x-secret-hop", "1".parse().unwrap());
         h.insert(header::TE, "trailers".parse().unwrap());
         h.insert(header::UPGRADE, "websocket".parse().unwrap());

@@ -15,9 +15,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use portico_auth::KeySourceRegistry;
+use portico_core::SessionId;
 use portico_core::config::{ConfigError, GatewayConfig};
 use portico_core::merge::{AccessDecision, decide};
-use portico_core::SessionId;
 use portico_limits::{Decision, Limiter, Limits, LocalLimiter, Verdict, counter_key};
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,7 +42,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("apis", &self.pipeline.load().apis().len()).finish()
+        f.debug_struct("Gateway")
+            .field("apis", &self.pipeline.load().apis().len())
+            .finish()
     }
 }
 
@@ -90,7 +92,11 @@ impl Gateway {
     }
 
     /// Serves `/metrics`, `/health` and `/ready` on `listener` until `shutdown` completes.
-    pub async fn serve_admin(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    pub async fn serve_admin(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let this = self.clone();
         serve_connections(listener, shutdown, move |_| {
             let gateway = this.clone();
@@ -104,23 +110,46 @@ impl Gateway {
 
     fn admin(&self, req: &Request<Incoming>) -> Response<GatewayBody> {
         let (status, content_type, body) = match req.uri().path() {
-            "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render()),
-            "/health" | "/ready" => (StatusCode::OK, "application/json", "{\"status\":\"ok\"}".to_string()),
-            _ => (StatusCode::NOT_FOUND, "application/json", "{\"status\":\"not found\"}".to_string()),
+            "/metrics" => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.metrics.render(),
+            ),
+            "/health" | "/ready" => (
+                StatusCode::OK,
+                "application/json",
+                "{\"status\":\"ok\"}".to_string(),
+            ),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "application/json",
+                "{\"status\":\"not found\"}".to_string(),
+            ),
         };
         let mut response = Response::new(GatewayBody::full(body));
         *response.status_mut() = status;
-        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
         response
     }
 
     /// Handles one request end to end.
-    pub async fn handle(&self, mut req: Request<Incoming>, remote: SocketAddr) -> Response<GatewayBody> {
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<GatewayBody> {
         let started = Instant::now();
         let pipeline = self.pipeline.load_full();
         let request_id = self.request_ids.for_request(req.headers());
         let path = req.uri().path().to_string();
-        let routed = if has_dot_segments(&path) { None } else { pipeline.route(&path) };
+        let routed = if has_dot_segments(&path) {
+            None
+        } else {
+            pipeline.route(&path)
+        };
         let Some((api, rest)) = routed else {
             let mut response = Rejection::NoRoute.into_response();
             response.headers_mut().insert(X_REQUEST_ID, request_id);
@@ -146,10 +175,21 @@ impl Gateway {
                 response
             }
         };
-        response.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, request_id.clone());
         let status = response.status().as_u16();
-        self.metrics.requests.get_or_create(&RequestLabels { api: api.labels.api.clone(), status }).inc();
-        self.metrics.latency.get_or_create(&api.labels).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                api: api.labels.api.clone(),
+                status,
+            })
+            .inc();
+        self.metrics
+            .latency
+            .get_or_create(&api.labels)
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(request_id = ?request_id, api = %api.spec.id, status, "request");
         response
     }
@@ -163,27 +203,58 @@ impl Gateway {
         req: &mut Request<Incoming>,
         rest: &str,
     ) -> Result<Option<Decision>, (Rejection, Option<Decision>)> {
-        let Some(verifier) = &api.verifier else { return Ok(None) };
+        let Some(verifier) = &api.verifier else {
+            return Ok(None);
+        };
         let token = token::bearer_token(req.headers()).ok_or((Rejection::MissingToken, None))?;
-        let verified = verifier.verify_access_token(token, unix_now()).await.map_err(|e| {
-            self.metrics.auth_failures.get_or_create(&ReasonLabels { reason: e.code() }).inc();
-            (Rejection::InvalidToken(e), None)
-        })?;
-        let identity = api.spec.identity.resolve(&verified.claims).ok_or((Rejection::NoIdentity, None))?;
-        let identity_value = HeaderValue::from_bytes(identity.as_bytes()).map_err(|_| (Rejection::NoIdentity, None))?;
+        let verified = verifier
+            .verify_access_token(token, unix_now())
+            .await
+            .map_err(|e| {
+                self.metrics
+                    .auth_failures
+                    .get_or_create(&ReasonLabels { reason: e.code() })
+                    .inc();
+                (Rejection::InvalidToken(e), None)
+            })?;
+        let identity = api
+            .spec
+            .identity
+            .resolve(&verified.claims)
+            .ok_or((Rejection::NoIdentity, None))?;
+        let identity_value = HeaderValue::from_bytes(identity.as_bytes())
+            .map_err(|_| (Rejection::NoIdentity, None))?;
         let session = SessionId::derive(&api.spec.org_id, &identity);
 
         let mut decision = None;
         if !api.spec.policies.is_authentication_only() {
-            let applied = policies::applied_policies(&api.spec.policies, &api.scope_claim, &verified.claims, &pipeline.policies);
+            let applied = policies::applied_policies(
+                &api.spec.policies,
+                &api.scope_claim,
+                &verified.claims,
+                &pipeline.policies,
+            );
             if applied.is_empty() {
-                return Err((Rejection::InsufficientScope("the token's scopes and policies grant no access"), None));
+                return Err((
+                    Rejection::InsufficientScope("the token's scopes and policies grant no access"),
+                    None,
+                ));
             }
             let grant = match decide(&applied, &api.spec.id, req.method().as_str(), rest) {
                 AccessDecision::Allowed(grant) => grant,
-                AccessDecision::ApiNotGranted => return Err((Rejection::InsufficientScope("the token grants no access to this API"), None)),
+                AccessDecision::ApiNotGranted => {
+                    return Err((
+                        Rejection::InsufficientScope("the token grants no access to this API"),
+                        None,
+                    ));
+                }
                 AccessDecision::MethodOrPathDenied => {
-                    return Err((Rejection::InsufficientScope("the token grants no access to this method or path"), None));
+                    return Err((
+                        Rejection::InsufficientScope(
+                            "the token grants no access to this method or path",
+                        ),
+                        None,
+                    ));
                 }
             };
             let limits = Limits {
@@ -194,12 +265,25 @@ impl Gateway {
                 let d = self.limiter.check(session, &limits).await;
                 match d.verdict {
                     Verdict::Allowed => decision = Some(d),
-                    Verdict::RateLimited { retry_after_ms } | Verdict::QuotaExceeded { retry_after_ms } => {
+                    Verdict::RateLimited { retry_after_ms }
+                    | Verdict::QuotaExceeded { retry_after_ms } => {
                         let quota = matches!(d.verdict, Verdict::QuotaExceeded { .. });
                         let limit = if quota { "quota" } else { "rate" };
-                        self.metrics.limit_rejections.get_or_create(&RejectionLabels { api: api.labels.api.clone(), limit }).inc();
+                        self.metrics
+                            .limit_rejections
+                            .get_or_create(&RejectionLabels {
+                                api: api.labels.api.clone(),
+                                limit,
+                            })
+                            .inc();
                         let retry_after_secs = retry_after_ms.div_ceil(1000).max(1);
-                        return Err((Rejection::TooManyRequests { retry_after_secs, quota }, Some(d)));
+                        return Err((
+                            Rejection::TooManyRequests {
+                                retry_after_secs,
+                                quota,
+                            },
+                            Some(d),
+                        ));
                     }
                 }
             }
@@ -210,18 +294,45 @@ impl Gateway {
         if !api.spec.upstream_headers.forward_authorization {
             headers.remove(http::header::AUTHORIZATION);
         }
-        api.identity_headers.insert(headers, &identity_value, &session.to_hex(), &verified.claims);
+        api.identity_headers.insert(
+            headers,
+            &identity_value,
+            &session.to_hex(),
+            &verified.claims,
+        );
         Ok(decision)
     }
 
-    async fn forward(&self, api: &ApiRuntime, mut req: Request<Incoming>, rest: &str, remote: SocketAddr) -> Response<GatewayBody> {
+    async fn forward(
+        &self,
+        api: &ApiRuntime,
+        mut req: Request<Incoming>,
+        rest: &str,
+        remote: SocketAddr,
+    ) -> Response<GatewayBody> {
         let inbound_version = req.version();
-        let path = if api.spec.strip_listen_path { rest.to_string() } else { req.uri().path().to_string() };
-        if let Err(r) = proxy::prepare(&mut req, &api.upstream_prefix, &api.spec.upstream.authority, &path, remote) {
+        let path = if api.spec.strip_listen_path {
+            rest.to_string()
+        } else {
+            req.uri().path().to_string()
+        };
+        if let Err(r) = proxy::prepare(
+            &mut req,
+            &api.upstream_prefix,
+            &api.spec.upstream.authority,
+            &path,
+            remote,
+        ) {
             return r.into_response();
         }
         let client = self.upstreams.get(api.spec.timeouts.connect_ms);
-        match proxy::send(&client, req, Duration::from_millis(api.spec.timeouts.read_ms)).await {
+        match proxy::send(
+            &client,
+            req,
+            Duration::from_millis(api.spec.timeouts.read_ms),
+        )
+        .await
+        {
             Ok(mut response) => {
                 // Answer in the client's protocol, whatever the upstream spoke.
                 *response.version_mut() = inbound_version;
@@ -233,7 +344,9 @@ impl Gateway {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Request ids: the client's `X-Request-Id` when it is short and plain, else a fresh one.
@@ -246,32 +359,53 @@ impl RequestIds {
     fn new() -> Self {
         let mut seed = [0u8; 8];
         let _ = aws_lc_rs::rand::fill(&mut seed);
-        Self { prefix: u64::from_le_bytes(seed), counter: AtomicU64::new(0) }
+        Self {
+            prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        }
     }
 
     fn for_request(&self, headers: &http::HeaderMap) -> HeaderValue {
         if let Some(v) = headers.get(X_REQUEST_ID)
             && v.len() <= 128
-            && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
             && !v.is_empty()
         {
             return v.clone();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:016x}{:08x}", self.prefix, n)).expect("hex is a valid header value")
+        HeaderValue::from_str(&format!("{:016x}{:08x}", self.prefix, n))
+            .expect("hex is a valid header value")
     }
 }
 
 /// Accepts connections until `shutdown`, serving each with HTTP/1.1 or h2c.
-async fn serve_connections<S, F>(listener: TcpListener, shutdown: F, make_service: impl Fn(SocketAddr) -> S)
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<GatewayBody>, Error = Infallible> + Send + 'static,
+async fn serve_connections<S, F>(
+    listener: TcpListener,
+    shutdown: F,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<GatewayBody>,
+            Error = Infallible,
+        > + Send
+        + 'static,
     S::Future: Send + 'static,
     F: Future<Output = ()>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
@@ -290,7 +424,10 @@ where
         let service = make_service(remote);
         let builder = builder.clone();
         tokio::spawn(async move {
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -10,7 +10,11 @@ use support::*;
 async fn valid_token_reaches_upstream_with_identity_and_forwarding_headers() {
     let up = Upstream::start().await;
     let key = rsa_key();
-    let gw = start_gateway(&config(vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])], vec![])).await;
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
     let token = sign(&key, &claims("alice"));
     let r = client()
         .get(gw.url("/orders/items/7?full=1"))
@@ -24,18 +28,27 @@ async fn valid_token_reaches_upstream_with_identity_and_forwarding_headers() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-request-id").is_some());
-    assert!(r.headers().get("x-upstream-hop").is_none(), "hop-by-hop response headers are removed");
+    assert!(
+        r.headers().get("x-upstream-hop").is_none(),
+        "hop-by-hop response headers are removed"
+    );
     let seen: Value = r.json().await.unwrap();
     assert_eq!(seen["path"], "/items/7");
     assert_eq!(seen["query"], "full=1");
     let h = &seen["headers"];
-    assert_eq!(h["x-portico-identity"], "alice", "client-sent identity header is replaced");
+    assert_eq!(
+        h["x-portico-identity"], "alice",
+        "client-sent identity header is replaced"
+    );
     assert_eq!(h["x-portico-session"].as_str().unwrap().len(), 32);
     assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], gw.addr.to_string());
     assert_eq!(h["host"], up.addr.to_string());
-    assert!(h.get("x-hop").is_none(), "headers named in Connection are removed");
+    assert!(
+        h.get("x-hop").is_none(),
+        "headers named in Connection are removed"
+    );
     assert_eq!(h["authorization"], format!("Bearer {token}"));
 }
 
@@ -49,12 +62,41 @@ async fn longest_listen_path_wins_on_segment_boundaries() {
     let gw = start_gateway(&config(vec![outer, inner], vec![])).await;
     let token = sign(&key, &claims("alice"));
     let path_of = |v: Value| v["path"].as_str().unwrap().to_string();
-    assert_eq!(path_of(get(&gw.url("/a/b/c"), Some(&token)).await.json().await.unwrap()), "/c");
-    assert_eq!(path_of(get(&gw.url("/a/bc"), Some(&token)).await.json().await.unwrap()), "/a/bc");
-    assert_eq!(path_of(get(&gw.url("/a"), Some(&token)).await.json().await.unwrap()), "/a");
+    assert_eq!(
+        path_of(
+            get(&gw.url("/a/b/c"), Some(&token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        "/c"
+    );
+    assert_eq!(
+        path_of(
+            get(&gw.url("/a/bc"), Some(&token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        "/a/bc"
+    );
+    assert_eq!(
+        path_of(get(&gw.url("/a"), Some(&token)).await.json().await.unwrap()),
+        "/a"
+    );
     assert_eq!(get(&gw.url("/ab"), Some(&token)).await.status(), 404);
-    assert_eq!(get(&gw.url("/a/../secret"), Some(&token)).await.status(), 404);
-    assert_eq!(get(&gw.url("/a/%2e%2e/secret"), Some(&token)).await.status(), 404);
+    assert_eq!(
+        get(&gw.url("/a/../secret"), Some(&token)).await.status(),
+        404
+    );
+    assert_eq!(
+        get(&gw.url("/a/%2e%2e/secret"), Some(&token))
+            .await
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -63,10 +105,20 @@ async fn authorization_can_be_withheld_from_the_upstream() {
     let key = rsa_key();
     let mut a = api("orders", "/orders", &up.url(), vec![trust_pem(&key)]);
     a.upstream_headers.forward_authorization = false;
-    a.upstream_headers.claims = vec![(portico_core::ClaimPath::try_new("scope").unwrap(), "X-Scopes".into())];
+    a.upstream_headers.claims = vec![(
+        portico_core::ClaimPath::try_new("scope").unwrap(),
+        "X-Scopes".into(),
+    )];
     let gw = start_gateway(&config(vec![a], vec![])).await;
-    let token = sign(&key, &with(claims("alice"), serde_json::json!({"scope": "a b"})));
-    let seen: Value = get(&gw.url("/orders/x"), Some(&token)).await.json().await.unwrap();
+    let token = sign(
+        &key,
+        &with(claims("alice"), serde_json::json!({"scope": "a b"})),
+    );
+    let seen: Value = get(&gw.url("/orders/x"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(seen["headers"].get("authorization").is_none());
     assert_eq!(seen["headers"]["x-scopes"], "a b");
 }
@@ -74,12 +126,30 @@ async fn authorization_can_be_withheld_from_the_upstream() {
 #[tokio::test]
 async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     let key = rsa_key();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let up = Upstream::start().await;
     let mut slow = api("slow", "/slow", &up.url(), vec![trust_pem(&key)]);
     slow.strip_listen_path = false;
-    slow.timeouts = UpstreamTimeouts { connect_ms: 1000, read_ms: 300 };
-    let gw = start_gateway(&config(vec![api("down", "/down", &format!("http://{closed}"), vec![trust_pem(&key)]), slow], vec![])).await;
+    slow.timeouts = UpstreamTimeouts {
+        connect_ms: 1000,
+        read_ms: 300,
+    };
+    let gw = start_gateway(&config(
+        vec![
+            api(
+                "down",
+                "/down",
+                &format!("http://{closed}"),
+                vec![trust_pem(&key)],
+            ),
+            slow,
+        ],
+        vec![],
+    ))
+    .await;
     let token = sign(&key, &claims("alice"));
     let r = get(&gw.url("/down/x"), Some(&token)).await;
     assert_eq!(r.status(), 502);
@@ -93,16 +163,30 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
 async fn bodies_stream_both_ways() {
     let up = Upstream::start().await;
     let key = rsa_key();
-    let gw = start_gateway(&config(vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])], vec![])).await;
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
     let token = sign(&key, &claims("alice"));
     // 8 MiB download, streamed chunk by chunk.
     let r = get(&gw.url("/orders/stream/128"), Some(&token)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), 128 * 64 * 1024);
     // 4 MiB upload, sent as a stream of chunks.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..64).map(|_| Ok(vec![b'y'; 64 * 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..64).map(|_| Ok(vec![b'y'; 64 * 1024])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let seen: Value = client().post(gw.url("/orders/upload")).bearer_auth(&token).body(body).send().await.unwrap().json().await.unwrap();
+    let seen: Value = client()
+        .post(gw.url("/orders/upload"))
+        .bearer_auth(&token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(seen["body_len"], 64 * 64 * 1024);
     assert_eq!(seen["method"], "POST");
 }
@@ -111,10 +195,23 @@ async fn bodies_stream_both_ways() {
 async fn h2c_clients_are_served() {
     let up = Upstream::start().await;
     let key = rsa_key();
-    let gw = start_gateway(&config(vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])], vec![])).await;
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
     let token = sign(&key, &claims("alice"));
-    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
-    let r = h2.get(gw.url("/orders/h2")).bearer_auth(&token).send().await.unwrap();
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(gw.url("/orders/h2"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
     let seen: Value = r.json().await.unwrap();
@@ -136,13 +233,36 @@ async fn keyless_api_needs_no_token() {
 async fn metrics_count_requests_and_auth_failures() {
     let up = Upstream::start().await;
     let key = rsa_key();
-    let gw = start_gateway(&config(vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])], vec![])).await;
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
     get(&gw.url("/orders/x"), Some(&sign(&key, &claims("a")))).await;
     get(&gw.url("/orders/x"), Some("garbage")).await;
-    let text = client().get(format!("http://{}/metrics", gw.admin)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("portico_requests_total{api=\"orders\",status=\"200\"} 1"), "{text}");
-    assert!(text.contains("portico_requests_total{api=\"orders\",status=\"401\"} 1"), "{text}");
-    assert!(text.contains("portico_auth_failures_total{reason=\"malformed\"} 1"), "{text}");
-    assert!(text.contains("portico_request_duration_seconds_count{api=\"orders\"} 2"), "{text}");
+    let text = client()
+        .get(format!("http://{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("portico_requests_total{api=\"orders\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_requests_total{api=\"orders\",status=\"401\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_auth_failures_total{reason=\"malformed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_request_duration_seconds_count{api=\"orders\"} 2"),
+        "{text}"
+    );
     assert!(!text.contains("eyJ"), "no token material in metrics");
 }

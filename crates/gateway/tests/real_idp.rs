@@ -13,13 +13,25 @@ use support::idp::{CLIENT_ID, Idp, JWT_RESOURCE};
 use support::*;
 
 fn kid_of(token: &str) -> String {
-    let header: Value = serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let header: Value =
+        serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap()).unwrap()).unwrap();
     header["kid"].as_str().unwrap().to_string()
 }
 
 async fn metric(gw: &RunningGateway, line_start: &str) -> u64 {
-    let text = client().get(format!("http://{}/metrics", gw.admin)).send().await.unwrap().text().await.unwrap();
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    let text = client()
+        .get(format!("http://{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +46,10 @@ async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
         scope_map: HashMap::from([("orders:read".to_string(), vec!["reader".into()])]),
         ..Default::default()
     };
-    let mut cfg = config(vec![a], vec![policy("reader", &["orders"], Some((1000, 1000)), None)]);
+    let mut cfg = config(
+        vec![a],
+        vec![policy("reader", &["orders"], Some((1000, 1000)), None)],
+    );
     cfg.settings.jwks.unknown_kid_cooldown_secs = 0;
     let gw = start_gateway(&cfg).await;
 
@@ -45,24 +60,54 @@ async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await, 1);
+    assert_eq!(
+        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        1
+    );
 
     let token = idp.client_credentials_token("orders:read").await;
     let r = get(&gw.url("/orders/list"), Some(&token)).await;
     assert_eq!(r.status(), 200);
     let seen: Value = r.json().await.unwrap();
-    assert_eq!(seen["headers"]["x-portico-identity"], CLIENT_ID, "sub of a client_credentials token is the client id");
-    let denied = get(&gw.url("/orders/list"), Some(&idp.client_credentials_token("billing:read").await)).await;
+    assert_eq!(
+        seen["headers"]["x-portico-identity"], CLIENT_ID,
+        "sub of a client_credentials token is the client id"
+    );
+    let denied = get(
+        &gw.url("/orders/list"),
+        Some(&idp.client_credentials_token("billing:read").await),
+    )
+    .await;
     assert_eq!(denied.status(), 403, "a scope that maps to no policy");
-    assert_eq!(metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await, 1, "known keys: no fetch per request");
+    assert_eq!(
+        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        1,
+        "known keys: no fetch per request"
+    );
 
     let new_kid = idp.rotate_signing_key().await;
     let rotated = idp.client_credentials_token("orders:read").await;
     assert_eq!(kid_of(&rotated), new_kid);
-    assert_eq!(get(&gw.url("/orders/list"), Some(&rotated)).await.status(), 200);
-    assert_eq!(get(&gw.url("/orders/list"), Some(&rotated)).await.status(), 200);
-    assert_eq!(metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await, 2, "exactly one refetch for the new kid");
-    assert_eq!(metric(&gw, "portico_jwks_unknown_kid_refetches_total").await, 1);
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&rotated)).await.status(),
+        200
+    );
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&rotated)).await.status(),
+        200
+    );
+    assert_eq!(
+        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        2,
+        "exactly one refetch for the new kid"
+    );
+    assert_eq!(
+        metric(&gw, "portico_jwks_unknown_kid_refetches_total").await,
+        1
+    );
     // Tokens signed with the previous key stay valid while it is published.
-    assert_eq!(get(&gw.url("/orders/list"), Some(&token)).await.status(), 200);
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&token)).await.status(),
+        200
+    );
 }

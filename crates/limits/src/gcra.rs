@@ -12,7 +12,10 @@ fn params(limit: RateLimit) -> (u64, u64) {
     let period_ns = u128::from(limit.per_ms) * NS_PER_MS;
     let interval = (period_ns / u128::from(limit.requests)).max(1);
     let tolerance = period_ns.saturating_sub(interval);
-    (interval.min(u128::from(u64::MAX)) as u64, tolerance.min(u128::from(u64::MAX)) as u64)
+    (
+        interval.min(u128::from(u64::MAX)) as u64,
+        tolerance.min(u128::from(u64::MAX)) as u64,
+    )
 }
 
 /// Outcome of one GCRA check.
@@ -36,7 +39,11 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
     let tat = tat_ns.max(now_ns);
     let status = |tat_after: u64| {
         let budget = (now_ns + tolerance).saturating_sub(tat_after);
-        let remaining = if now_ns + tolerance >= tat_after { budget / interval + 1 } else { 0 };
+        let remaining = if now_ns + tolerance >= tat_after {
+            budget / interval + 1
+        } else {
+            0
+        };
         LimitStatus {
             limit: limit.requests,
             window_ms: limit.per_ms,
@@ -46,10 +53,20 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
     };
     if tat - now_ns > tolerance {
         let retry_after_ns = tat - tolerance - now_ns;
-        return GcraOutcome { allowed: false, new_tat_ns: tat_ns, retry_after_ns, status: status(tat) };
+        return GcraOutcome {
+            allowed: false,
+            new_tat_ns: tat_ns,
+            retry_after_ns,
+            status: status(tat),
+        };
     }
     let new_tat = tat + interval;
-    GcraOutcome { allowed: true, new_tat_ns: new_tat, retry_after_ns: 0, status: status(new_tat) }
+    GcraOutcome {
+        allowed: true,
+        new_tat_ns: new_tat,
+        retry_after_ns: 0,
+        status: status(new_tat),
+    }
 }
 
 /// True when a bucket with this TAT is at rest (full allowance) at `now_ns`.
@@ -80,9 +97,15 @@ mod tests {
     #[test]
     fn burst_then_steady_rate() {
         let five_per_sec = RateLimit::try_new(5, 1000).unwrap();
-        assert_eq!(run(five_per_sec, &[0, 0, 0, 0, 0, 0]), vec![true, true, true, true, true, false]);
+        assert_eq!(
+            run(five_per_sec, &[0, 0, 0, 0, 0, 0]),
+            vec![true, true, true, true, true, false]
+        );
         // One slot frees every 200 ms.
-        assert_eq!(run(five_per_sec, &[0, 0, 0, 0, 0, 199, 200, 201]), vec![true, true, true, true, true, false, true, false]);
+        assert_eq!(
+            run(five_per_sec, &[0, 0, 0, 0, 0, 199, 200, 201]),
+            vec![true, true, true, true, true, false, true, false]
+        );
     }
 
     #[test]
@@ -94,7 +117,10 @@ mod tests {
         let results = run(one_per_sec, &times);
         assert!(results[0]);
         assert!(results[1..100].iter().all(|a| !a));
-        assert!(results[100], "allowed again exactly one period after the first");
+        assert!(
+            results[100],
+            "allowed again exactly one period after the first"
+        );
     }
 
     #[test]

@@ -44,9 +44,13 @@ pub struct LimitStatus {
 pub enum Verdict {
     Allowed,
     /// Over the rate limit: retry after this many milliseconds.
-    RateLimited { retry_after_ms: u64 },
+    RateLimited {
+        retry_after_ms: u64,
+    },
     /// Quota used up: it renews in this many milliseconds.
-    QuotaExceeded { retry_after_ms: u64 },
+    QuotaExceeded {
+        retry_after_ms: u64,
+    },
 }
 
 /// The outcome of one check. A rejected request consumes nothing.
@@ -66,5 +70,7 @@ pub trait Limiter: Send + Sync {
 /// A stable key for a policy's counters.
 pub fn counter_key(policy_id: &str) -> u64 {
     // FNV-1a: stable across processes and releases (needed once counters live in Redis).
-    policy_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    policy_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -54,14 +54,20 @@ impl SessionCounters {
         match self.buckets.iter().position(|b| b.key == key) {
             Some(i) => i,
             None => {
-                self.buckets.push(Bucket { key, tat_ns: 0, quota: QuotaState::default() });
+                self.buckets.push(Bucket {
+                    key,
+                    tat_ns: 0,
+                    quota: QuotaState::default(),
+                });
                 self.buckets.len() - 1
             }
         }
     }
 
     fn at_rest(&self, now_ns: u64) -> bool {
-        self.buckets.iter().all(|b| gcra::at_rest(b.tat_ns, now_ns) && quota::at_rest(b.quota, now_ns))
+        self.buckets
+            .iter()
+            .all(|b| gcra::at_rest(b.tat_ns, now_ns) && quota::at_rest(b.quota, now_ns))
     }
 }
 
@@ -75,14 +81,18 @@ pub struct LocalLimiter {
 
 impl std::fmt::Debug for LocalLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalLimiter").field("sessions", &self.len()).finish()
+        f.debug_struct("LocalLimiter")
+            .field("sessions", &self.len())
+            .finish()
     }
 }
 
 impl LocalLimiter {
     pub fn new(settings: SessionSettings) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(ShardMap::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(ShardMap::default()))
+                .collect(),
             per_shard_capacity: settings.max_sessions.div_ceil(SHARDS).max(1),
             idle_ttl_ns: settings.idle_ttl_secs.saturating_mul(1_000_000_000),
             epoch: Instant::now(),
@@ -110,7 +120,10 @@ impl LocalLimiter {
     /// Drops sessions idle longer than the TTL whose counters are all at rest.
     pub fn sweep(&self) -> usize {
         let now = self.now_ns();
-        self.shards.iter().map(|shard| Self::sweep_shard(&mut shard.lock(), now, self.idle_ttl_ns)).sum()
+        self.shards
+            .iter()
+            .map(|shard| Self::sweep_shard(&mut shard.lock(), now, self.idle_ttl_ns))
+            .sum()
     }
 
     fn sweep_shard(shard: &mut ShardMap, now: u64, idle_ttl_ns: u64) -> usize {
@@ -122,10 +135,16 @@ impl LocalLimiter {
     /// Makes room for one more session in a full shard: sweep, then evict the least recently
     /// seen of a sample.
     fn make_room(&self, shard: &mut ShardMap, now: u64) {
-        if Self::sweep_shard(shard, now, self.idle_ttl_ns) > 0 && shard.len() < self.per_shard_capacity {
+        if Self::sweep_shard(shard, now, self.idle_ttl_ns) > 0
+            && shard.len() < self.per_shard_capacity
+        {
             return;
         }
-        let oldest = shard.iter().take(32).min_by_key(|(_, s)| s.last_seen_ns).map(|(id, _)| *id);
+        let oldest = shard
+            .iter()
+            .take(32)
+            .min_by_key(|(_, s)| s.last_seen_ns)
+            .map(|(id, _)| *id);
         if let Some(id) = oldest {
             shard.remove(&id);
         }
@@ -153,7 +172,10 @@ impl LocalLimiter {
         if !shard.contains_key(&id) && shard.len() >= self.per_shard_capacity {
             self.make_room(&mut shard, now);
         }
-        let counters = shard.entry(id).or_insert_with(|| SessionCounters { last_seen_ns: now, buckets: Vec::with_capacity(1) });
+        let counters = shard.entry(id).or_insert_with(|| SessionCounters {
+            last_seen_ns: now,
+            buckets: Vec::with_capacity(1),
+        });
         counters.last_seen_ns = now;
 
         let rate = limits.rate.map(|(key, limit)| {
@@ -163,13 +185,20 @@ impl LocalLimiter {
         let quota = match limits.quota {
             Some((key, Quota::Limited { max, renewal_ms })) => {
                 let i = counters.bucket(key);
-                Some((i, quota::check(max, renewal_ms, counters.buckets[i].quota, now)))
+                Some((
+                    i,
+                    quota::check(max, renewal_ms, counters.buckets[i].quota, now),
+                ))
             }
             _ => None,
         };
         let verdict = match (&rate, &quota) {
-            (Some((_, r)), _) if !r.allowed => Verdict::RateLimited { retry_after_ms: r.retry_after_ns.div_ceil(1_000_000) },
-            (_, Some((_, q))) if !q.allowed => Verdict::QuotaExceeded { retry_after_ms: q.retry_after_ns.div_ceil(1_000_000) },
+            (Some((_, r)), _) if !r.allowed => Verdict::RateLimited {
+                retry_after_ms: r.retry_after_ns.div_ceil(1_000_000),
+            },
+            (_, Some((_, q))) if !q.allowed => Verdict::QuotaExceeded {
+                retry_after_ms: q.retry_after_ns.div_ceil(1_000_000),
+            },
             _ => Verdict::Allowed,
         };
         if verdict == Verdict::Allowed {
@@ -180,7 +209,11 @@ impl LocalLimiter {
                 counters.buckets[*i].quota = q.next;
             }
         }
-        Decision { verdict, rate: rate.map(|(_, r)| r.status), quota: quota.map(|(_, q)| q.status) }
+        Decision {
+            verdict,
+            rate: rate.map(|(_, r)| r.status),
+            quota: quota.map(|(_, q)| q.status),
+        }
     }
 }
 
@@ -203,7 +236,10 @@ mod tests {
     }
 
     fn settings() -> SessionSettings {
-        SessionSettings { max_sessions: 1000, idle_ttl_secs: 60 }
+        SessionSettings {
+            max_sessions: 1000,
+            idle_ttl_secs: 60,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -214,7 +250,10 @@ mod tests {
         let bob = SessionId::derive("o", "bob");
         assert_eq!(l.check(alice, &lim).await.verdict, Verdict::Allowed);
         assert_eq!(l.check(alice, &lim).await.verdict, Verdict::Allowed);
-        assert!(matches!(l.check(alice, &lim).await.verdict, Verdict::RateLimited { .. }));
+        assert!(matches!(
+            l.check(alice, &lim).await.verdict,
+            Verdict::RateLimited { .. }
+        ));
         assert_eq!(l.check(bob, &lim).await.verdict, Verdict::Allowed);
     }
 
@@ -240,14 +279,22 @@ mod tests {
         let s = SessionId::derive("o", "a");
         assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
         // Rate-limited: must not count against the quota.
-        assert!(matches!(l.check(s, &lim).await.verdict, Verdict::RateLimited { .. }));
+        assert!(matches!(
+            l.check(s, &lim).await.verdict,
+            Verdict::RateLimited { .. }
+        ));
         tokio::time::advance(Duration::from_secs(1)).await;
         let second = l.check(s, &lim).await;
         assert_eq!(second.verdict, Verdict::Allowed);
         assert_eq!(second.quota.unwrap().remaining, 0);
         tokio::time::advance(Duration::from_secs(1)).await;
         let third = l.check(s, &lim).await;
-        assert_eq!(third.verdict, Verdict::QuotaExceeded { retry_after_ms: 58_000 });
+        assert_eq!(
+            third.verdict,
+            Verdict::QuotaExceeded {
+                retry_after_ms: 58_000
+            }
+        );
         // Quota rejection must not spend rate allowance either.
         tokio::time::advance(Duration::from_secs(58)).await;
         assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
@@ -256,8 +303,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_at_rest_are_swept_but_live_quotas_stay() {
         let l = LocalLimiter::new(settings());
-        l.check(SessionId::derive("o", "rate-only"), &limits(Some((5, 1000)), None)).await;
-        l.check(SessionId::derive("o", "daily"), &limits(None, Some((10, 86_400_000)))).await;
+        l.check(
+            SessionId::derive("o", "rate-only"),
+            &limits(Some((5, 1000)), None),
+        )
+        .await;
+        l.check(
+            SessionId::derive("o", "daily"),
+            &limits(None, Some((10, 86_400_000))),
+        )
+        .await;
         assert_eq!(l.len(), 2);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(l.sweep(), 1);
@@ -266,7 +321,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn capacity_is_bounded() {
-        let l = LocalLimiter::new(SessionSettings { max_sessions: 64, idle_ttl_secs: 3600 });
+        let l = LocalLimiter::new(SessionSettings {
+            max_sessions: 64,
+            idle_ttl_secs: 3600,
+        });
         let lim = limits(Some((5, 1000)), None);
         for i in 0..1000 {
             l.check(SessionId::derive("o", &i.to_string()), &lim).await;

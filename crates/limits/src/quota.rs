@@ -24,18 +24,37 @@ pub struct QuotaOutcome {
 pub fn check(max: u64, renewal_ms: u64, state: QuotaState, now_ns: u64) -> QuotaOutcome {
     let renewal_ns = renewal_ms.saturating_mul(1_000_000);
     let current = if now_ns >= state.renews_at_ns {
-        QuotaState { used: 0, renews_at_ns: now_ns.saturating_add(renewal_ns) }
+        QuotaState {
+            used: 0,
+            renews_at_ns: now_ns.saturating_add(renewal_ns),
+        }
     } else {
         state
     };
     let reset_ms = (current.renews_at_ns - now_ns).div_ceil(1_000_000);
     let allowed = current.used < max;
-    let next = if allowed { QuotaState { used: current.used + 1, ..current } } else { current };
+    let next = if allowed {
+        QuotaState {
+            used: current.used + 1,
+            ..current
+        }
+    } else {
+        current
+    };
     QuotaOutcome {
         allowed,
         next,
-        retry_after_ns: if allowed { 0 } else { current.renews_at_ns - now_ns },
-        status: LimitStatus { limit: max, window_ms: renewal_ms, remaining: max - next.used, reset_ms },
+        retry_after_ns: if allowed {
+            0
+        } else {
+            current.renews_at_ns - now_ns
+        },
+        status: LimitStatus {
+            limit: max,
+            window_ms: renewal_ms,
+            remaining: max - next.used,
+            reset_ms,
+        },
     }
 }
 

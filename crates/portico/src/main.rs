@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, about = "API gateway for APIs protected by external identity providers")]
+#[command(
+    name = "portico",
+    version,
+    about = "API gateway for APIs protected by external identity providers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

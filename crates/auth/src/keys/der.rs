@@ -25,7 +25,9 @@ pub fn read(input: &[u8]) -> Result<(Element<'_>, &[u8]), &'static str> {
         if n == 0 || n > 4 || rest.len() < n {
             return Err("unsupported DER length");
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -33,7 +35,11 @@ pub fn read(input: &[u8]) -> Result<(Element<'_>, &[u8]), &'static str> {
     }
     let header_len = input.len() - rest.len();
     Ok((
-        Element { tag, contents: &rest[..len], encoded: &input[..header_len + len] },
+        Element {
+            tag,
+            contents: &rest[..len],
+            encoded: &input[..header_len + len],
+        },
         &rest[len..],
     ))
 }
@@ -89,7 +95,10 @@ pub fn rsa_components(pkcs1: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
     let (n, rest) = expect(seq.contents, INTEGER)?;
     let (e, _) = expect(rest, INTEGER)?;
     let trim = |b: &[u8]| b.iter().take_while(|x| **x == 0).count();
-    Ok((&n.contents[trim(n.contents)..], &e.contents[trim(e.contents)..]))
+    Ok((
+        &n.contents[trim(n.contents)..],
+        &e.contents[trim(e.contents)..],
+    ))
 }
 
 #[cfg(test)]

@@ -19,11 +19,14 @@ pub const MAX_KEYS: usize = 64;
 const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
 fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str, KeyError> {
-    jwk.get(name).and_then(Value::as_str).ok_or_else(|| KeyError::new(format!("missing or non-string {name:?}")))
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| KeyError::new(format!("missing or non-string {name:?}")))
 }
 
 fn decoded(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeyError> {
-    b64url_decode(member(jwk, name)?).map_err(|_| KeyError::new(format!("{name:?} is not base64url")))
+    b64url_decode(member(jwk, name)?)
+        .map_err(|_| KeyError::new(format!("{name:?} is not base64url")))
 }
 
 /// What a JWK `alg` allows: its own signature scheme, never another, and within
@@ -37,7 +40,10 @@ fn scheme_of(alg: Algorithm) -> AlgSet {
         HS256 | HS384 | HS512 => &[HS256, HS384, HS512],
         other => return AlgSet::of(&[other]),
     };
-    let from = family.iter().position(|a| *a == alg).expect("in its family");
+    let from = family
+        .iter()
+        .position(|a| *a == alg)
+        .expect("in its family");
     AlgSet::of(&family[from..])
 }
 
@@ -58,7 +64,9 @@ pub fn key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, KeyError> 
         return Err(KeyError::new("key \"use\" is not \"sig\""));
     }
     if let Some(ops) = jwk.get("key_ops") {
-        let verifies = ops.as_array().is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
+        let verifies = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
         if !verifies {
             return Err(KeyError::new("key_ops does not include \"verify\""));
         }
@@ -74,15 +82,17 @@ pub fn key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, KeyError> 
     let alg = match jwk.get("alg") {
         None => None,
         Some(v) => {
-            let name = v.as_str().ok_or_else(|| KeyError::new("alg is not a string"))?;
+            let name = v
+                .as_str()
+                .ok_or_else(|| KeyError::new("alg is not a string"))?;
             Some(jwk_algorithm(name)?)
         }
     };
     let allowed = alg.map(scheme_of);
     let kind_must_allow = |kind: KeyKind| match alg {
-        Some(a) if !kind.algorithms().contains(a) => {
-            Err(KeyError::new(format!("alg {a} does not fit a {kind:?} key")))
-        }
+        Some(a) if !kind.algorithms().contains(a) => Err(KeyError::new(format!(
+            "alg {a} does not fit a {kind:?} key"
+        ))),
         _ => Ok(()),
     };
 
@@ -149,29 +159,45 @@ pub enum JwksOrigin {
 /// Keys sharing a `kid` are all dropped (which key was meant is ambiguous), even when only
 /// one of them would be usable. A local set that
 /// mixes symmetric and public keys is refused as a whole.
-pub fn key_set_from_jwks(document: &[u8], origin: JwksOrigin) -> Result<(KeySet, Vec<String>), KeyError> {
-    let doc: Value = serde_json::from_slice(document).map_err(|e| KeyError::new(format!("the JWKS is not JSON: {e}")))?;
+pub fn key_set_from_jwks(
+    document: &[u8],
+    origin: JwksOrigin,
+) -> Result<(KeySet, Vec<String>), KeyError> {
+    let doc: Value = serde_json::from_slice(document)
+        .map_err(|e| KeyError::new(format!("the JWKS is not JSON: {e}")))?;
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)
         .ok_or_else(|| KeyError::new("the JWKS has no \"keys\" array"))?;
     let mut notes = Vec::new();
     if keys.len() > MAX_KEYS {
-        notes.push(format!("the JWKS has {} keys; only the first {MAX_KEYS} are read", keys.len()));
+        notes.push(format!(
+            "the JWKS has {} keys; only the first {MAX_KEYS} are read",
+            keys.len()
+        ));
     }
     let mut kid_counts: HashMap<&str, usize> = HashMap::new();
-    for kid in keys.iter().take(MAX_KEYS).filter_map(|k| k.get("kid").and_then(Value::as_str)) {
+    for kid in keys
+        .iter()
+        .take(MAX_KEYS)
+        .filter_map(|k| k.get("kid").and_then(Value::as_str))
+    {
         *kid_counts.entry(kid).or_default() += 1;
     }
     let mut usable = Vec::new();
     for (i, jwk) in keys.iter().take(MAX_KEYS).enumerate() {
-        let label = jwk.get("kid").and_then(Value::as_str).map_or_else(|| format!("key {i}"), |k| format!("key {k:?}"));
+        let label = jwk
+            .get("kid")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("key {i}"), |k| format!("key {k:?}"));
         let Some(obj) = jwk.as_object() else {
             notes.push(format!("{label}: not an object"));
             continue;
         };
         if origin == JwksOrigin::Remote && obj.get("kty").and_then(Value::as_str) == Some("oct") {
-            notes.push(format!("{label}: symmetric keys are not accepted from a JWKS URL"));
+            notes.push(format!(
+                "{label}: symmetric keys are not accepted from a JWKS URL"
+            ));
             continue;
         }
         match key_from_jwk(obj) {

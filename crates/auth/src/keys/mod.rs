@@ -32,7 +32,10 @@ pub struct AlgSet(u16);
 
 impl AlgSet {
     fn bit(alg: Algorithm) -> u16 {
-        1 << Algorithm::ALL.iter().position(|a| *a == alg).expect("listed")
+        1 << Algorithm::ALL
+            .iter()
+            .position(|a| *a == alg)
+            .expect("listed")
     }
 
     pub fn of(algs: &[Algorithm]) -> Self {
@@ -52,7 +55,9 @@ impl AlgSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |a| self.contains(*a))
     }
 }
 
@@ -118,7 +123,7 @@ fn public_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
 }
 
 enum Verifier {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Public(ParsedPublicKey),
 }
 
@@ -142,12 +147,23 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// An HMAC secret, usable for each HS algorithm in `allowed` (default: all three) whose
     /// minimum key length it meets.
-    pub fn hmac(kid: Option<String>, secret: &[u8], allowed: Option<AlgSet>) -> Result<Self, KeyError> {
-        let allowed = allowed.unwrap_or(KeyKind::Hmac.algorithms()).intersect(KeyKind::Hmac.algorithms());
+    pub fn hmac(
+        kid: Option<String>,
+        secret: &[u8],
+        allowed: Option<AlgSet>,
+    ) -> Result<Self, KeyError> {
+        let allowed = allowed
+            .unwrap_or(KeyKind::Hmac.algorithms())
+            .intersect(KeyKind::Hmac.algorithms());
         let verifiers: Vec<_> = allowed
             .iter()
             .filter(|alg| secret.len() >= hmac_min_len(*alg))
-            .map(|alg| (alg, Verifier::Hmac(hmac::Key::new(hmac_algorithm(alg), secret))))
+            .map(|alg| {
+                (
+                    alg,
+                    Verifier::Hmac(Box::new(hmac::Key::new(hmac_algorithm(alg), secret))),
+                )
+            })
             .collect();
         if verifiers.is_empty() {
             return Err(KeyError::new(format!(
@@ -155,14 +171,25 @@ impl VerifyingKey {
                 secret.len()
             )));
         }
-        Ok(Self { kid, kind: KeyKind::Hmac, verifiers })
+        Ok(Self {
+            kid,
+            kind: KeyKind::Hmac,
+            verifiers,
+        })
     }
 
     /// A public key in a form aws-lc accepts for `kind` (SPKI DER, PKCS#1 for RSA, an
     /// uncompressed point for EC, raw bytes for Ed25519), for the algorithms in `allowed`
     /// (default: all the kind allows).
-    pub fn public(kid: Option<String>, kind: KeyKind, key_der: &[u8], allowed: Option<AlgSet>) -> Result<Self, KeyError> {
-        let algs = allowed.unwrap_or(kind.algorithms()).intersect(kind.algorithms());
+    pub fn public(
+        kid: Option<String>,
+        kind: KeyKind,
+        key_der: &[u8],
+        allowed: Option<AlgSet>,
+    ) -> Result<Self, KeyError> {
+        let algs = allowed
+            .unwrap_or(kind.algorithms())
+            .intersect(kind.algorithms());
         if algs.is_empty() {
             return Err(KeyError::new("the key's algorithm does not match its type"));
         }
@@ -174,7 +201,11 @@ impl VerifyingKey {
                     .map_err(|e| KeyError::new(format!("invalid {kind:?} public key: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { kid, kind, verifiers })
+        Ok(Self {
+            kid,
+            kind,
+            verifiers,
+        })
     }
 
     pub fn kid(&self) -> Option<&str> {
@@ -214,7 +245,9 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn new(keys: Vec<VerifyingKey>) -> Self {
-        Self { keys: keys.into_iter().map(Arc::new).collect() }
+        Self {
+            keys: keys.into_iter().map(Arc::new).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -233,13 +266,24 @@ impl KeySet {
     /// key configured without one (a PEM key, a secret) serves any `kid`. Without a match, or
     /// without a `kid`, exactly one key must support `alg`: several is ambiguous and rejected
     /// rather than tried in turn.
-    pub fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Arc<VerifyingKey>, TokenError> {
+    pub fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<&Arc<VerifyingKey>, TokenError> {
         if let Some(kid) = kid
             && let Some(key) = self.keys.iter().find(|k| k.kid() == Some(kid))
         {
-            return if key.supports(alg) { Ok(key) } else { Err(TokenError::AlgorithmNotAllowed) };
+            return if key.supports(alg) {
+                Ok(key)
+            } else {
+                Err(TokenError::AlgorithmNotAllowed)
+            };
         }
-        let mut candidates = self.keys.iter().filter(|k| k.supports(alg) && (kid.is_none() || k.kid().is_none()));
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.supports(alg) && (kid.is_none() || k.kid().is_none()));
         match (candidates.next(), candidates.next()) {
             (Some(key), None) => Ok(key),
             (Some(_), Some(_)) => Err(TokenError::AmbiguousKey),
@@ -274,18 +318,37 @@ mod tests {
 
     #[test]
     fn selection_without_kid_needs_exactly_one_candidate() {
-        let one = KeySet::new(vec![VerifyingKey::hmac(Some("a".into()), &[1; 32], None).unwrap()]);
+        let one = KeySet::new(vec![
+            VerifyingKey::hmac(Some("a".into()), &[1; 32], None).unwrap(),
+        ]);
         assert!(one.select(None, Algorithm::HS256).is_ok());
-        assert_eq!(one.select(Some("b"), Algorithm::HS256).unwrap_err(), TokenError::UnknownKey);
+        assert_eq!(
+            one.select(Some("b"), Algorithm::HS256).unwrap_err(),
+            TokenError::UnknownKey
+        );
         let unnamed = KeySet::new(vec![VerifyingKey::hmac(None, &[1; 32], None).unwrap()]);
-        assert!(unnamed.select(Some("any"), Algorithm::HS256).is_ok(), "a key without kid serves any kid");
-        assert_eq!(one.select(Some("a"), Algorithm::HS512).unwrap_err(), TokenError::AlgorithmNotAllowed);
+        assert!(
+            unnamed.select(Some("any"), Algorithm::HS256).is_ok(),
+            "a key without kid serves any kid"
+        );
+        assert_eq!(
+            one.select(Some("a"), Algorithm::HS512).unwrap_err(),
+            TokenError::AlgorithmNotAllowed
+        );
         let two = KeySet::new(vec![
             VerifyingKey::hmac(Some("a".into()), &[1; 32], None).unwrap(),
             VerifyingKey::hmac(Some("b".into()), &[2; 32], None).unwrap(),
         ]);
-        assert_eq!(two.select(None, Algorithm::HS256).unwrap_err(), TokenError::AmbiguousKey);
+        assert_eq!(
+            two.select(None, Algorithm::HS256).unwrap_err(),
+            TokenError::AmbiguousKey
+        );
         assert!(two.select(Some("b"), Algorithm::HS256).is_ok());
-        assert_eq!(KeySet::default().select(None, Algorithm::RS256).unwrap_err(), TokenError::KeysUnavailable);
+        assert_eq!(
+            KeySet::default()
+                .select(None, Algorithm::RS256)
+                .unwrap_err(),
+            TokenError::KeysUnavailable
+        );
     }
 }

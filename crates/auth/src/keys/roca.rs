@@ -10,7 +10,8 @@ const PRIMES: [u32; 38] = [
 ];
 
 fn mod_small(n: &[u8], p: u32) -> u32 {
-    n.iter().fold(0u32, |acc, b| ((acc << 8) | u32::from(*b)) % p)
+    n.iter()
+        .fold(0u32, |acc, b| ((acc << 8) | u32::from(*b)) % p)
 }
 
 fn in_subgroup_of_65537(residue: u32, p: u32) -> bool {
@@ -31,7 +32,9 @@ fn in_subgroup_of_65537(residue: u32, p: u32) -> bool {
 
 /// True when the big-endian modulus carries the ROCA fingerprint.
 pub fn has_roca_fingerprint(modulus: &[u8]) -> bool {
-    PRIMES.iter().all(|&p| in_subgroup_of_65537(mod_small(modulus, p), p))
+    PRIMES
+        .iter()
+        .all(|&p| in_subgroup_of_65537(mod_small(modulus, p), p))
 }
 
 #[cfg(test)]

@@ -26,23 +26,41 @@ pub struct Fetched {
 
 /// GETs `url` (the client carries the timeouts), reading at most `MAX_DOCUMENT_BYTES`.
 pub async fn get_document(client: &reqwest::Client, url: &str) -> Result<Fetched, FetchError> {
-    let transport = |e: reqwest::Error| FetchError::Transport { url: url.to_string(), reason: without_url(&e) };
-    let mut response = client.get(url).header("accept", "application/json").send().await.map_err(transport)?;
+    let transport = |e: reqwest::Error| FetchError::Transport {
+        url: url.to_string(),
+        reason: without_url(&e),
+    };
+    let mut response = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(transport)?;
     if !response.status().is_success() {
-        return Err(FetchError::Status { url: url.to_string(), status: response.status().as_u16() });
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: response.status().as_u16(),
+        });
     }
     let max_age = response
         .headers()
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .and_then(cache_max_age);
-    if response.content_length().is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64) {
-        return Err(FetchError::TooLarge { url: url.to_string() });
+    if response
+        .content_length()
+        .is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(FetchError::TooLarge {
+            url: url.to_string(),
+        });
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(FetchError::TooLarge { url: url.to_string() });
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -74,7 +92,11 @@ pub fn cache_max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if let Some(secs) = lower.strip_prefix("max-age=") {
-            max_age = secs.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = secs
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -86,9 +108,15 @@ mod tests {
 
     #[test]
     fn parses_cache_control() {
-        assert_eq!(cache_max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            cache_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(cache_max_age("no-store"), Some(Duration::ZERO));
-        assert_eq!(cache_max_age("Max-Age=\"30\""), Some(Duration::from_secs(30)));
+        assert_eq!(
+            cache_max_age("Max-Age=\"30\""),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(cache_max_age("private"), None);
         assert_eq!(cache_max_age("max-age=x"), None);
     }

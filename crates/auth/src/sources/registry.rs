@@ -29,12 +29,20 @@ pub struct KeySourceRegistry {
 type KeyFetchSettingsKey = (u64, u64, u64, u64, u64);
 
 fn settings_key(s: &KeyFetchSettings) -> KeyFetchSettingsKey {
-    (s.refresh_secs, s.min_refresh_secs, s.max_refresh_secs, s.unknown_kid_cooldown_secs, s.fetch_timeout_ms)
+    (
+        s.refresh_secs,
+        s.min_refresh_secs,
+        s.max_refresh_secs,
+        s.unknown_kid_cooldown_secs,
+        s.fetch_timeout_ms,
+    )
 }
 
 impl std::fmt::Debug for KeySourceRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySourceRegistry").field("sets", &self.sets.lock().len()).finish()
+        f.debug_struct("KeySourceRegistry")
+            .field("sets", &self.sets.lock().len())
+            .finish()
     }
 }
 
@@ -42,7 +50,11 @@ impl KeySourceRegistry {
     /// `refresh_in_background`: keep key sets fresh with a task each (the gateway); without it
     /// keys are fetched only on demand (`portico token verify`).
     pub fn new(observer: Arc<dyn KeyFetchObserver>, refresh_in_background: bool) -> Self {
-        Self { observer, refresh_in_background, sets: Mutex::new(HashMap::new()) }
+        Self {
+            observer,
+            refresh_in_background,
+            sets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// An on-demand registry that reports nothing.
@@ -52,7 +64,11 @@ impl KeySourceRegistry {
 
     /// The live key set for `location`, created (and, in the background mode, refreshed) on
     /// first use.
-    pub fn remote(&self, location: JwksLocation, settings: &KeyFetchSettings) -> Result<Arc<RemoteKeySet>, String> {
+    pub fn remote(
+        &self,
+        location: JwksLocation,
+        settings: &KeyFetchSettings,
+    ) -> Result<Arc<RemoteKeySet>, String> {
         let mut sets = self.sets.lock();
         sets.retain(|_, weak| weak.strong_count() > 0);
         let key = (location.clone(), settings_key(settings));
@@ -68,7 +84,12 @@ impl KeySourceRegistry {
             .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        let set = Arc::new(RemoteKeySet::new(location, client, *settings, self.observer.clone()));
+        let set = Arc::new(RemoteKeySet::new(
+            location,
+            client,
+            *settings,
+            self.observer.clone(),
+        ));
         if self.refresh_in_background {
             set.spawn_refresher();
         }

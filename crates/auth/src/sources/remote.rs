@@ -24,7 +24,9 @@ use tokio::time::Instant;
 pub enum JwksLocation {
     Url(String),
     /// Found through `{issuer}/.well-known/openid-configuration`.
-    Discovery { issuer: String },
+    Discovery {
+        issuer: String,
+    },
 }
 
 impl std::fmt::Display for JwksLocation {
@@ -55,7 +57,10 @@ pub struct RemoteKeySet {
 
 impl std::fmt::Debug for RemoteKeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteKeySet").field("location", &self.location).field("keys", &self.current.load().len()).finish()
+        f.debug_struct("RemoteKeySet")
+            .field("location", &self.location)
+            .field("keys", &self.current.load().len())
+            .finish()
     }
 }
 
@@ -114,7 +119,10 @@ impl RemoteKeySet {
             Some(max_age) => {
                 let s = &self.settings;
                 max_age.map_or(Duration::from_secs(s.refresh_secs), |age| {
-                    age.clamp(Duration::from_secs(s.min_refresh_secs), Duration::from_secs(s.max_refresh_secs.max(s.min_refresh_secs)))
+                    age.clamp(
+                        Duration::from_secs(s.min_refresh_secs),
+                        Duration::from_secs(s.max_refresh_secs.max(s.min_refresh_secs)),
+                    )
                 })
             }
             // Retry sooner after a failure, but no sooner than the cooldown.
@@ -154,7 +162,10 @@ impl RemoteKeySet {
         }
     }
 
-    async fn fetch_key_set(&self, state: &mut FetchState) -> Result<(KeySet, Option<Duration>), FetchError> {
+    async fn fetch_key_set(
+        &self,
+        state: &mut FetchState,
+    ) -> Result<(KeySet, Option<Duration>), FetchError> {
         let url = match (&self.location, &state.jwks_uri) {
             (JwksLocation::Url(url), _) => url.clone(),
             (JwksLocation::Discovery { .. }, Some(url)) => url.clone(),
@@ -172,8 +183,12 @@ impl RemoteKeySet {
                 return Err(e);
             }
         };
-        let invalid = |reason: String| FetchError::Invalid { url: url.clone(), reason };
-        let (keys, notes) = key_set_from_jwks(&fetched.body, JwksOrigin::Remote).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |reason: String| FetchError::Invalid {
+            url: url.clone(),
+            reason,
+        };
+        let (keys, notes) = key_set_from_jwks(&fetched.body, JwksOrigin::Remote)
+            .map_err(|e| invalid(e.to_string()))?;
         for note in notes {
             tracing::warn!(source = %self.location, "{note}");
         }
@@ -184,15 +199,25 @@ impl RemoteKeySet {
     }
 
     async fn discover_jwks_uri(&self, issuer: &str) -> Result<String, FetchError> {
-        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
         let fetched = get_document(&self.client, &url).await?;
-        let invalid = |reason: &str| FetchError::Invalid { url: url.clone(), reason: reason.into() };
-        let doc: Value = serde_json::from_slice(&fetched.body).map_err(|_| invalid("the discovery document is not JSON"))?;
+        let invalid = |reason: &str| FetchError::Invalid {
+            url: url.clone(),
+            reason: reason.into(),
+        };
+        let doc: Value = serde_json::from_slice(&fetched.body)
+            .map_err(|_| invalid("the discovery document is not JSON"))?;
         // RFC 8414 §3.3: the document must name exactly the issuer we asked about.
         if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
             return Err(invalid("the discovery document names a different issuer"));
         }
-        let jwks_uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| invalid("the discovery document has no jwks_uri"))?;
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the discovery document has no jwks_uri"))?;
         if !(jwks_uri.starts_with("https://") || jwks_uri.starts_with("http://")) {
             return Err(invalid("jwks_uri is not an http(s) URL"));
         }

@@ -51,7 +51,13 @@ mod tests {
     fn set(ids: &[&str]) -> PolicySet {
         let mut s = PolicySet::default();
         for id in ids {
-            s.insert(Policy { id: (*id).into(), name: (*id).into(), access: HashMap::new(), rate: None, quota: None });
+            s.insert(Policy {
+                id: (*id).into(),
+                name: (*id).into(),
+                access: HashMap::new(),
+                rate: None,
+                quota: None,
+            });
         }
         s
     }
@@ -71,11 +77,35 @@ mod tests {
         };
         let scope = source.scope_claim();
         let c = json!({"pol": ["gold", "nope"], "scope": "orders:read other"});
-        assert_eq!(ids(&applied_policies(&source, &scope, c.as_object().unwrap(), &policies)), vec!["gold", "reader"]);
+        assert_eq!(
+            ids(&applied_policies(
+                &source,
+                &scope,
+                c.as_object().unwrap(),
+                &policies
+            )),
+            vec!["gold", "reader"]
+        );
         let c = json!({"pol": "gold", "scope": "orders:read"});
-        assert_eq!(ids(&applied_policies(&source, &scope, c.as_object().unwrap(), &policies)), vec!["gold", "reader"]);
+        assert_eq!(
+            ids(&applied_policies(
+                &source,
+                &scope,
+                c.as_object().unwrap(),
+                &policies
+            )),
+            vec!["gold", "reader"]
+        );
         let c = json!({"scope": "unmapped"});
-        assert_eq!(ids(&applied_policies(&source, &scope, c.as_object().unwrap(), &policies)), vec!["basic"]);
+        assert_eq!(
+            ids(&applied_policies(
+                &source,
+                &scope,
+                c.as_object().unwrap(),
+                &policies
+            )),
+            vec!["basic"]
+        );
     }
 
     #[test]
@@ -87,6 +117,14 @@ mod tests {
             ..Default::default()
         };
         let c = json!({"realm_access": {"roles": ["user", "admin"]}});
-        assert_eq!(ids(&applied_policies(&source, &source.scope_claim(), c.as_object().unwrap(), &policies)), vec!["admin"]);
+        assert_eq!(
+            ids(&applied_policies(
+                &source,
+                &source.scope_claim(),
+                c.as_object().unwrap(),
+                &policies
+            )),
+            vec!["admin"]
+        );
     }
 }

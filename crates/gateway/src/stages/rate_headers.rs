@@ -18,11 +18,27 @@ fn secs(ms: u64) -> u64 {
 
 pub fn insert(headers: &mut HeaderMap, decision: &Decision) {
     let named = [("rate", decision.rate), ("quota", decision.quota)];
-    let present: Vec<(&str, LimitStatus)> = named.iter().filter_map(|(n, s)| s.map(|s| (*n, s))).collect();
-    let Some(&(_, primary)) = present.first() else { return };
-    let policy = present.iter().map(|(n, s)| format!("\"{n}\";q={};w={}", s.limit, secs(s.window_ms).max(1))).collect::<Vec<_>>().join(", ");
-    let current = present.iter().map(|(n, s)| format!("\"{n}\";r={};t={}", s.remaining, secs(s.reset_ms))).collect::<Vec<_>>().join(", ");
-    if let (Ok(p), Ok(c)) = (HeaderValue::from_str(&policy), HeaderValue::from_str(&current)) {
+    let present: Vec<(&str, LimitStatus)> = named
+        .iter()
+        .filter_map(|(n, s)| s.map(|s| (*n, s)))
+        .collect();
+    let Some(&(_, primary)) = present.first() else {
+        return;
+    };
+    let policy = present
+        .iter()
+        .map(|(n, s)| format!("\"{n}\";q={};w={}", s.limit, secs(s.window_ms).max(1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let current = present
+        .iter()
+        .map(|(n, s)| format!("\"{n}\";r={};t={}", s.remaining, secs(s.reset_ms)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let (Ok(p), Ok(c)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&current),
+    ) {
         headers.insert(RATELIMIT_POLICY, p);
         headers.insert(RATELIMIT, c);
     }
@@ -40,12 +56,25 @@ mod tests {
     fn describes_rate_and_quota() {
         let d = Decision {
             verdict: Verdict::Allowed,
-            rate: Some(LimitStatus { limit: 10, window_ms: 1000, remaining: 9, reset_ms: 100 }),
-            quota: Some(LimitStatus { limit: 1000, window_ms: 86_400_000, remaining: 990, reset_ms: 3_600_000 }),
+            rate: Some(LimitStatus {
+                limit: 10,
+                window_ms: 1000,
+                remaining: 9,
+                reset_ms: 100,
+            }),
+            quota: Some(LimitStatus {
+                limit: 1000,
+                window_ms: 86_400_000,
+                remaining: 990,
+                reset_ms: 3_600_000,
+            }),
         };
         let mut h = HeaderMap::new();
         insert(&mut h, &d);
-        assert_eq!(h["ratelimit-policy"], "\"rate\";q=10;w=1, \"quota\";q=1000;w=86400");
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"rate\";q=10;w=1, \"quota\";q=1000;w=86400"
+        );
         assert_eq!(h["ratelimit"], "\"rate\";r=9;t=1, \"quota\";r=990;t=3600");
         assert_eq!(h["x-ratelimit-limit"], "10");
         assert_eq!(h["x-ratelimit-remaining"], "9");
@@ -55,7 +84,14 @@ mod tests {
     #[test]
     fn nothing_without_limits() {
         let mut h = HeaderMap::new();
-        insert(&mut h, &Decision { verdict: Verdict::Allowed, rate: None, quota: None });
+        insert(
+            &mut h,
+            &Decision {
+                verdict: Verdict::Allowed,
+                rate: None,
+                quota: None,
+            },
+        );
         assert!(h.is_empty());
     }
 }

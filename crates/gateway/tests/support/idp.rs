@@ -20,7 +20,8 @@ mod tempdir {
     pub struct TempDir(pub std::path::PathBuf);
     impl TempDir {
         pub fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!("portico-idp-{}-{}", std::process::id(), rand()));
+            let dir =
+                std::env::temp_dir().join(format!("portico-idp-{}-{}", std::process::id(), rand()));
             std::fs::create_dir_all(&dir).unwrap();
             Self(dir)
         }
@@ -59,9 +60,16 @@ impl Idp {
             .spawn()
             .expect("node runs the test IdP");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let started: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("IdP did not start: {line:?}"));
-        Self { issuer: started["issuer"].as_str().unwrap().to_string(), child, _keys: keys }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("IdP did not start: {line:?}"));
+        Self {
+            issuer: started["issuer"].as_str().unwrap().to_string(),
+            child,
+            _keys: keys,
+        }
     }
 
     /// A client_credentials access token for the JWT resource.
@@ -69,17 +77,31 @@ impl Idp {
         let r = reqwest::Client::new()
             .post(format!("{}/token", self.issuer))
             .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[("grant_type", "client_credentials"), ("scope", scope), ("resource", JWT_RESOURCE)])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", JWT_RESOURCE),
+            ])
             .send()
             .await
             .unwrap();
         let body: Value = r.json().await.unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {body}"))
+            .to_string()
     }
 
     /// Puts a new signing key first in the IdP's JWKS; returns its kid.
     pub async fn rotate_signing_key(&self) -> String {
-        let r: Value = reqwest::Client::new().post(format!("{}/__test/rotate", self.issuer)).send().await.unwrap().json().await.unwrap();
+        let r: Value = reqwest::Client::new()
+            .post(format!("{}/__test/rotate", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         r["kid"].as_str().unwrap().to_string()
     }
 }

@@ -36,9 +36,15 @@ pub struct Upstream {
     pub hits: Arc<AtomicUsize>,
 }
 
-type UpBody = http_body_util::Either<Full<Bytes>, StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>>;
+type UpBody = http_body_util::Either<
+    Full<Bytes>,
+    StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>,
+>;
 
-async fn echo(req: Request<Incoming>, hits: Arc<AtomicUsize>) -> Result<Response<UpBody>, Infallible> {
+async fn echo(
+    req: Request<Incoming>,
+    hits: Arc<AtomicUsize>,
+) -> Result<Response<UpBody>, Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_string();
     if path == "/slow" {
@@ -46,22 +52,44 @@ async fn echo(req: Request<Incoming>, hits: Arc<AtomicUsize>) -> Result<Response
     }
     if let Some(n) = path.strip_prefix("/stream/") {
         let n: usize = n.parse().unwrap_or(1);
-        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..n).map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; 64 * 1024])))).collect();
-        return Ok(Response::new(http_body_util::Either::Right(StreamBody::new(futures_util::stream::iter(chunks)))));
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..n)
+            .map(|_| Ok(Frame::data(Bytes::from(vec![b'x'; 64 * 1024]))))
+            .collect();
+        return Ok(Response::new(http_body_util::Either::Right(
+            StreamBody::new(futures_util::stream::iter(chunks)),
+        )));
     }
     let method = req.method().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers: Map<String, Value> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
         .collect();
-    let body_len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let body_len = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
     let body = json!({"method": method, "path": path, "query": query, "headers": headers, "body_len": body_len});
-    let mut response = Response::new(http_body_util::Either::Left(Full::new(Bytes::from(body.to_string()))));
-    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-    response.headers_mut().insert("connection", "x-upstream-hop".parse().unwrap());
-    response.headers_mut().insert("x-upstream-hop", "secret".parse().unwrap());
+    let mut response = Response::new(http_body_util::Either::Left(Full::new(Bytes::from(
+        body.to_string(),
+    ))));
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+        .headers_mut()
+        .insert("connection", "x-upstream-hop".parse().unwrap());
+    response
+        .headers_mut()
+        .insert("x-upstream-hop", "secret".parse().unwrap());
     *response.status_mut() = StatusCode::OK;
     Ok(response)
 }
@@ -74,7 +102,9 @@ impl Upstream {
         let counter = hits.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { break };
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| echo(req, counter.clone()));
@@ -123,11 +153,19 @@ pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {
     tokio::spawn(gateway.clone().serve_admin(admin_listener, async move {
         let _ = admin_stop_rx.await;
     }));
-    RunningGateway { gateway, addr, admin, _stop: stop }
+    RunningGateway {
+        gateway,
+        addr,
+        admin,
+        _stop: stop,
+    }
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Standard claims for `sub`, valid for an hour.
@@ -148,12 +186,17 @@ pub fn sign(key: &SigningKey, claims: &Map<String, Value>) -> String {
 }
 
 pub fn rsa_key() -> SigningKey {
-    SigningKey::generate(Algorithm::RS256).unwrap().with_kid("k1")
+    SigningKey::generate(Algorithm::RS256)
+        .unwrap()
+        .with_kid("k1")
 }
 
 /// Trust in `key`'s public half under `ISSUER`, audience `AUDIENCE`.
 pub fn trust_pem(key: &SigningKey) -> IssuerTrust {
-    let mut t = IssuerTrust::new(Some(ISSUER.into()), KeySourceSpec::PublicKeyPem(key.public_key_pem().unwrap()));
+    let mut t = IssuerTrust::new(
+        Some(ISSUER.into()),
+        KeySourceSpec::PublicKeyPem(key.public_key_pem().unwrap()),
+    );
     t.audiences = vec![AUDIENCE.into()];
     t
 }
@@ -167,25 +210,39 @@ pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>)
         strip_listen_path: true,
         upstream: UpstreamTarget::try_new(upstream).unwrap(),
         timeouts: UpstreamTimeouts::default(),
-        auth: ApiAuth::Jwt(JwtSpec { issuers: trust, max_token_bytes: 8192 }),
+        auth: ApiAuth::Jwt(JwtSpec {
+            issuers: trust,
+            max_token_bytes: 8192,
+        }),
         identity: IdentitySpec::default(),
         policies: PolicySource::default(),
         upstream_headers: UpstreamHeaders::default(),
     }
 }
 
-pub fn policy(id: &str, apis: &[&str], rate: Option<(u64, u64)>, quota: Option<(u64, u64)>) -> Policy {
+pub fn policy(
+    id: &str,
+    apis: &[&str],
+    rate: Option<(u64, u64)>,
+    quota: Option<(u64, u64)>,
+) -> Policy {
     Policy {
         id: id.into(),
         name: id.into(),
-        access: apis.iter().map(|a| (Arc::<str>::from(*a), ApiAccess::default())).collect::<HashMap<_, _>>(),
+        access: apis
+            .iter()
+            .map(|a| (Arc::<str>::from(*a), ApiAccess::default()))
+            .collect::<HashMap<_, _>>(),
         rate: rate.map(|(n, per)| RateLimit::try_new(n, per).unwrap()),
         quota: quota.map(|(m, r)| Quota::limited(m, r).unwrap()),
     }
 }
 
 pub fn config(apis: Vec<ApiSpec>, policies: Vec<Policy>) -> GatewayConfig {
-    let mut c = GatewayConfig { apis, ..Default::default() };
+    let mut c = GatewayConfig {
+        apis,
+        ..Default::default()
+    };
     for p in policies {
         c.policies.insert(p);
     }
@@ -193,7 +250,11 @@ pub fn config(apis: Vec<ApiSpec>, policies: Vec<Policy>) -> GatewayConfig {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
@@ -205,5 +266,8 @@ pub async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
 }
 
 pub fn www_authenticate(r: &reqwest::Response) -> String {
-    r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }

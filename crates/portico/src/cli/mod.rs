@@ -25,7 +25,11 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     pub fn sources(&self) -> ConfigSources {
-        ConfigSources { config_file: self.config.clone(), tyk_apps_dir: self.tyk_apps.clone(), tyk_policies_file: self.tyk_policies.clone() }
+        ConfigSources {
+            config_file: self.config.clone(),
+            tyk_apps_dir: self.tyk_apps.clone(),
+            tyk_policies_file: self.tyk_policies.clone(),
+        }
     }
 }
 
@@ -40,7 +44,11 @@ pub fn validate(args: ConfigArgs) -> ExitCode {
     match config::load(&args.sources(), &ProcessEnv) {
         Ok(loaded) => {
             print_problems(&loaded.warnings);
-            println!("configuration is valid: {} APIs, {} policies", loaded.gateway.apis.len(), loaded.gateway.policies.len());
+            println!(
+                "configuration is valid: {} APIs, {} policies",
+                loaded.gateway.apis.len(),
+                loaded.gateway.policies.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -44,7 +44,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let listen = args.listen.unwrap_or(loaded.process.listen);
     let admin_listen = args.admin_listen.unwrap_or(loaded.process.admin_listen);
     let data_dir = args.data_dir.unwrap_or(loaded.process.data_dir.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -53,7 +56,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     runtime.block_on(async move {
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
-            eprintln!("error: cannot create data folder {}: {e}", data_dir.display());
+            eprintln!(
+                "error: cannot create data folder {}: {e}",
+                data_dir.display()
+            );
             return ExitCode::from(1);
         }
         let gateway = match Gateway::new(&loaded.gateway) {
@@ -63,7 +69,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let (gateway_listener, admin_listener) = match (TcpListener::bind(listen).await, TcpListener::bind(admin_listen).await) {
+        let (gateway_listener, admin_listener) = match (
+            TcpListener::bind(listen).await,
+            TcpListener::bind(admin_listen).await,
+        ) {
             (Ok(g), Ok(a)) => (g, a),
             (Err(e), _) => {
                 eprintln!("error: cannot listen on {listen}: {e}");
@@ -78,11 +87,29 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        println!("gateway listening on http://{}", gateway_listener.local_addr().map_or(listen, |a| a));
-        println!("admin listening on http://{}", admin_listener.local_addr().map_or(admin_listen, |a| a));
-        tracing::info!(apis = loaded.gateway.apis.len(), policies = loaded.gateway.policies.len(), "portico started");
-        let serving = tokio::spawn(gateway.clone().serve(gateway_listener, stopped(stop_rx.clone())));
-        let admin = tokio::spawn(gateway.clone().serve_admin(admin_listener, stopped(stop_rx.clone())));
+        println!(
+            "gateway listening on http://{}",
+            gateway_listener.local_addr().map_or(listen, |a| a)
+        );
+        println!(
+            "admin listening on http://{}",
+            admin_listener.local_addr().map_or(admin_listen, |a| a)
+        );
+        tracing::info!(
+            apis = loaded.gateway.apis.len(),
+            policies = loaded.gateway.policies.len(),
+            "portico started"
+        );
+        let serving = tokio::spawn(
+            gateway
+                .clone()
+                .serve(gateway_listener, stopped(stop_rx.clone())),
+        );
+        let admin = tokio::spawn(
+            gateway
+                .clone()
+                .serve_admin(admin_listener, stopped(stop_rx.clone())),
+        );
         tokio::spawn(reload_on_signal_or_change(gateway.clone(), sources));
         wait_for_shutdown().await;
         tracing::info!("shutting down");
@@ -144,7 +171,10 @@ async fn reload_on_signal_or_change(gateway: Arc<Gateway>, sources: ConfigSource
                 for p in &e.problems {
                     tracing::error!(reason, location = %p.location, "{}", p.message);
                 }
-                tracing::error!(reason, "configuration rejected; still serving the previous one");
+                tracing::error!(
+                    reason,
+                    "configuration rejected; still serving the previous one"
+                );
             }
         }
     }

@@ -7,7 +7,9 @@ use portico_auth::jws::b64url_decode;
 use portico_auth::sign::SigningKey;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::config::KeyFetchSettings;
-use portico_core::jwt::{Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret};
+use portico_core::jwt::{
+    Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
+};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,11 +88,15 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn decode_secret(b64: &str) -> Result<Vec<u8>, String> {
-    STANDARD.decode(b64.trim()).map_err(|_| "--secret-base64 is not valid base64".to_string())
+    STANDARD
+        .decode(b64.trim())
+        .map_err(|_| "--secret-base64 is not valid base64".to_string())
 }
 
 /// The token's header and claims decoded without verification, for the report.
@@ -108,10 +114,15 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
         if jwks.starts_with("http://") || jwks.starts_with("https://") {
             KeySourceSpec::JwksUrl(jwks.clone())
         } else {
-            KeySourceSpec::JwksDocument(std::fs::read_to_string(jwks).map_err(|e| format!("cannot read {jwks}: {e}"))?)
+            KeySourceSpec::JwksDocument(
+                std::fs::read_to_string(jwks).map_err(|e| format!("cannot read {jwks}: {e}"))?,
+            )
         }
     } else if let Some(path) = &args.key {
-        KeySourceSpec::PublicKeyPem(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+        KeySourceSpec::PublicKeyPem(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        )
     } else if let Some(secret) = &args.secret_base64 {
         KeySourceSpec::Secret(Secret::new(decode_secret(secret)?))
     } else {
@@ -119,12 +130,31 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
     };
     let mut trust = IssuerTrust::new(args.iss.clone().or(args.issuer.clone()), keys);
     trust.audiences = args.aud.clone();
-    trust.algorithms = args.alg.as_deref().map(|a| a.parse::<Algorithm>().map(|a| vec![a])).transpose()?;
-    trust.skew = ClaimSkews { exp_secs: args.skew, nbf_secs: args.skew, iat_secs: args.skew };
-    let spec = JwtSpec { issuers: vec![trust], max_token_bytes: DEFAULT_MAX_TOKEN_BYTES };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    trust.algorithms = args
+        .alg
+        .as_deref()
+        .map(|a| a.parse::<Algorithm>().map(|a| vec![a]))
+        .transpose()?;
+    trust.skew = ClaimSkews {
+        exp_secs: args.skew,
+        nbf_secs: args.skew,
+        iat_secs: args.skew,
+    };
+    let spec = JwtSpec {
+        issuers: vec![trust],
+        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let result = runtime.block_on(async {
-        let verifier = JwtVerifier::build(&spec, &KeySourceRegistry::on_demand(), &KeyFetchSettings::default()).map_err(|e| e.to_string())?;
+        let verifier = JwtVerifier::build(
+            &spec,
+            &KeySourceRegistry::on_demand(),
+            &KeyFetchSettings::default(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok::<_, String>(verifier.verify_access_token(args.token.trim(), now()).await)
     })?;
     let (valid, reason, message) = match &result {
@@ -139,17 +169,24 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
         "claims": decoded_part(args.token.trim(), 1),
     });
     println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn mint(args: MintArgs) -> Result<ExitCode, String> {
     let alg: Algorithm = args.alg.parse()?;
     let key = match (&args.key, &args.secret_base64) {
         (Some(path), _) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             SigningKey::from_pem(alg, &pem).map_err(|e| e.to_string())?
         }
-        (None, Some(secret)) => SigningKey::from_secret(alg, &decode_secret(secret)?).map_err(|e| e.to_string())?,
+        (None, Some(secret)) => {
+            SigningKey::from_secret(alg, &decode_secret(secret)?).map_err(|e| e.to_string())?
+        }
         (None, None) => unreachable!("clap requires one"),
     };
     let key = match args.kid {
@@ -163,6 +200,10 @@ fn mint(args: MintArgs) -> Result<ExitCode, String> {
     let issued = now();
     claims.entry("iat").or_insert(json!(issued));
     claims.entry("exp").or_insert(json!(issued + args.ttl));
-    println!("{}", key.sign_jwt(&claims, &Map::new()).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        key.sign_jwt(&claims, &Map::new())
+            .map_err(|e| e.to_string())?
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -21,11 +21,21 @@ pub struct ConfigSources {
 impl ConfigSources {
     /// The files whose change should trigger a reload.
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self.config_file.iter().chain(&self.tyk_policies_file).cloned().collect();
+        let mut files: Vec<PathBuf> = self
+            .config_file
+            .iter()
+            .chain(&self.tyk_policies_file)
+            .cloned()
+            .collect();
         if let Some(dir) = &self.tyk_apps_dir
             && let Ok(entries) = std::fs::read_dir(dir)
         {
-            files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")));
+            files.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json")),
+            );
         }
         files.sort();
         files
@@ -104,19 +114,31 @@ pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigErro
         for policy in policies {
             let id = policy.id.clone();
             if gateway.policies.insert(policy).is_some() {
-                problems.push(Problem::error(path.display().to_string(), format!("policy {id:?} is defined twice")));
+                problems.push(Problem::error(
+                    path.display().to_string(),
+                    format!("policy {id:?} is defined twice"),
+                ));
             }
         }
     }
     if sources.config_file.is_none() && sources.tyk_apps_dir.is_none() {
-        problems.push(Problem::error("command line", "no configuration given: use --config FILE and/or --tyk-apps DIR"));
+        problems.push(Problem::error(
+            "command line",
+            "no configuration given: use --config FILE and/or --tyk-apps DIR",
+        ));
     }
     problems.extend(gateway.check(&locations));
-    let (errors, warnings): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.severity == Severity::Error);
+    let (errors, warnings): (Vec<_>, Vec<_>) = problems
+        .into_iter()
+        .partition(|p| p.severity == Severity::Error);
     if !errors.is_empty() {
         let mut all = errors;
         all.extend(warnings);
         return Err(ConfigError { problems: all });
     }
-    Ok(Loaded { gateway, process, warnings })
+    Ok(Loaded {
+        gateway,
+        process,
+        warnings,
+    })
 }

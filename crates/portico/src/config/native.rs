@@ -5,8 +5,12 @@ use super::env::Env;
 use super::{LogFormat, ProcessSettings};
 use base64::Engine;
 use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
-use portico_core::config::{GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings};
-use portico_core::jwt::{Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret};
+use portico_core::config::{
+    GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings,
+};
+use portico_core::jwt::{
+    Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
+};
 use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
 use portico_core::{ApiSpec, ClaimPath, IdentitySpec, ListenPath};
 use serde::Deserialize;
@@ -178,7 +182,12 @@ fn default_session_header() -> Option<String> {
 
 impl Default for UpstreamHeadersSection {
     fn default() -> Self {
-        Self { identity: default_identity_header(), session: default_session_header(), claims: BTreeMap::new(), forward_authorization: true }
+        Self {
+            identity: default_identity_header(),
+            session: default_session_header(),
+            claims: BTreeMap::new(),
+            forward_authorization: true,
+        }
     }
 }
 
@@ -235,8 +244,10 @@ pub struct NativeConfig {
 /// Reads and converts `path`; `Err` only when the file cannot be read or parsed at all.
 pub fn load_file(path: &Path, env: &dyn Env) -> Result<NativeConfig, Problem> {
     let where_ = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Problem::error(&where_, format!("cannot read: {e}")))?;
-    let file: FileConfig = serde_saphyr::from_str(&text).map_err(|e| Problem::error(&where_, e.to_string()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Problem::error(&where_, format!("cannot read: {e}")))?;
+    let file: FileConfig =
+        serde_saphyr::from_str(&text).map_err(|e| Problem::error(&where_, e.to_string()))?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(convert(file, &where_, &base_dir, env))
 }
@@ -248,7 +259,10 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     let process = ProcessSettings {
         listen: file.listen.unwrap_or(defaults.listen),
         admin_listen: file.admin_listen.unwrap_or(defaults.admin_listen),
-        data_dir: file.data_dir.map(|d| base_dir.join(d)).unwrap_or(defaults.data_dir),
+        data_dir: file
+            .data_dir
+            .map(|d| base_dir.join(d))
+            .unwrap_or(defaults.data_dir),
         log_format: file.log.format.unwrap_or_default(),
         log_level: file.log.level.unwrap_or(defaults.log_level),
     };
@@ -257,21 +271,45 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     let settings = GatewaySettings {
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
-            min_refresh_secs: file.jwks.min_refresh_secs.unwrap_or(jwks_defaults.min_refresh_secs),
-            max_refresh_secs: file.jwks.max_refresh_secs.unwrap_or(jwks_defaults.max_refresh_secs),
-            unknown_kid_cooldown_secs: file.jwks.unknown_kid_cooldown_secs.unwrap_or(jwks_defaults.unknown_kid_cooldown_secs),
-            fetch_timeout_ms: file.jwks.fetch_timeout_ms.unwrap_or(jwks_defaults.fetch_timeout_ms),
+            min_refresh_secs: file
+                .jwks
+                .min_refresh_secs
+                .unwrap_or(jwks_defaults.min_refresh_secs),
+            max_refresh_secs: file
+                .jwks
+                .max_refresh_secs
+                .unwrap_or(jwks_defaults.max_refresh_secs),
+            unknown_kid_cooldown_secs: file
+                .jwks
+                .unknown_kid_cooldown_secs
+                .unwrap_or(jwks_defaults.unknown_kid_cooldown_secs),
+            fetch_timeout_ms: file
+                .jwks
+                .fetch_timeout_ms
+                .unwrap_or(jwks_defaults.fetch_timeout_ms),
         },
         sessions: SessionSettings {
-            max_sessions: file.sessions.max_sessions.unwrap_or(session_defaults.max_sessions),
-            idle_ttl_secs: file.sessions.idle_ttl_secs.unwrap_or(session_defaults.idle_ttl_secs),
+            max_sessions: file
+                .sessions
+                .max_sessions
+                .unwrap_or(session_defaults.max_sessions),
+            idle_ttl_secs: file
+                .sessions
+                .idle_ttl_secs
+                .unwrap_or(session_defaults.idle_ttl_secs),
         },
     };
     if settings.jwks.fetch_timeout_ms == 0 {
-        problems.push(Problem::error(format!("{file_name}: jwks.fetch_timeout_ms"), "must be > 0"));
+        problems.push(Problem::error(
+            format!("{file_name}: jwks.fetch_timeout_ms"),
+            "must be > 0",
+        ));
     }
     if settings.sessions.max_sessions == 0 {
-        problems.push(Problem::error(format!("{file_name}: sessions.max_sessions"), "must be > 0"));
+        problems.push(Problem::error(
+            format!("{file_name}: sessions.max_sessions"),
+            "must be > 0",
+        ));
     }
 
     let mut apis = Vec::new();
@@ -289,25 +327,51 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
         if let Some(policy) = convert_policy(section, &location, &mut problems) {
             let id = policy.id.clone();
             if policies.insert(policy).is_some() {
-                problems.push(Problem::error(location, format!("policy id {id:?} is used twice")));
+                problems.push(Problem::error(
+                    location,
+                    format!("policy id {id:?} is used twice"),
+                ));
             }
         }
     }
-    NativeConfig { gateway: GatewayConfig { apis, policies, settings }, process, api_locations, problems }
+    NativeConfig {
+        gateway: GatewayConfig {
+            apis,
+            policies,
+            settings,
+        },
+        process,
+        api_locations,
+        problems,
+    }
 }
 
 fn claim_path(raw: &str, location: &str, problems: &mut Vec<Problem>) -> Option<ClaimPath> {
-    ClaimPath::try_new(raw).map_err(|e| problems.push(Problem::error(location, e))).ok()
+    ClaimPath::try_new(raw)
+        .map_err(|e| problems.push(Problem::error(location, e)))
+        .ok()
 }
 
-fn convert_api(s: ApiSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<ApiSpec> {
+fn convert_api(
+    s: ApiSection,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<ApiSpec> {
     let before = problems.len();
-    let err = |problems: &mut Vec<Problem>, field: &str, msg: String| problems.push(Problem::error(format!("{loc}.{field}"), msg));
+    let err = |problems: &mut Vec<Problem>, field: &str, msg: String| {
+        problems.push(Problem::error(format!("{loc}.{field}"), msg))
+    };
     if s.id.trim().is_empty() {
         err(problems, "id", "must not be empty".into());
     }
-    let listen_path = ListenPath::try_new(&s.listen_path).map_err(|e| err(problems, "listen_path", e)).ok();
-    let upstream = UpstreamTarget::try_new(&s.upstream).map_err(|e| err(problems, "upstream", e)).ok();
+    let listen_path = ListenPath::try_new(&s.listen_path)
+        .map_err(|e| err(problems, "listen_path", e))
+        .ok();
+    let upstream = UpstreamTarget::try_new(&s.upstream)
+        .map_err(|e| err(problems, "upstream", e))
+        .ok();
     let timeout_defaults = UpstreamTimeouts::default();
     let timeouts = UpstreamTimeouts {
         connect_ms: s.timeouts.connect_ms.unwrap_or(timeout_defaults.connect_ms),
@@ -319,33 +383,62 @@ fn convert_api(s: ApiSection, loc: &str, base_dir: &Path, env: &dyn Env, problem
     let auth = match (s.keyless, s.jwt) {
         (true, None) => Some(ApiAuth::Keyless),
         (true, Some(_)) => {
-            err(problems, "keyless", "an API is either keyless or has jwt settings, not both".into());
+            err(
+                problems,
+                "keyless",
+                "an API is either keyless or has jwt settings, not both".into(),
+            );
             None
         }
         (false, None) => {
             err(problems, "jwt", "missing: configure jwt issuers, or set keyless: true to serve without authentication".into());
             None
         }
-        (false, Some(jwt)) => convert_jwt(jwt, &format!("{loc}.jwt"), base_dir, env, problems).map(ApiAuth::Jwt),
+        (false, Some(jwt)) => {
+            convert_jwt(jwt, &format!("{loc}.jwt"), base_dir, env, problems).map(ApiAuth::Jwt)
+        }
     };
     let identity = match s.identity_claims {
         None => Some(IdentitySpec::default()),
         Some(claims) => {
-            let paths: Option<Vec<_>> = claims.iter().map(|c| claim_path(c, &format!("{loc}.identity_claims"), problems)).collect();
-            paths.and_then(|p| IdentitySpec::try_new(p).map_err(|e| err(problems, "identity_claims", e)).ok())
+            let paths: Option<Vec<_>> = claims
+                .iter()
+                .map(|c| claim_path(c, &format!("{loc}.identity_claims"), problems))
+                .collect();
+            paths.and_then(|p| {
+                IdentitySpec::try_new(p)
+                    .map_err(|e| err(problems, "identity_claims", e))
+                    .ok()
+            })
         }
     };
     let policies = PolicySource {
-        policy_claim: s.policies.claim.as_deref().and_then(|c| claim_path(c, &format!("{loc}.policies.claim"), problems)),
-        scope_claim: s.policies.scope_claim.as_deref().and_then(|c| claim_path(c, &format!("{loc}.policies.scope_claim"), problems)),
-        scope_map: s.policies.scope_map.into_iter().map(|(scope, ids)| (scope, ids.into_vec().into_iter().map(Into::into).collect())).collect(),
+        policy_claim: s
+            .policies
+            .claim
+            .as_deref()
+            .and_then(|c| claim_path(c, &format!("{loc}.policies.claim"), problems)),
+        scope_claim: s
+            .policies
+            .scope_claim
+            .as_deref()
+            .and_then(|c| claim_path(c, &format!("{loc}.policies.scope_claim"), problems)),
+        scope_map: s
+            .policies
+            .scope_map
+            .into_iter()
+            .map(|(scope, ids)| (scope, ids.into_vec().into_iter().map(Into::into).collect()))
+            .collect(),
         default_policies: s.policies.defaults.into_iter().map(Into::into).collect(),
     };
     let claims = s
         .upstream_headers
         .claims
         .iter()
-        .filter_map(|(claim, header)| claim_path(claim, &format!("{loc}.upstream_headers.claims"), problems).map(|c| (c, header.clone())))
+        .filter_map(|(claim, header)| {
+            claim_path(claim, &format!("{loc}.upstream_headers.claims"), problems)
+                .map(|c| (c, header.clone()))
+        })
         .collect();
     let upstream_headers = UpstreamHeaders {
         identity: s.upstream_headers.identity,
@@ -371,27 +464,50 @@ fn convert_api(s: ApiSection, loc: &str, base_dir: &Path, env: &dyn Env, problem
     })
 }
 
-fn convert_jwt(s: JwtSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<JwtSpec> {
+fn convert_jwt(
+    s: JwtSection,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<JwtSpec> {
     let before = problems.len();
     let issuers: Vec<IssuerTrust> = s
         .issuers
         .into_iter()
         .enumerate()
-        .filter_map(|(i, issuer)| convert_issuer(issuer, &format!("{loc}.issuers[{i}]"), base_dir, env, problems))
+        .filter_map(|(i, issuer)| {
+            convert_issuer(
+                issuer,
+                &format!("{loc}.issuers[{i}]"),
+                base_dir,
+                env,
+                problems,
+            )
+        })
         .collect();
     if problems.len() > before {
         return None;
     }
     if issuers.is_empty() {
-        problems.push(Problem::error(format!("{loc}.issuers"), "at least one issuer or key is required"));
+        problems.push(Problem::error(
+            format!("{loc}.issuers"),
+            "at least one issuer or key is required",
+        ));
         return None;
     }
     let unnamed = issuers.iter().filter(|i| i.issuer.is_none()).count();
     if unnamed > 1 {
-        problems.push(Problem::error(format!("{loc}.issuers"), "at most one entry may omit `issuer`"));
+        problems.push(Problem::error(
+            format!("{loc}.issuers"),
+            "at most one entry may omit `issuer`",
+        ));
         return None;
     }
-    Some(JwtSpec { issuers, max_token_bytes: s.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES) })
+    Some(JwtSpec {
+        issuers,
+        max_token_bytes: s.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES),
+    })
 }
 
 fn read_file(path: &Path, base_dir: &Path) -> Result<String, String> {
@@ -399,7 +515,13 @@ fn read_file(path: &Path, base_dir: &Path) -> Result<String, String> {
     std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
 }
 
-fn convert_issuer(s: IssuerSection, loc: &str, base_dir: &Path, env: &dyn Env, problems: &mut Vec<Problem>) -> Option<IssuerTrust> {
+fn convert_issuer(
+    s: IssuerSection,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<IssuerTrust> {
     let err = |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(loc, msg));
     let given = [
         s.jwks_url.is_some(),
@@ -437,12 +559,16 @@ fn convert_issuer(s: IssuerSection, loc: &str, base_dir: &Path, env: &dyn Env, p
     } else if let Some(b64) = s.secret_base64 {
         decode_secret(&b64).map(KeySourceSpec::Secret)
     } else if let Some(var) = s.secret_base64_env {
-        env.var(&var).ok_or_else(|| format!("environment variable {var} is not set")).and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
+        env.var(&var)
+            .ok_or_else(|| format!("environment variable {var} is not set"))
+            .and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
     } else if let Some(issuer) = &s.issuer {
         if issuer.starts_with("https://") || issuer.starts_with("http://") {
             Ok(KeySourceSpec::Discovery)
         } else {
-            Err(format!("issuer {issuer:?} has no key source; OIDC discovery needs an http(s) issuer URL"))
+            Err(format!(
+                "issuer {issuer:?} has no key source; OIDC discovery needs an http(s) issuer URL"
+            ))
         }
     } else {
         Err("no key source: give an issuer URL (OIDC discovery) or a key".into())
@@ -460,7 +586,11 @@ fn convert_issuer(s: IssuerSection, loc: &str, base_dir: &Path, env: &dyn Env, p
     trust.algorithms = algorithms;
     trust.require_at_jwt = s.require_at_jwt;
     trust.require_exp = s.require_exp;
-    trust.skew = ClaimSkews { exp_secs: s.skew.exp_secs, nbf_secs: s.skew.nbf_secs, iat_secs: s.skew.iat_secs };
+    trust.skew = ClaimSkews {
+        exp_secs: s.skew.exp_secs,
+        nbf_secs: s.skew.nbf_secs,
+        iat_secs: s.skew.iat_secs,
+    };
     Some(trust)
 }
 
@@ -471,17 +601,26 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
         let rules: Vec<AccessRule> = section
             .allow
             .into_iter()
-            .filter_map(|a| AccessRule::try_new(&a.path, a.methods).map_err(|e| problems.push(Problem::error(format!("{loc}.apis.{api}"), e))).ok())
+            .filter_map(|a| {
+                AccessRule::try_new(&a.path, a.methods)
+                    .map_err(|e| problems.push(Problem::error(format!("{loc}.apis.{api}"), e)))
+                    .ok()
+            })
             .collect();
         access.insert(api.into(), ApiAccess { rules });
     }
     let rate = s.rate_limit.and_then(|r| {
         let per_ms = (r.per_secs * 1000.0).round();
         if !(per_ms.is_finite() && per_ms >= 1.0) {
-            problems.push(Problem::error(format!("{loc}.rate_limit.per_secs"), "must be at least 0.001"));
+            problems.push(Problem::error(
+                format!("{loc}.rate_limit.per_secs"),
+                "must be at least 0.001",
+            ));
             return None;
         }
-        RateLimit::try_new(r.requests, per_ms as u64).map_err(|e| problems.push(Problem::error(format!("{loc}.rate_limit"), e))).ok()
+        RateLimit::try_new(r.requests, per_ms as u64)
+            .map_err(|e| problems.push(Problem::error(format!("{loc}.rate_limit"), e)))
+            .ok()
     });
     let quota = s.quota.and_then(|q| match q.max {
         -1 => Some(Quota::Unlimited),
@@ -489,12 +628,162 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
             .map_err(|e| problems.push(Problem::error(format!("{loc}.quota"), e)))
             .ok(),
         _ => {
-            problems.push(Problem::error(format!("{loc}.quota.max"), "must be -1 (unlimited) or >= 0"));
+            problems.push(Problem::error(
+                format!("{loc}.quota.max"),
+                "must be -1 (unlimited) or >= 0",
+            ));
             None
         }
     });
     if problems.len() > before {
         return None;
     }
-    Some(Policy { name: s.name.unwrap_or_else(|| s.id.clone()), id: s.id.into(), access, rate, quota })
+    Some(Policy {
+        name: s.name.unwrap_or_else(|| s.id.clone()),
+        id: s.id.into(),
+        access,
+        rate,
+        quota,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::MapEnv;
+
+    fn load(yaml: &str, env: &MapEnv) -> NativeConfig {
+        let file: FileConfig = serde_saphyr::from_str(yaml).unwrap();
+        convert(file, "test.yaml", Path::new("."), env)
+    }
+
+    const MINIMAL: &str = r#"
+apis:
+  - id: orders
+    listen_path: /orders/
+    upstream: http://127.0.0.1:9000
+    jwt:
+      issuers:
+        - issuer: https://idp.example.com
+"#;
+
+    #[test]
+    fn defaults_apply() {
+        let c = load(MINIMAL, &MapEnv::default());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.process.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.process.admin_listen.to_string(), "127.0.0.1:8081");
+        let api = &c.gateway.apis[0];
+        assert_eq!(api.listen_path.as_str(), "/orders");
+        assert!(api.strip_listen_path);
+        assert_eq!(api.org_id, "default");
+        assert_eq!(
+            api.timeouts,
+            UpstreamTimeouts {
+                connect_ms: 5000,
+                read_ms: 30000
+            }
+        );
+        assert!(api.policies.is_authentication_only());
+        let ApiAuth::Jwt(jwt) = &api.auth else {
+            panic!()
+        };
+        assert_eq!(jwt.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
+        assert_eq!(jwt.issuers[0].keys, KeySourceSpec::Discovery);
+        assert!(jwt.issuers[0].require_exp);
+        assert_eq!(c.gateway.settings.jwks, KeyFetchSettings::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let err = serde_saphyr::from_str::<FileConfig>("apis: []\nlisten_port: 80\n").unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_location() {
+        let yaml = r#"
+apis:
+  - id: a
+    listen_path: nope
+    upstream: ftp://x
+    jwt:
+      issuers:
+        - secret_base64: "!!!"
+          algorithms: [none]
+  - id: b
+    listen_path: /b
+    upstream: http://127.0.0.1:1
+policies:
+  - id: p
+    rate_limit: { requests: 0, per_secs: 1 }
+    quota: { max: -5 }
+"#;
+        let c = load(yaml, &MapEnv::default());
+        let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        let has = |loc: &str, msg: &str| text.iter().any(|t| t.contains(loc) && t.contains(msg));
+        assert!(
+            has("apis[0] (a).listen_path", "must start with '/'"),
+            "{text:#?}"
+        );
+        assert!(has("apis[0] (a).upstream", "not supported"), "{text:#?}");
+        assert!(has("apis[0] (a).jwt.issuers[0]", "base64"), "{text:#?}");
+        assert!(has("apis[1] (b).jwt", "keyless: true"), "{text:#?}");
+        assert!(
+            has("policies[0] (p).rate_limit", "requests > 0"),
+            "{text:#?}"
+        );
+        assert!(has("policies[0] (p).quota.max", "-1"), "{text:#?}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let yaml = MINIMAL.replace(
+            "- issuer: https://idp.example.com",
+            "- secret_base64_env: ORDERS_SECRET",
+        );
+        let missing = load(&yaml, &MapEnv::default());
+        assert!(
+            missing.problems[0]
+                .message
+                .contains("ORDERS_SECRET is not set")
+        );
+        let env = MapEnv(HashMap::from([(
+            "ORDERS_SECRET".to_string(),
+            "c2VjcmV0".to_string(),
+        )]));
+        let c = load(&yaml, &env);
+        let ApiAuth::Jwt(jwt) = &c.gateway.apis[0].auth else {
+            panic!()
+        };
+        assert_eq!(
+            jwt.issuers[0].keys,
+            KeySourceSpec::Secret(Secret::new(b"secret".to_vec()))
+        );
+    }
+
+    #[test]
+    fn policies_and_headers() {
+        let yaml = format!(
+            "{MINIMAL}    policies:\n      claim: realm.pol\n      scope_map:\n        \"orders:read\": reader\n        \"orders:all\": [reader, writer]\n    upstream_headers:\n      identity: null\n      claims:\n        email: X-Email\npolicies:\n  - id: reader\n    apis:\n      orders:\n        allow:\n          - path: /items\n            methods: [GET]\n    rate_limit: {{ requests: 10, per_secs: 0.5 }}\n    quota: {{ max: -1 }}\n  - id: writer\n"
+        );
+        let c = load(&yaml, &MapEnv::default());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let api = &c.gateway.apis[0];
+        assert_eq!(api.policies.scope_map["orders:all"].len(), 2);
+        assert_eq!(
+            api.policies.policy_claim.as_ref().unwrap().as_str(),
+            "realm.pol"
+        );
+        assert_eq!(api.upstream_headers.identity, None);
+        assert_eq!(
+            api.upstream_headers.session.as_deref(),
+            Some("X-Portico-Session")
+        );
+        let reader = c.gateway.policies.get("reader").unwrap();
+        assert_eq!(reader.rate, Some(RateLimit::try_new(10, 500).unwrap()));
+        assert_eq!(reader.quota, Some(Quota::Unlimited));
+        assert!(reader.access["orders"].allows("GET", "/items/1"));
+        assert!(!reader.access["orders"].allows("POST", "/items/1"));
+    }
 }

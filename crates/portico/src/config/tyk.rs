@@ -5,7 +5,9 @@
 use base64::Engine;
 use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
 use portico_core::config::Problem;
-use portico_core::jwt::{Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret};
+use portico_core::jwt::{
+    Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
+};
 use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
 use portico_core::{ApiSpec, ClaimPath, IdentitySpec, ListenPath};
 use serde_json::{Map, Value};
@@ -33,12 +35,41 @@ const API_FIELDS: &[&str] = &[
     "proxy",
 ];
 /// Fields that describe rather than configure; never reported.
-const DESCRIPTIVE_FIELDS: &[&str] = &["id", "_id", "slug", "api_model", "tags", "internal", "is_oas", "definition", "version_data"];
+const DESCRIPTIVE_FIELDS: &[&str] = &[
+    "id",
+    "_id",
+    "slug",
+    "api_model",
+    "tags",
+    "internal",
+    "is_oas",
+    "definition",
+    "version_data",
+];
 const PROXY_FIELDS: &[&str] = &["listen_path", "target_url", "strip_listen_path"];
 
-const POLICY_FIELDS: &[&str] =
-    &["id", "_id", "name", "org_id", "access_rights", "rate", "per", "quota_max", "quota_renewal_rate", "active", "is_inactive", "partitions"];
-const POLICY_DESCRIPTIVE: &[&str] = &["tags", "meta_data", "last_updated", "state", "key_expires_in", "hmac_enabled"];
+const POLICY_FIELDS: &[&str] = &[
+    "id",
+    "_id",
+    "name",
+    "org_id",
+    "access_rights",
+    "rate",
+    "per",
+    "quota_max",
+    "quota_renewal_rate",
+    "active",
+    "is_inactive",
+    "partitions",
+];
+const POLICY_DESCRIPTIVE: &[&str] = &[
+    "tags",
+    "meta_data",
+    "last_updated",
+    "state",
+    "key_expires_in",
+    "hmac_enabled",
+];
 
 /// False for values that mean "not set" in Tyk's exports: null, false, 0, "", [], {}.
 fn is_set(value: &Value) -> bool {
@@ -52,25 +83,43 @@ fn is_set(value: &Value) -> bool {
     }
 }
 
-fn report_unsupported(obj: &Map<String, Value>, known: &[&str], descriptive: &[&str], location: &str, prefix: &str, problems: &mut Vec<Problem>) {
+fn report_unsupported(
+    obj: &Map<String, Value>,
+    known: &[&str],
+    descriptive: &[&str],
+    location: &str,
+    prefix: &str,
+    problems: &mut Vec<Problem>,
+) {
     for (key, value) in obj {
         if !known.contains(&key.as_str()) && !descriptive.contains(&key.as_str()) && is_set(value) {
-            problems.push(Problem::warning(location, format!("{prefix}{key} is not supported by Portico and is ignored")));
+            problems.push(Problem::warning(
+                location,
+                format!("{prefix}{key} is not supported by Portico and is ignored"),
+            ));
         }
     }
 }
 
 fn string_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Loads every `*.json` in `dir`, in name order.
 pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
         Err(e) => {
-            problems.push(Problem::error(dir.display().to_string(), format!("cannot read folder: {e}")));
+            problems.push(Problem::error(
+                dir.display().to_string(),
+                format!("cannot read folder: {e}"),
+            ));
             return (Vec::new(), Vec::new(), problems);
         }
     };
@@ -81,7 +130,9 @@ pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
         let location = file.display().to_string();
         let parsed = std::fs::read_to_string(&file)
             .map_err(|e| format!("cannot read: {e}"))
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}")));
+            .and_then(|t| {
+                serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}"))
+            });
         match parsed {
             Ok(Value::Object(obj)) => {
                 if let Some(api) = convert_api(&obj, &location, &mut problems) {
@@ -89,7 +140,10 @@ pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
                     locations.push(location);
                 }
             }
-            Ok(_) => problems.push(Problem::error(location, "an API definition must be a JSON object")),
+            Ok(_) => problems.push(Problem::error(
+                location,
+                "an API definition must be a JSON object",
+            )),
             Err(e) => problems.push(Problem::error(location, e)),
         }
     }
@@ -100,7 +154,10 @@ fn skew(obj: &Map<String, Value>, key: &str, location: &str, problems: &mut Vec<
     match obj.get(key) {
         None | Some(Value::Null) => 0,
         Some(v) => v.as_u64().unwrap_or_else(|| {
-            problems.push(Problem::error(location, format!("{key} must be a non-negative integer (seconds)")));
+            problems.push(Problem::error(
+                location,
+                format!("{key} must be a non-negative integer (seconds)"),
+            ));
             0
         }),
     }
@@ -128,7 +185,9 @@ pub fn key_source(jwt_source: &str, signing_method: &str) -> Result<KeySourceSpe
     if signing_method == "hmac" {
         Ok(KeySourceSpec::Secret(Secret::new(decoded)))
     } else {
-        Err(format!("jwt_source does not hold a JWKS URL or PEM key, as jwt_signing_method {signing_method:?} needs"))
+        Err(format!(
+            "jwt_source does not hold a JWKS URL or PEM key, as jwt_signing_method {signing_method:?} needs"
+        ))
     }
 }
 
@@ -141,16 +200,28 @@ fn algorithms(method: &str) -> Result<Vec<Algorithm>, String> {
         "ecdsa" => vec![ES256, ES384, ES512],
         "rsa-pss" | "rsapss" => vec![PS256, PS384, PS512],
         "" => return Err("jwt_signing_method is required".into()),
-        other => return Err(format!("jwt_signing_method {other:?} is not supported (hmac, rsa, ecdsa, rsa-pss are)")),
+        other => {
+            return Err(format!(
+                "jwt_signing_method {other:?} is not supported (hmac, rsa, ecdsa, rsa-pss are)"
+            ));
+        }
     })
 }
 
-fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Problem>) -> Option<ApiSpec> {
+fn convert_api(
+    obj: &Map<String, Value>,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<ApiSpec> {
     let before = problems.len();
-    let err = |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(location, msg));
+    let err =
+        |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(location, msg));
     report_unsupported(obj, API_FIELDS, DESCRIPTIVE_FIELDS, location, "", problems);
     if obj.get("active") == Some(&Value::Bool(false)) {
-        problems.push(Problem::warning(location, "active is false: API not loaded"));
+        problems.push(Problem::warning(
+            location,
+            "active is false: API not loaded",
+        ));
         return None;
     }
     let Some(api_id) = string_field(obj, "api_id") else {
@@ -158,7 +229,10 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
         return None;
     };
     let empty = Map::new();
-    let proxy = obj.get("proxy").and_then(Value::as_object).unwrap_or(&empty);
+    let proxy = obj
+        .get("proxy")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     report_unsupported(proxy, PROXY_FIELDS, &[], location, "proxy.", problems);
     let listen_path = ListenPath::try_new(string_field(proxy, "listen_path").unwrap_or(""))
         .map_err(|e| err(problems, format!("proxy.listen_path: {e}")))
@@ -166,10 +240,19 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
     let upstream = UpstreamTarget::try_new(string_field(proxy, "target_url").unwrap_or(""))
         .map_err(|e| err(problems, format!("proxy.target_url: {e}")))
         .ok();
-    let strip = proxy.get("strip_listen_path").and_then(Value::as_bool).unwrap_or(false);
+    let strip = proxy
+        .get("strip_listen_path")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
 
-    let keyless = obj.get("use_keyless").and_then(Value::as_bool).unwrap_or(false);
-    let jwt = obj.get("enable_jwt").and_then(Value::as_bool).unwrap_or(false);
+    let keyless = obj
+        .get("use_keyless")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let jwt = obj
+        .get("enable_jwt")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let auth = match (keyless, jwt) {
         (true, _) => Some(ApiAuth::Keyless),
         (false, true) => {
@@ -194,7 +277,10 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
                     // Tyk accepts tokens without exp; so does an imported definition.
                     trust.require_exp = false;
                     trust.skew = skews;
-                    Some(ApiAuth::Jwt(JwtSpec { issuers: vec![trust], max_token_bytes: DEFAULT_MAX_TOKEN_BYTES }))
+                    Some(ApiAuth::Jwt(JwtSpec {
+                        issuers: vec![trust],
+                        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                    }))
                 }
                 _ => None,
             }
@@ -206,7 +292,9 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
     };
 
     let claim = |name: &str, problems: &mut Vec<Problem>| {
-        ClaimPath::try_new(name).map_err(|e| problems.push(Problem::error(location, e))).ok()
+        ClaimPath::try_new(name)
+            .map_err(|e| problems.push(Problem::error(location, e)))
+            .ok()
     };
     let mut identity_claims = Vec::new();
     if let Some(field) = string_field(obj, "jwt_identity_base_field") {
@@ -218,7 +306,11 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
     let scope_map: HashMap<String, Vec<portico_core::PolicyId>> = obj
         .get("jwt_scope_to_policy_mapping")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(scope, pol)| pol.as_str().map(|p| (scope.clone(), vec![p.into()]))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(scope, pol)| pol.as_str().map(|p| (scope.clone(), vec![p.into()])))
+                .collect()
+        })
         .unwrap_or_default();
     let policies = PolicySource {
         policy_claim: string_field(obj, "jwt_policy_field_name").and_then(|c| claim(c, problems)),
@@ -230,7 +322,10 @@ fn convert_api(obj: &Map<String, Value>, location: &str, problems: &mut Vec<Prob
             .map(|a| a.iter().filter_map(Value::as_str).map(Into::into).collect())
             .unwrap_or_default(),
     };
-    if problems[before..].iter().any(|p| p.severity == portico_core::config::Severity::Error) {
+    if problems[before..]
+        .iter()
+        .any(|p| p.severity == portico_core::config::Severity::Error)
+    {
         return None;
     }
     Some(ApiSpec {
@@ -254,12 +349,23 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
     let mut problems = Vec::new();
     let parsed = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read: {e}"))
-        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}")));
+        .and_then(|t| {
+            serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}"))
+        });
     let entries: Vec<(Option<String>, Map<String, Value>)> = match parsed {
-        Ok(Value::Object(map)) => map.into_iter().filter_map(|(k, v)| v.as_object().cloned().map(|o| (Some(k), o))).collect(),
-        Ok(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_object().cloned().map(|o| (None, o))).collect(),
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .filter_map(|(k, v)| v.as_object().cloned().map(|o| (Some(k), o)))
+            .collect(),
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_object().cloned().map(|o| (None, o)))
+            .collect(),
         Ok(_) => {
-            problems.push(Problem::error(&location, "policies must be an object keyed by id or an array"));
+            problems.push(Problem::error(
+                &location,
+                "policies must be an object keyed by id or an array",
+            ));
             return (Vec::new(), problems);
         }
         Err(e) => {
@@ -267,7 +373,10 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
             return (Vec::new(), problems);
         }
     };
-    let policies = entries.into_iter().filter_map(|(key, obj)| convert_policy(key, &obj, &location, &mut problems)).collect();
+    let policies = entries
+        .into_iter()
+        .filter_map(|(key, obj)| convert_policy(key, &obj, &location, &mut problems))
+        .collect();
     (policies, problems)
 }
 
@@ -275,37 +384,82 @@ fn number(obj: &Map<String, Value>, key: &str) -> f64 {
     obj.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn convert_policy(key: Option<String>, obj: &Map<String, Value>, file: &str, problems: &mut Vec<Problem>) -> Option<Policy> {
-    let id = key.or_else(|| string_field(obj, "id").or_else(|| string_field(obj, "_id")).map(str::to_string));
+fn convert_policy(
+    key: Option<String>,
+    obj: &Map<String, Value>,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Policy> {
+    let id = key.or_else(|| {
+        string_field(obj, "id")
+            .or_else(|| string_field(obj, "_id"))
+            .map(str::to_string)
+    });
     let Some(id) = id else {
         problems.push(Problem::error(file, "a policy has no id"));
         return None;
     };
     let location = format!("{file}: policy {id:?}");
-    report_unsupported(obj, POLICY_FIELDS, POLICY_DESCRIPTIVE, &location, "", problems);
-    if obj.get("active") == Some(&Value::Bool(false)) || obj.get("is_inactive") == Some(&Value::Bool(true)) {
+    report_unsupported(
+        obj,
+        POLICY_FIELDS,
+        POLICY_DESCRIPTIVE,
+        &location,
+        "",
+        problems,
+    );
+    if obj.get("active") == Some(&Value::Bool(false))
+        || obj.get("is_inactive") == Some(&Value::Bool(true))
+    {
         problems.push(Problem::warning(&location, "inactive: not loaded"));
         return None;
     }
     // Partitioned policies contribute only the parts they are flagged for.
     let partitions = obj.get("partitions").and_then(Value::as_object);
-    let partitioned = partitions.is_some_and(|p| ["quota", "rate_limit", "acl"].iter().any(|k| p.get(*k) == Some(&Value::Bool(true))));
-    let part = |name: &str| !partitioned || partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true));
+    let partitioned = partitions.is_some_and(|p| {
+        ["quota", "rate_limit", "acl"]
+            .iter()
+            .any(|k| p.get(*k) == Some(&Value::Bool(true)))
+    });
+    let part = |name: &str| {
+        !partitioned || partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true))
+    };
     if partitions.and_then(|p| p.get("per_api")) == Some(&Value::Bool(true)) {
-        problems.push(Problem::warning(&location, "partitions.per_api is not supported; the policy-wide limits apply"));
+        problems.push(Problem::warning(
+            &location,
+            "partitions.per_api is not supported; the policy-wide limits apply",
+        ));
     }
 
     let mut access = HashMap::new();
     if part("acl") {
-        for (api_id, rights) in obj.get("access_rights").and_then(Value::as_object).into_iter().flatten() {
+        for (api_id, rights) in obj
+            .get("access_rights")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let mut rules = Vec::new();
-            for url in rights.get("allowed_urls").and_then(Value::as_array).into_iter().flatten() {
+            for url in rights
+                .get("allowed_urls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let pattern = url.get("url").and_then(Value::as_str).unwrap_or("");
-                let methods = url.get("methods").and_then(Value::as_array).map(|m| m.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>());
+                let methods = url.get("methods").and_then(Value::as_array).map(|m| {
+                    m.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                });
                 let methods = methods.filter(|m| !m.is_empty());
                 match AccessRule::try_new(pattern, methods) {
                     Ok(rule) => rules.push(rule),
-                    Err(e) => problems.push(Problem::error(&location, format!("access_rights.{api_id}.allowed_urls: {e}"))),
+                    Err(e) => problems.push(Problem::error(
+                        &location,
+                        format!("access_rights.{api_id}.allowed_urls: {e}"),
+                    )),
                 }
             }
             if rights.get("limit").is_some_and(is_set) {
@@ -316,20 +470,29 @@ fn convert_policy(key: Option<String>, obj: &Map<String, Value>, file: &str, pro
     }
     let rate = if part("rate_limit") {
         let (requests, per) = (number(obj, "rate"), number(obj, "per"));
-        (requests > 0.0 && per > 0.0).then(|| RateLimit::try_new(requests as u64, (per * 1000.0) as u64).ok()).flatten()
+        (requests > 0.0 && per > 0.0)
+            .then(|| RateLimit::try_new(requests as u64, (per * 1000.0) as u64).ok())
+            .flatten()
     } else {
         None
     };
     let quota = if part("quota") {
-        match number(obj, "quota_max") {
-            m if m < 0.0 => Some(Quota::Unlimited),
-            m if m == 0.0 => None,
-            m => {
+        let max = number(obj, "quota_max");
+        if max < 0.0 {
+            Some(Quota::Unlimited)
+        } else if max == 0.0 {
+            None
+        } else {
+            let m = max;
+            {
                 let renewal_ms = (number(obj, "quota_renewal_rate") * 1000.0) as u64;
                 match Quota::limited(m as u64, renewal_ms) {
                     Ok(q) => Some(q),
                     Err(e) => {
-                        problems.push(Problem::error(&location, format!("quota_renewal_rate: {e}")));
+                        problems.push(Problem::error(
+                            &location,
+                            format!("quota_renewal_rate: {e}"),
+                        ));
                         return None;
                     }
                 }
@@ -338,7 +501,13 @@ fn convert_policy(key: Option<String>, obj: &Map<String, Value>, file: &str, pro
     } else {
         None
     };
-    Some(Policy { name: string_field(obj, "name").unwrap_or(&id).to_string(), id: id.into(), access, rate, quota })
+    Some(Policy {
+        name: string_field(obj, "name").unwrap_or(&id).to_string(),
+        id: id.into(),
+        access,
+        rate,
+        quota,
+    })
 }
 
 #[cfg(test)]
@@ -348,20 +517,32 @@ mod tests {
 
     #[test]
     fn jwt_source_forms() {
-        assert!(matches!(key_source("https://idp/jwks", "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks"));
+        assert!(
+            matches!(key_source("https://idp/jwks", "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks")
+        );
         let b64_url = STANDARD.encode("https://idp/jwks");
-        assert!(matches!(key_source(&b64_url, "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks"));
-        let b64_pem = STANDARD.encode("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
-        assert!(matches!(key_source(&b64_pem, "rsa"), Ok(KeySourceSpec::PublicKeyPem(_))));
+        assert!(
+            matches!(key_source(&b64_url, "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks")
+        );
+        let b64_pem =
+            STANDARD.encode("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+        assert!(matches!(
+            key_source(&b64_pem, "rsa"),
+            Ok(KeySourceSpec::PublicKeyPem(_))
+        ));
         let b64_secret = STANDARD.encode([7u8; 32]);
-        assert!(matches!(key_source(&b64_secret, "hmac"), Ok(KeySourceSpec::Secret(s)) if s.expose() == [7u8; 32]));
+        assert!(
+            matches!(key_source(&b64_secret, "hmac"), Ok(KeySourceSpec::Secret(s)) if s.expose() == [7u8; 32])
+        );
         assert!(key_source(&b64_secret, "rsa").is_err());
         assert!(key_source("not base64!", "hmac").is_err());
     }
 
     #[test]
     fn set_values() {
-        assert!(!is_set(&serde_json::json!({"a": false, "b": [], "c": {"d": 0}})));
+        assert!(!is_set(
+            &serde_json::json!({"a": false, "b": [], "c": {"d": 0}})
+        ));
         assert!(is_set(&serde_json::json!({"a": {"b": "x"}})));
     }
 
@@ -373,12 +554,24 @@ mod tests {
             "partitions": {"quota": true, "rate_limit": true, "acl": false}
         });
         let mut problems = Vec::new();
-        let p = convert_policy(Some("plan".into()), obj.as_object().unwrap(), "f", &mut problems).unwrap();
+        let p = convert_policy(
+            Some("plan".into()),
+            obj.as_object().unwrap(),
+            "f",
+            &mut problems,
+        )
+        .unwrap();
         assert!(p.access.is_empty(), "acl partition off: limits only");
         assert_eq!(p.rate, Some(RateLimit::try_new(10, 1000).unwrap()));
         assert_eq!(p.quota, Some(Quota::limited(100, 3_600_000).unwrap()));
         let unlimited = serde_json::json!({"quota_max": -1, "rate": 0, "per": 0});
-        let p = convert_policy(Some("u".into()), unlimited.as_object().unwrap(), "f", &mut problems).unwrap();
+        let p = convert_policy(
+            Some("u".into()),
+            unlimited.as_object().unwrap(),
+            "f",
+            &mut problems,
+        )
+        .unwrap();
         assert_eq!((p.rate, p.quota), (None, Some(Quota::Unlimited)));
         assert!(problems.is_empty(), "{problems:?}");
     }
