@@ -1,0 +1,386 @@
+//! The `portico` binary as a user runs it: validate, token verify/mint, serve with Tyk files
+//! and live reload.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("portico-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn quickstart() -> PathBuf {
+    repo().join("examples/quickstart")
+}
+
+fn mint(claims: &str) -> String {
+    let key = quickstart().join("keys/demo-private.pem");
+    let out = run(&[
+        "token",
+        "mint",
+        "--key",
+        key.to_str().unwrap(),
+        "--alg",
+        "RS256",
+        "--claims",
+        claims,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn validate_accepts_the_quickstart_example() {
+    let out = run(&[
+        "validate",
+        "--config",
+        quickstart().join("portico.yaml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 APIs, 2 policies"));
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_location() {
+    let dir = TempDir::new("validate");
+    let cfg = dir.write(
+        "bad.yaml",
+        "apis:\n  - id: a\n    listen_path: a\n    upstream: http://127.0.0.1:1\n    jwt:\n      issuers:\n        - issuer: https://i\n          algorithms: [none]\n    policies:\n      defaults: [ghost]\n",
+    );
+    let out = run(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("apis[0] (a).listen_path"), "{err}");
+    assert!(err.contains("unsupported algorithm \"none\""), "{err}");
+    let unparsable = dir.write("broken.yaml", "apis: [\n");
+    let out = run(&["validate", "--config", unparsable.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("broken.yaml"));
+    let out = run(&["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn token_verify_explains_verdicts() {
+    let key = quickstart().join("keys/demo-public.pem");
+    let key = key.to_str().unwrap();
+    let good = mint(r#"{"sub":"alice","iss":"https://demo.portico.local","aud":"demo-api"}"#);
+    let out = run(&[
+        "token",
+        "verify",
+        "--token",
+        &good,
+        "--key",
+        key,
+        "--iss",
+        "https://demo.portico.local",
+        "--aud",
+        "demo-api",
+        "--alg",
+        "RS256",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["claims"]["sub"], "alice");
+    assert_eq!(verdict["header"]["alg"], "RS256");
+
+    let out = run(&[
+        "token", "verify", "--token", &good, "--key", key, "--aud", "other",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["reason"], "wrong_audience");
+
+    let expired = mint(r#"{"sub":"a","exp":1000}"#);
+    let verdict: serde_json::Value = serde_json::from_slice(
+        &run(&["token", "verify", "--token", &expired, "--key", key]).stdout,
+    )
+    .unwrap();
+    assert_eq!(verdict["reason"], "expired");
+
+    assert_eq!(
+        run(&["token", "verify", "--token", &good]).status.code(),
+        Some(2),
+        "no key source is a usage error"
+    );
+    assert_eq!(
+        run(&[
+            "token",
+            "verify",
+            "--token",
+            &good,
+            "--key",
+            "/nonexistent.pem"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    let secret = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+    let hs = text(
+        &run(&[
+            "token",
+            "mint",
+            "--secret-base64",
+            secret,
+            "--alg",
+            "HS256",
+            "--claims",
+            r#"{"sub":"b"}"#,
+        ])
+        .stdout,
+    );
+    assert_eq!(
+        run(&[
+            "token",
+            "verify",
+            "--token",
+            hs.trim(),
+            "--secret-base64",
+            secret
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["token", "verify", "--token", hs.trim(), "--key", key])
+            .status
+            .code(),
+        Some(1),
+        "HS256 against an RSA key"
+    );
+}
+
+/// A minimal HTTP upstream: answers every request with 200 and closes.
+fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    addr
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        Self { child, addr }
+    }
+
+    fn status(&self, path: &str, method: &str, token: &str) -> u16 {
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tyk_api(upstream: SocketAddr) -> String {
+    let public = std::fs::read_to_string(quickstart().join("keys/demo-public.pem")).unwrap();
+    let source = base64_encode(public.as_bytes());
+    format!(
+        r#"{{"name": "Orders", "api_id": "orders", "org_id": "acme", "active": true, "use_keyless": false,
+  "enable_jwt": true, "jwt_signing_method": "rsa", "jwt_source": "{source}",
+  "jwt_identity_base_field": "user_id", "jwt_scope_claim_name": "scp",
+  "jwt_scope_to_policy_mapping": {{"orders:read": "reader"}},
+  "jwt_expires_at_validation_skew": 5, "enable_ip_whitelisting": true,
+  "proxy": {{"listen_path": "/orders/", "target_url": "http://{upstream}", "strip_listen_path": true, "preserve_host_header": false}}}}"#
+    )
+}
+
+fn tyk_policies(methods: &str) -> String {
+    format!(
+        r#"{{"reader": {{"name": "Reader", "rate": 100, "per": 1, "quota_max": -1, "quota_renewal_rate": 0,
+  "access_rights": {{"orders": {{"api_id": "orders", "versions": ["Default"], "allowed_urls": [{{"url": "/items", "methods": {methods}}}]}}}}}}}}"#
+    )
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tyk_files_load_and_report_unsupported_fields() {
+    let dir = TempDir::new("tyk-validate");
+    dir.write("apps/orders.json", &tyk_api("127.0.0.1:1".parse().unwrap()));
+    dir.write("apps/basic.json", r#"{"api_id": "legacy", "use_basic_auth": true, "proxy": {"listen_path": "/legacy", "target_url": "http://127.0.0.1:1"}}"#);
+    let policies = dir.write("policies.json", &tyk_policies(r#"["GET"]"#));
+    let apps = dir.0.join("apps");
+    let out = run(&[
+        "validate",
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("basic.json") && err.contains("only enable_jwt or use_keyless"),
+        "{err}"
+    );
+    assert!(
+        err.contains("enable_ip_whitelisting is not supported"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("preserve_host_header"),
+        "fields left at their default are not reported: {err}"
+    );
+    std::fs::remove_file(apps.join("basic.json")).unwrap();
+    let out = run(&[
+        "validate",
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning"),
+        "unsupported fields are still listed"
+    );
+}
+
+#[test]
+fn serve_tyk_files_and_reload_policy_edits_live() {
+    let up = upstream();
+    let dir = TempDir::new("tyk-serve");
+    dir.write("apps/orders.json", &tyk_api(up));
+    let policies = dir.write("policies.json", &tyk_policies(r#"["GET"]"#));
+    let apps = dir.0.join("apps");
+    let server = Server::start(&[
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let token = mint(r#"{"user_id":"u-1","scp":["orders:read"]}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/orders/items", "POST", &token), 403);
+    assert_eq!(server.status("/orders/other", "GET", &token), 403);
+
+    // Edit the policy file: the running gateway picks it up without a restart.
+    std::fs::write(&policies, tyk_policies(r#"["GET", "POST"]"#)).unwrap();
+    wait_for(
+        || server.status("/orders/items", "POST", &token) == 200,
+        "the policy edit to apply",
+    );
+
+    // A broken edit is rejected and the last good config keeps serving, also on SIGHUP.
+    std::fs::write(&policies, "{ not json").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.status("/orders/items", "POST", &token), 200);
+    assert!(Path::new(&policies).exists());
+}
