@@ -133,7 +133,7 @@ pub async fn send(
     match tokio::time::timeout(read_timeout, client.request(request)).await {
         Err(_) => Err(Rejection::GatewayTimeout),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, connect = e.is_connect(), "upstream request failed");
+            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
             Err(Rejection::BadGateway)
         }
         Ok(Ok(mut response)) => {

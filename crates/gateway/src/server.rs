@@ -190,7 +190,11 @@ impl Gateway {
             .latency
             .get_or_create(&api.labels)
             .observe(started.elapsed().as_secs_f64());
-        tracing::debug!(request_id = ?request_id, api = %api.spec.id, status, "request");
+        if status >= 500 {
+            tracing::warn!(request_id = ?request_id, api = %api.spec.id, status, "upstream failed");
+        } else {
+            tracing::debug!(request_id = ?request_id, api = %api.spec.id, status, "request");
+        }
         response
     }
 
