@@ -19,14 +19,14 @@ pub fn b64url_encode(input: &[u8]) -> String {
 
 /// The JOSE header members Portico reads. `jku`, `jwk`, `x5u` and `x5c` are deliberately not
 /// read: keys come only from configuration, never from the token.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Header {
     pub alg: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub kid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub typ: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub crit: Option<Vec<String>>,
 }
 

@@ -2,7 +2,8 @@
 //! secret, or are generated.
 
 use crate::jws::b64url_encode;
-use crate::keys::KeyError;
+use crate::keys::pem::first_block;
+use crate::keys::{KeyError, hmac_algorithm};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -45,14 +46,6 @@ fn ecdsa_signing(alg: Algorithm) -> Option<&'static EcdsaSigningAlgorithm> {
     }
 }
 
-fn hmac_algorithm(alg: Algorithm) -> hmac::Algorithm {
-    match alg {
-        Algorithm::HS256 => hmac::HMAC_SHA256,
-        Algorithm::HS384 => hmac::HMAC_SHA384,
-        _ => hmac::HMAC_SHA512,
-    }
-}
-
 fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let lines: Vec<&str> = body
@@ -64,29 +57,6 @@ fn pem(label: &str, der: &[u8]) -> String {
         "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
         lines.join("\n")
     )
-}
-
-fn pem_body(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let start = text
-        .find("-----BEGIN ")
-        .ok_or_else(|| KeyError::new("no PEM block found"))?;
-    let rest = &text[start + 11..];
-    let label_end = rest
-        .find("-----")
-        .ok_or_else(|| KeyError::new("malformed PEM"))?;
-    let label = rest[..label_end].to_string();
-    let body_start = label_end + 5;
-    let body_end = rest
-        .find("-----END ")
-        .ok_or_else(|| KeyError::new("malformed PEM"))?;
-    let body: String = rest[body_start..body_end]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = STANDARD
-        .decode(body)
-        .map_err(|_| KeyError::new("PEM body is not base64"))?;
-    Ok((label, der))
 }
 
 impl SigningKey {
@@ -105,7 +75,7 @@ impl SigningKey {
     /// A private key from PEM: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
     /// (`EC PRIVATE KEY`).
     pub fn from_pem(alg: Algorithm, text: &str) -> Result<Self, KeyError> {
-        let (label, der) = pem_body(text)?;
+        let (label, der) = first_block(text)?;
         let rejected = |e: aws_lc_rs::error::KeyRejected| {
             KeyError::new(format!("the private key does not fit {alg}: {e}"))
         };

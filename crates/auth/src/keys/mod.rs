@@ -99,7 +99,7 @@ fn hmac_min_len(alg: Algorithm) -> usize {
     }
 }
 
-fn hmac_algorithm(alg: Algorithm) -> hmac::Algorithm {
+pub(crate) fn hmac_algorithm(alg: Algorithm) -> hmac::Algorithm {
     match alg {
         Algorithm::HS256 => hmac::HMAC_SHA256,
         Algorithm::HS384 => hmac::HMAC_SHA384,

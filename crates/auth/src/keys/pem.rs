@@ -13,7 +13,7 @@ const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// The first PEM block in `text`: its label and decoded bytes.
-fn first_block(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
+pub(crate) fn first_block(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
     let start = text
         .find("-----BEGIN ")
         .ok_or_else(|| KeyError::new("no PEM block found"))?;
