@@ -240,14 +240,7 @@ async fn metrics_count_requests_and_auth_failures() {
     .await;
     get(&gw.url("/orders/x"), Some(&sign(&key, &claims("a")))).await;
     get(&gw.url("/orders/x"), Some("garbage")).await;
-    let text = client()
-        .get(format!("http://{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(
         text.contains("portico_requests_total{api=\"orders\",status=\"200\"} 1"),
         "{text}"

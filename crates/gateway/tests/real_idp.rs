@@ -19,14 +19,7 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn metric(gw: &RunningGateway, line_start: &str) -> u64 {
-    let text = client()
-        .get(format!("http://{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())

@@ -133,6 +133,18 @@ impl RunningGateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// The admin listener's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
 
 pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {
