@@ -45,6 +45,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let admin_listen = args.admin_listen.unwrap_or(loaded.process.admin_listen);
     let data_dir = args.data_dir.unwrap_or(loaded.process.data_dir.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(loaded.process.worker_threads)
         .enable_all()
         .build()
     {

@@ -11,6 +11,7 @@ use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
 use serde_json::{Map, Value, json};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -71,6 +72,10 @@ pub struct MintArgs {
     /// Claims as a JSON object; `iat` and `exp` are added unless present.
     #[arg(long, default_value = "{}")]
     pub claims: String,
+    /// Print this many tokens, one per line: `{i}` in the claims becomes 0, 1, 2, … and each
+    /// token gets a distinct `jti` (for load tests).
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
     /// Lifetime for `exp`, seconds.
     #[arg(long, default_value_t = 3600)]
     pub ttl: u64,
@@ -193,17 +198,29 @@ fn mint(args: MintArgs) -> Result<ExitCode, String> {
         Some(kid) => key.with_kid(kid),
         None => key,
     };
-    let mut claims: Map<String, Value> = match serde_json::from_str(&args.claims) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err("--claims must be a JSON object".into()),
-    };
     let issued = now();
-    claims.entry("iat").or_insert(json!(issued));
-    claims.entry("exp").or_insert(json!(issued + args.ttl));
-    println!(
-        "{}",
-        key.sign_jwt(&claims, &Map::new())
-            .map_err(|e| e.to_string())?
-    );
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..args.count {
+        let text = if args.count > 1 {
+            args.claims.replace("{i}", &i.to_string())
+        } else {
+            args.claims.clone()
+        };
+        let mut claims: Map<String, Value> = match serde_json::from_str(&text) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err("--claims must be a JSON object".into()),
+        };
+        claims.entry("iat").or_insert(json!(issued));
+        claims.entry("exp").or_insert(json!(issued + args.ttl));
+        if args.count > 1 {
+            claims
+                .entry("jti")
+                .or_insert(json!(format!("{issued}-{i}")));
+        }
+        let token = key
+            .sign_jwt(&claims, &Map::new())
+            .map_err(|e| e.to_string())?;
+        writeln!(out, "{token}").map_err(|e| e.to_string())?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,8 @@ pub struct ProcessSettings {
     pub admin_listen: SocketAddr,
     /// Data folder (default `./data`).
     pub data_dir: PathBuf,
+    /// Threads serving requests (default: one per CPU).
+    pub worker_threads: usize,
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `portico=debug` (default `info`).
     pub log_level: String,
@@ -70,6 +72,7 @@ impl Default for ProcessSettings {
             listen: "127.0.0.1:8080".parse().expect("static"),
             admin_listen: "127.0.0.1:8081".parse().expect("static"),
             data_dir: PathBuf::from("data"),
+            worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }

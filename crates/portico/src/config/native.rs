@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub worker_threads: Option<usize>,
     #[serde(default)]
     pub log: LogSection,
     #[serde(default)]
@@ -263,6 +264,7 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
             .data_dir
             .map(|d| base_dir.join(d))
             .unwrap_or(defaults.data_dir),
+        worker_threads: file.worker_threads.unwrap_or(defaults.worker_threads),
         log_format: file.log.format.unwrap_or_default(),
         log_level: file.log.level.unwrap_or(defaults.log_level),
     };
@@ -302,6 +304,12 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     if settings.jwks.fetch_timeout_ms == 0 {
         problems.push(Problem::error(
             format!("{file_name}: jwks.fetch_timeout_ms"),
+            "must be > 0",
+        ));
+    }
+    if process.worker_threads == 0 {
+        problems.push(Problem::error(
+            format!("{file_name}: worker_threads"),
             "must be > 0",
         ));
     }
