@@ -101,11 +101,11 @@ http {
   access_log off;
   keepalive_requests 10000000;
   upstream up { server $UPSTREAM; keepalive 128; }
-  limit_req_zone \$http_authorization zone=ids:32m rate=100r/s;
+  limit_req_zone \$http_authorization zone=ids:32m rate=20r/s;
   server {
     listen $NGINX backlog=8192;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    location /limited/ { limit_req zone=ids burst=100 nodelay; limit_req_status 429;
+    location /limited/ { limit_req zone=ids burst=20 nodelay; limit_req_status 429;
       proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -127,7 +127,7 @@ frontend $1
   http-request return status 401 unless { var(txn.exp),sub(txn.now) -m int gt 0 }
   http-request return status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$4") -m int 1 }
   http-request track-sc0 var(txn.sub) table limits if { path_beg /limited/ }
-  http-request return status 429 if { path_beg /limited/ } { sc_http_req_rate(0) gt 100 }
+  http-request return status 429 if { path_beg /limited/ } { sc_http_req_rate(0) gt 20 }
   default_backend upstream
 CONF
 }
@@ -191,7 +191,7 @@ CONF
   cat <<CONF
 policies:
   - { id: bench, apis: { rs: {}, es: {} }, rate_limit: { requests: 100000000, per_secs: 1 } }
-  - { id: limited, apis: { limited: {} }, rate_limit: { requests: 100, per_secs: 1 } }
+  - { id: limited, apis: { limited: {} }, rate_limit: { requests: 20, per_secs: 1 } }
 CONF
 }
 

@@ -22,6 +22,8 @@ pub struct VerifiedToken {
     pub issuer_index: usize,
     /// `exp` in seconds since the epoch, when present.
     pub expires_at: Option<u64>,
+    /// Until when (seconds since the epoch) the token stays acceptable: `exp` plus its skew.
+    pub valid_until: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -112,11 +114,13 @@ impl JwtVerifier {
             }
         }
         let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
+        let valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
         Ok(VerifiedToken {
             header: jws.header,
             claims,
             issuer_index,
             expires_at,
+            valid_until,
         })
     }
 

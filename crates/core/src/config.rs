@@ -109,10 +109,30 @@ impl Default for SessionSettings {
     }
 }
 
+/// The cache of verified tokens: a token seen again costs a hash and a lookup, not a
+/// signature check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCacheSettings {
+    /// At most this many tokens (default 10,000); 0 turns the cache off.
+    pub max_entries: usize,
+    /// No entry lives longer than this (default 300), and never past the token's `exp`.
+    pub max_ttl_secs: u64,
+}
+
+impl Default for TokenCacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_ttl_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GatewaySettings {
     pub jwks: KeyFetchSettings,
     pub sessions: SessionSettings,
+    pub token_cache: TokenCacheSettings,
 }
 
 #[derive(Debug, Clone, Default)]

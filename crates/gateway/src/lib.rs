@@ -2,12 +2,14 @@
 //!
 //! - [`pipeline`]: one config version assembled for serving (routes, verifiers), swapped
 //!   atomically on reload.
+//! - [`admission`]: what a verified token means for an API, and the cache of it.
 //! - [`stages`]: the small steps of the request path (token, policies, headers).
 //! - [`proxy`]: forwarding to upstreams.
 //! - [`server`]: listeners and [`Gateway::handle`], which runs the stages in order.
 //! - [`error`]: the one mapping from rejections to HTTP responses.
 //! - [`metrics`]: Prometheus metrics.
 
+pub mod admission;
 pub mod body;
 pub mod error;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! One configuration version, assembled for serving: the route table and, per API, its
 //! verifier and settings. Built once per config version and swapped atomically on reload.
 
+use crate::admission::AdmissionCache;
 use crate::metrics::ApiLabels;
 use crate::stages::identity_headers::IdentityHeaderNames;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
@@ -13,6 +14,8 @@ use std::sync::Arc;
 /// An API ready to serve.
 #[derive(Debug)]
 pub struct ApiRuntime {
+    /// Position in the pipeline; part of the admission cache key.
+    pub index: usize,
     pub spec: ApiSpec,
     /// `None` for keyless APIs.
     pub verifier: Option<JwtVerifier>,
@@ -29,6 +32,7 @@ pub struct Pipeline {
     /// Listen path -> index into `apis`.
     routes: HashMap<String, usize>,
     pub policies: PolicySet,
+    pub admissions: AdmissionCache,
 }
 
 impl Pipeline {
@@ -41,7 +45,7 @@ impl Pipeline {
         problems.retain(|p| p.severity == portico_core::config::Severity::Error);
         let mut apis = Vec::with_capacity(config.apis.len());
         let mut routes = HashMap::with_capacity(config.apis.len());
-        for (i, spec) in config.apis.iter().enumerate() {
+        for spec in &config.apis {
             let verifier = match &spec.auth {
                 ApiAuth::Keyless => None,
                 ApiAuth::Jwt(jwt) => {
@@ -66,8 +70,9 @@ impl Pipeline {
                 }
             };
             let upstream = &spec.upstream;
-            routes.insert(spec.listen_path.as_str().to_string(), i);
+            routes.insert(spec.listen_path.as_str().to_string(), apis.len());
             apis.push(Arc::new(ApiRuntime {
+                index: apis.len(),
                 scope_claim: spec.policies.scope_claim(),
                 upstream_prefix: format!(
                     "{}://{}{}",
@@ -88,6 +93,7 @@ impl Pipeline {
             apis,
             routes,
             policies: config.policies.clone(),
+            admissions: AdmissionCache::new(config.settings.token_cache),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The gateway: listeners, connections, and the request path
 //! `route → token → verify → identity session → policies → access → limits → proxy`.
 
+use crate::admission::{Admission, AdmissionCache};
 use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
 use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels, RequestLabels};
@@ -14,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use portico_auth::KeySourceRegistry;
+use portico_auth::{KeySourceRegistry, VerifiedToken};
 use portico_core::SessionId;
 use portico_core::config::{ConfigError, GatewayConfig};
 use portico_core::merge::{AccessDecision, decide};
@@ -211,40 +212,41 @@ impl Gateway {
             return Ok(None);
         };
         let token = token::bearer_token(req.headers()).ok_or((Rejection::MissingToken, None))?;
-        let verified = verifier
-            .verify_access_token(token, unix_now())
-            .await
-            .map_err(|e| {
-                self.metrics
-                    .auth_failures
-                    .get_or_create(&ReasonLabels { reason: e.code() })
-                    .inc();
-                (Rejection::InvalidToken(e), None)
-            })?;
-        let identity = api
-            .spec
-            .identity
-            .resolve(&verified.claims)
-            .ok_or((Rejection::NoIdentity, None))?;
-        let identity_value = HeaderValue::from_bytes(identity.as_bytes())
-            .map_err(|_| (Rejection::NoIdentity, None))?;
-        let session = SessionId::derive(&api.spec.org_id, &identity);
+        let now = unix_now();
+        let key = AdmissionCache::key(api.index, token);
+        let admission = match pipeline.admissions.get(&key, now) {
+            Some(admission) => admission,
+            None => {
+                let verified = verifier
+                    .verify_access_token(token, now)
+                    .await
+                    .map_err(|e| {
+                        self.metrics
+                            .auth_failures
+                            .get_or_create(&ReasonLabels { reason: e.code() })
+                            .inc();
+                        (Rejection::InvalidToken(e), None)
+                    })?;
+                let admission = Arc::new(admit_verified(pipeline, api, &verified, now)?);
+                pipeline.admissions.insert(key, admission.clone(), now);
+                admission
+            }
+        };
 
         let mut decision = None;
         if !api.spec.policies.is_authentication_only() {
-            let applied = policies::applied_policies(
-                &api.spec.policies,
-                &api.scope_claim,
-                &verified.claims,
-                &pipeline.policies,
-            );
-            if applied.is_empty() {
+            if admission.policies.is_empty() {
                 return Err((
                     Rejection::InsufficientScope("the token's scopes and policies grant no access"),
                     None,
                 ));
             }
-            let grant = match decide(&applied, &api.spec.id, req.method().as_str(), rest) {
+            let grant = match decide(
+                &admission.policies,
+                &api.spec.id,
+                req.method().as_str(),
+                rest,
+            ) {
                 AccessDecision::Allowed(grant) => grant,
                 AccessDecision::ApiNotGranted => {
                     return Err((
@@ -266,7 +268,7 @@ impl Gateway {
                 quota: grant.quota.map(|(id, q)| (counter_key(&id), q)),
             };
             if !limits.is_empty() {
-                let d = self.limiter.check(session, &limits).await;
+                let d = self.limiter.check(admission.session, &limits).await;
                 match d.verdict {
                     Verdict::Allowed => decision = Some(d),
                     Verdict::RateLimited { retry_after_ms }
@@ -298,12 +300,7 @@ impl Gateway {
         if !api.spec.upstream_headers.forward_authorization {
             headers.remove(http::header::AUTHORIZATION);
         }
-        api.identity_headers.insert(
-            headers,
-            &identity_value,
-            &session.to_hex(),
-            &verified.claims,
-        );
+        api.identity_headers.insert(headers, &admission);
         Ok(decision)
     }
 
@@ -345,6 +342,41 @@ impl Gateway {
             Err(rejection) => rejection.into_response(),
         }
     }
+}
+
+/// What a freshly verified token means for `api`: identity, session, policies, header values.
+fn admit_verified(
+    pipeline: &Pipeline,
+    api: &ApiRuntime,
+    verified: &VerifiedToken,
+    now: u64,
+) -> Result<Admission, (Rejection, Option<Decision>)> {
+    let identity = api
+        .spec
+        .identity
+        .resolve(&verified.claims)
+        .ok_or((Rejection::NoIdentity, None))?;
+    let identity_value =
+        HeaderValue::from_bytes(identity.as_bytes()).map_err(|_| (Rejection::NoIdentity, None))?;
+    let session = SessionId::derive(&api.spec.org_id, &identity);
+    let policies = if api.spec.policies.is_authentication_only() {
+        Vec::new()
+    } else {
+        policies::applied_policies(
+            &api.spec.policies,
+            &api.scope_claim,
+            &verified.claims,
+            &pipeline.policies,
+        )
+    };
+    Ok(Admission {
+        session,
+        identity: identity_value,
+        session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
+        policies,
+        claim_headers: api.identity_headers.claim_values(&verified.claims),
+        valid_until: pipeline.admissions.valid_until(verified.valid_until, now),
+    })
 }
 
 fn unix_now() -> u64 {

@@ -311,3 +311,47 @@ async fn reloads_under_load_drop_no_request() {
     assert_eq!(failed.load(Ordering::SeqCst), 0);
     assert!(ok.load(Ordering::SeqCst) > 50);
 }
+
+#[tokio::test]
+async fn cached_tokens_never_outlive_their_expiry() {
+    let up = Upstream::start().await;
+    let key = rsa_key();
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
+    let short = sign(&key, &with(claims("kate"), json!({"exp": now() + 1})));
+    assert_eq!(get(&gw.url("/orders/1"), Some(&short)).await.status(), 200);
+    assert_eq!(
+        get(&gw.url("/orders/1"), Some(&short)).await.status(),
+        200,
+        "served from the cache"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = get(&gw.url("/orders/1"), Some(&short)).await;
+    assert_eq!(r.status(), 401, "the cache entry ended with exp");
+    assert!(www_authenticate(&r).contains("expired"));
+}
+
+#[tokio::test]
+async fn token_cache_can_be_turned_off() {
+    let up = Upstream::start().await;
+    let key = rsa_key();
+    let mut cfg = config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    );
+    cfg.settings.token_cache.max_entries = 0;
+    let gw = start_gateway(&cfg).await;
+    let t = sign(&key, &claims("liam"));
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/orders/1"), Some(&t)).await.status(), 200);
+    }
+    assert!(
+        gw.gateway
+            .metrics()
+            .render()
+            .contains("portico_requests_total{api=\"orders\",status=\"200\"} 3")
+    );
+}

@@ -18,7 +18,10 @@ fn rss_kib() -> u64 {
 
 fn main() {
     const SESSIONS: u64 = 1_000_000;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let limiter = LocalLimiter::new(SessionSettings { max_sessions: 2_000_000, idle_ttl_secs: 3600 });
         let limits = Limits { rate: Some((1, RateLimit::try_new(100, 1000).unwrap())), quota: None };

@@ -1,6 +1,7 @@
 //! Telling the upstream who called: identity, session id and mapped claims as headers.
 //! Whatever the client sent under those names is removed first, so they cannot be forged.
 
+use crate::admission::Admission;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_core::UpstreamHeaders;
 use serde_json::{Map, Value};
@@ -42,33 +43,39 @@ impl IdentityHeaderNames {
         }
     }
 
-    pub fn insert(
-        &self,
-        headers: &mut HeaderMap,
-        identity: &HeaderValue,
-        session_hex: &str,
-        claims: &Map<String, Value>,
-    ) {
+    /// The mapped claims of a token as header values (arrays joined with spaces; objects and
+    /// values that cannot be header values are skipped).
+    pub fn claim_values(&self, claims: &Map<String, Value>) -> Vec<(HeaderName, HeaderValue)> {
+        self.claims
+            .iter()
+            .filter_map(|(claim, name)| {
+                let text = match claim.lookup(claims)? {
+                    Value::String(s) => s.clone(),
+                    v @ (Value::Number(_) | Value::Bool(_)) => v.to_string(),
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => return None,
+                };
+                HeaderValue::from_bytes(text.as_bytes())
+                    .ok()
+                    .map(|v| (name.clone(), v))
+            })
+            .collect()
+    }
+
+    /// Sets the identity headers of an admitted token.
+    pub fn insert(&self, headers: &mut HeaderMap, admission: &Admission) {
         if let Some(name) = &self.identity {
-            headers.insert(name.clone(), identity.clone());
+            headers.insert(name.clone(), admission.identity.clone());
         }
-        if let (Some(name), Ok(v)) = (&self.session, HeaderValue::from_str(session_hex)) {
-            headers.insert(name.clone(), v);
+        if let Some(name) = &self.session {
+            headers.insert(name.clone(), admission.session_hex.clone());
         }
-        for (claim, name) in &self.claims {
-            let text = match claim.lookup(claims) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|i| i.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                _ => continue,
-            };
-            if let Ok(v) = HeaderValue::from_bytes(text.as_bytes()) {
-                headers.insert(name.clone(), v);
-            }
+        for (name, value) in &admission.claim_headers {
+            headers.insert(name.clone(), value.clone());
         }
     }
 }

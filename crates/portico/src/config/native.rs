@@ -6,7 +6,7 @@ use super::{LogFormat, ProcessSettings};
 use base64::Engine;
 use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
 use portico_core::config::{
-    GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings,
+    GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings, TokenCacheSettings,
 };
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub jwks: JwksSection,
     #[serde(default)]
     pub sessions: SessionsSection,
+    #[serde(default)]
+    pub token_cache: TokenCacheSection,
     #[serde(default)]
     pub apis: Vec<ApiSection>,
     #[serde(default)]
@@ -59,6 +61,13 @@ pub struct JwksSection {
 pub struct SessionsSection {
     pub max_sessions: Option<usize>,
     pub idle_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCacheSection {
+    pub max_entries: Option<usize>,
+    pub max_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +279,7 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     };
     let jwks_defaults = KeyFetchSettings::default();
     let session_defaults = SessionSettings::default();
+    let cache_defaults = TokenCacheSettings::default();
     let settings = GatewaySettings {
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
@@ -289,6 +299,16 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
                 .jwks
                 .fetch_timeout_ms
                 .unwrap_or(jwks_defaults.fetch_timeout_ms),
+        },
+        token_cache: TokenCacheSettings {
+            max_entries: file
+                .token_cache
+                .max_entries
+                .unwrap_or(cache_defaults.max_entries),
+            max_ttl_secs: file
+                .token_cache
+                .max_ttl_secs
+                .unwrap_or(cache_defaults.max_ttl_secs),
         },
         sessions: SessionSettings {
             max_sessions: file

@@ -1,0 +1,178 @@
+//! What a verified token means for one API — identity, session, policies, the header values
+//! the upstream gets — and the bounded cache that keeps it, so a token seen again costs a
+//! SHA-256 and a map lookup instead of a signature check.
+//!
+//! Entries never outlive the token's `exp` (plus its skew) nor `token_cache.max_ttl_secs`.
+//! The cache belongs to one pipeline: a reload (new keys, edited policies) starts a fresh one.
+//! Keys are hashes of (API, token); the token itself is not kept.
+
+use aws_lc_rs::digest;
+use http::{HeaderName, HeaderValue};
+use parking_lot::Mutex;
+use portico_core::config::TokenCacheSettings;
+use portico_core::{Policy, SessionId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const SHARDS: usize = 16;
+
+/// A token admitted to one API.
+#[derive(Debug)]
+pub struct Admission {
+    pub session: SessionId,
+    pub identity: HeaderValue,
+    pub session_hex: HeaderValue,
+    /// The policies the token brings (empty for authentication-only APIs).
+    pub policies: Vec<Arc<Policy>>,
+    /// Mapped claims, ready to send upstream.
+    pub claim_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Seconds since the epoch after which this must not be used.
+    pub valid_until: u64,
+}
+
+type CacheKey = [u8; 32];
+type Shard = Mutex<HashMap<CacheKey, Arc<Admission>>>;
+
+pub struct AdmissionCache {
+    shards: Box<[Shard]>,
+    per_shard_capacity: usize,
+    settings: TokenCacheSettings,
+}
+
+impl std::fmt::Debug for AdmissionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionCache")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl AdmissionCache {
+    pub fn new(settings: TokenCacheSettings) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard_capacity: settings.max_entries.div_ceil(SHARDS),
+            settings,
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.settings.max_entries > 0
+    }
+
+    /// The cache key of `token` for the API at `api_index`.
+    pub fn key(api_index: usize, token: &str) -> CacheKey {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(&(api_index as u64).to_be_bytes());
+        ctx.update(token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
+    }
+
+    fn shard(&self, key: &CacheKey) -> &Shard {
+        &self.shards[key[0] as usize % SHARDS]
+    }
+
+    /// The admission for `key`, if cached and still valid at `now_secs`.
+    pub fn get(&self, key: &CacheKey, now_secs: u64) -> Option<Arc<Admission>> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let mut shard = self.shard(key).lock();
+        match shard.get(key) {
+            Some(a) if a.valid_until > now_secs => Some(a.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The latest a new entry may live, given the token's own limit.
+    pub fn valid_until(&self, token_valid_until: Option<u64>, now_secs: u64) -> u64 {
+        let cap = now_secs.saturating_add(self.settings.max_ttl_secs);
+        token_valid_until.map_or(cap, |t| t.min(cap))
+    }
+
+    pub fn insert(&self, key: CacheKey, admission: Arc<Admission>, now_secs: u64) {
+        if !self.is_enabled() {
+            return;
+        }
+        let mut shard = self.shard(&key).lock();
+        if shard.len() >= self.per_shard_capacity && !shard.contains_key(&key) {
+            shard.retain(|_, a| a.valid_until > now_secs);
+            if shard.len() >= self.per_shard_capacity
+                && let Some(victim) = shard.keys().next().copied()
+            {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(key, admission);
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(valid_until: u64) -> Arc<Admission> {
+        Arc::new(Admission {
+            session: SessionId::derive("o", "a"),
+            identity: HeaderValue::from_static("a"),
+            session_hex: HeaderValue::from_static("00"),
+            policies: Vec::new(),
+            claim_headers: Vec::new(),
+            valid_until,
+        })
+    }
+
+    #[test]
+    fn entries_expire_and_keys_are_per_api() {
+        let cache = AdmissionCache::new(TokenCacheSettings::default());
+        let key = AdmissionCache::key(0, "t");
+        assert_ne!(key, AdmissionCache::key(1, "t"));
+        cache.insert(key, admission(100), 50);
+        assert!(cache.get(&key, 99).is_some());
+        assert!(cache.get(&key, 100).is_none());
+        assert!(cache.is_empty(), "an expired entry is removed when found");
+    }
+
+    #[test]
+    fn validity_is_capped_by_token_and_ttl() {
+        let cache = AdmissionCache::new(TokenCacheSettings {
+            max_entries: 10,
+            max_ttl_secs: 300,
+        });
+        assert_eq!(cache.valid_until(Some(1_100), 1_000), 1_100);
+        assert_eq!(cache.valid_until(Some(9_999), 1_000), 1_300);
+        assert_eq!(cache.valid_until(None, 1_000), 1_300);
+    }
+
+    #[test]
+    fn bounded_and_can_be_disabled() {
+        let cache = AdmissionCache::new(TokenCacheSettings {
+            max_entries: 32,
+            max_ttl_secs: 300,
+        });
+        for i in 0..1000 {
+            cache.insert(AdmissionCache::key(0, &i.to_string()), admission(10_000), 1);
+        }
+        assert!(cache.len() <= 32);
+        let off = AdmissionCache::new(TokenCacheSettings {
+            max_entries: 0,
+            max_ttl_secs: 300,
+        });
+        off.insert(AdmissionCache::key(0, "t"), admission(10_000), 1);
+        assert!(off.get(&AdmissionCache::key(0, "t"), 1).is_none());
+    }
+}
