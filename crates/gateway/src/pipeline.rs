@@ -3,6 +3,7 @@
 
 use crate::admission::AdmissionCache;
 use crate::metrics::ApiLabels;
+use crate::proxy::Upstream;
 use crate::stages::identity_headers::IdentityHeaderNames;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
@@ -20,8 +21,7 @@ pub struct ApiRuntime {
     /// `None` for keyless APIs.
     pub verifier: Option<JwtVerifier>,
     pub scope_claim: ClaimPath,
-    /// `http://authority/base` — the upstream request URI is this plus the path.
-    pub upstream_prefix: String,
+    pub upstream: Upstream,
     pub identity_headers: IdentityHeaderNames,
     pub labels: ApiLabels,
 }
@@ -69,15 +69,18 @@ impl Pipeline {
                     continue;
                 }
             };
-            let upstream = &spec.upstream;
+            let upstream = match Upstream::try_new(&spec.upstream) {
+                Ok(u) => u,
+                Err(e) => {
+                    problems.push(Problem::error(format!("API {:?}: upstream", spec.id), e));
+                    continue;
+                }
+            };
             routes.insert(spec.listen_path.as_str().to_string(), apis.len());
             apis.push(Arc::new(ApiRuntime {
                 index: apis.len(),
                 scope_claim: spec.policies.scope_claim(),
-                upstream_prefix: format!(
-                    "{}://{}{}",
-                    upstream.scheme, upstream.authority, upstream.base_path
-                ),
+                upstream,
                 identity_headers,
                 labels: ApiLabels {
                     api: spec.id.clone(),
@@ -121,13 +124,29 @@ impl Pipeline {
 }
 
 /// True when the path has `.` or `..` segments (also percent-encoded), which could slip past
-/// path-based access rules; such requests are refused.
+/// path-based access rules; such requests are refused. Allocation-free: it runs on every
+/// request.
 pub fn has_dot_segments(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let lower = seg.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+    (path.contains('.') || path.contains('%')) && path.split('/').any(is_dot_segment)
+}
+
+fn is_dot_segment(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let (mut dots, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'.' {
+            i += 1;
+        } else if bytes[i] == b'%'
+            && bytes.get(i + 1) == Some(&b'2')
+            && bytes.get(i + 2).is_some_and(|b| b | 0x20 == b'e')
+        {
+            i += 3;
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -140,5 +159,9 @@ mod tests {
         assert!(has_dot_segments("/a/%2E%2e/b"));
         assert!(has_dot_segments("/a/."));
         assert!(!has_dot_segments("/a/..b/c.d"));
+        assert!(!has_dot_segments("/a/.../b"));
+        assert!(!has_dot_segments("/a/%2/b"));
+        assert!(has_dot_segments("/a/.%2E/b"));
+        assert!(!has_dot_segments("/plain/path"));
     }
 }

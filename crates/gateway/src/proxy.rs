@@ -2,13 +2,16 @@
 //! keep-alive connections, connect and response timeouts. Bodies stream both ways.
 
 use crate::error::Rejection;
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
+use portico_core::api::UpstreamTarget;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -79,29 +82,69 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// An API's upstream, parsed once per config version.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+    host: HeaderValue,
+}
+
+impl Upstream {
+    pub fn try_new(target: &UpstreamTarget) -> Result<Self, String> {
+        let invalid = |_| {
+            format!(
+                "{}://{} is not a valid upstream",
+                target.scheme, target.authority
+            )
+        };
+        Ok(Self {
+            scheme: Scheme::try_from(target.scheme.as_str())
+                .map_err(|_| format!("invalid scheme {:?}", target.scheme))?,
+            authority: Authority::try_from(target.authority.as_str()).map_err(invalid)?,
+            base_path: target.base_path.clone(),
+            host: HeaderValue::from_str(&target.authority)
+                .map_err(|_| format!("invalid host {:?}", target.authority))?,
+        })
+    }
+
+    pub fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+}
+
 /// Turns the client's request into the upstream request, in place.
 pub fn prepare(
     request: &mut Request<Incoming>,
-    upstream_prefix: &str,
-    authority: &str,
+    upstream: &Upstream,
     path: &str,
     client_addr: SocketAddr,
 ) -> Result<(), Rejection> {
-    let query = request
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
+    let query = request.uri().query();
+    let mut path_and_query = String::with_capacity(
+        upstream.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+    );
+    path_and_query.push_str(&upstream.base_path);
+    path_and_query.push_str(path);
+    if let Some(q) = query {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
     let original_host = request.headers().get(header::HOST).cloned().or_else(|| {
         request
             .uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let uri: Uri = format!("{upstream_prefix}{path}{query}")
-        .parse()
-        .map_err(|_| Rejection::BadGateway)?;
-    *request.uri_mut() = uri;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(upstream.scheme.clone());
+    parts.authority = Some(upstream.authority.clone());
+    parts.path_and_query = Some(
+        PathAndQuery::from_maybe_shared(Bytes::from(path_and_query))
+            .map_err(|_| Rejection::BadGateway)?,
+    );
+    *request.uri_mut() = Uri::from_parts(parts).map_err(|_| Rejection::BadGateway)?;
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
     remove_hop_by_hop(headers);
@@ -110,16 +153,14 @@ pub fn prepare(
         Some(prior) => format!("{prior}, {client_ip}"),
         None => client_ip,
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    if let Ok(v) = HeaderValue::from_str(authority) {
-        headers.insert(header::HOST, v);
-    }
+    headers.insert(header::HOST, upstream.host.clone());
     Ok(())
 }
 

@@ -145,11 +145,13 @@ impl Gateway {
         let started = Instant::now();
         let pipeline = self.pipeline.load_full();
         let request_id = self.request_ids.for_request(req.headers());
-        let path = req.uri().path().to_string();
-        let routed = if has_dot_segments(&path) {
+        // A cheap clone (shared bytes) so the path can be borrowed while `req` changes.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        let routed = if has_dot_segments(path) {
             None
         } else {
-            pipeline.route(&path)
+            pipeline.route(path)
         };
         let Some((api, rest)) = routed else {
             let mut response = Rejection::NoRoute.into_response();
@@ -157,12 +159,11 @@ impl Gateway {
             return response;
         };
         let api = api.clone();
-        let rest = rest.to_string();
         req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
 
-        let mut response = match self.admit(&pipeline, &api, &mut req, &rest).await {
+        let mut response = match self.admit(&pipeline, &api, &mut req, rest).await {
             Ok(decision) => {
-                let mut response = self.forward(&api, req, &rest, remote).await;
+                let mut response = self.forward(&api, req, rest, remote).await;
                 if let Some(d) = &decision {
                     rate_headers::insert(response.headers_mut(), d);
                 }
@@ -312,18 +313,13 @@ impl Gateway {
         remote: SocketAddr,
     ) -> Response<GatewayBody> {
         let inbound_version = req.version();
+        let original_path = req.uri().clone();
         let path = if api.spec.strip_listen_path {
-            rest.to_string()
+            rest
         } else {
-            req.uri().path().to_string()
+            original_path.path()
         };
-        if let Err(r) = proxy::prepare(
-            &mut req,
-            &api.upstream_prefix,
-            &api.spec.upstream.authority,
-            &path,
-            remote,
-        ) {
+        if let Err(r) = proxy::prepare(&mut req, &api.upstream, path, remote) {
             return r.into_response();
         }
         let client = self.upstreams.get(api.spec.timeouts.connect_ms);

@@ -28,7 +28,7 @@ impl Limits {
 }
 
 /// Where one limit stands after a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LimitStatus {
     /// Requests allowed per window.
     pub limit: u64,

@@ -3,8 +3,10 @@
 //! `-Remaining`, `-Reset` (seconds), which describe the rate limit when there is one, else the
 //! quota.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_limits::{Decision, LimitStatus};
+use std::fmt::Write;
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -16,29 +18,42 @@ fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
+/// One structured-field list, e.g. `"rate";q=10;w=1, "quota";q=1000;w=86400`.
+fn list(
+    present: &[(&str, LimitStatus)],
+    item: impl Fn(&mut String, &LimitStatus),
+) -> Option<HeaderValue> {
+    let mut out = String::with_capacity(64);
+    for (i, (name, status)) in present.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "\"{name}\"");
+        item(&mut out, status);
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
 pub fn insert(headers: &mut HeaderMap, decision: &Decision) {
-    let named = [("rate", decision.rate), ("quota", decision.quota)];
-    let present: Vec<(&str, LimitStatus)> = named
-        .iter()
-        .filter_map(|(n, s)| s.map(|s| (*n, s)))
-        .collect();
+    let mut present: [(&str, LimitStatus); 2] = Default::default();
+    let mut n = 0;
+    for (name, status) in [("rate", decision.rate), ("quota", decision.quota)] {
+        if let Some(s) = status {
+            present[n] = (name, s);
+            n += 1;
+        }
+    }
+    let present = &present[..n];
     let Some(&(_, primary)) = present.first() else {
         return;
     };
-    let policy = present
-        .iter()
-        .map(|(n, s)| format!("\"{n}\";q={};w={}", s.limit, secs(s.window_ms).max(1)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let current = present
-        .iter()
-        .map(|(n, s)| format!("\"{n}\";r={};t={}", s.remaining, secs(s.reset_ms)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let (Ok(p), Ok(c)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&current),
-    ) {
+    let policy = list(present, |out, s| {
+        let _ = write!(out, ";q={};w={}", s.limit, secs(s.window_ms).max(1));
+    });
+    let current = list(present, |out, s| {
+        let _ = write!(out, ";r={};t={}", s.remaining, secs(s.reset_ms));
+    });
+    if let (Some(p), Some(c)) = (policy, current) {
         headers.insert(RATELIMIT_POLICY, p);
         headers.insert(RATELIMIT, c);
     }

@@ -44,11 +44,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let listen = args.listen.unwrap_or(loaded.process.listen);
     let admin_listen = args.admin_listen.unwrap_or(loaded.process.admin_listen);
     let data_dir = args.data_dir.unwrap_or(loaded.process.data_dir.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(loaded.process.worker_threads)
-        .enable_all()
-        .build()
-    {
+    // One worker: a current-thread runtime, free of the work-stealing scheduler's cross-thread
+    // wake-ups (measured in docs/performance.md).
+    let mut builder = if loaded.process.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(loaded.process.worker_threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
