@@ -11,6 +11,7 @@ pub mod identity;
 pub mod jwt;
 pub mod merge;
 pub mod policy;
+pub mod prehashed;
 
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};
 pub use claims::ClaimPath;

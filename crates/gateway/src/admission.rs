@@ -10,6 +10,7 @@ use aws_lc_rs::digest;
 use http::{HeaderName, HeaderValue};
 use parking_lot::Mutex;
 use portico_core::config::TokenCacheSettings;
+use portico_core::prehashed::Prehashed;
 use portico_core::{Policy, SessionId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +32,8 @@ pub struct Admission {
 }
 
 type CacheKey = [u8; 32];
-type Shard = Mutex<HashMap<CacheKey, Arc<Admission>>>;
+/// Keys are SHA-256 digests already.
+type Shard = Mutex<HashMap<CacheKey, Arc<Admission>, Prehashed>>;
 
 pub struct AdmissionCache {
     shards: Box<[Shard]>,
@@ -50,7 +52,9 @@ impl std::fmt::Debug for AdmissionCache {
 impl AdmissionCache {
     pub fn new(settings: TokenCacheSettings) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             per_shard_capacity: settings.max_entries.div_ceil(SHARDS),
             settings,
         }

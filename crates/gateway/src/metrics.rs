@@ -118,6 +118,47 @@ impl GatewayMetrics {
     }
 }
 
+/// One API's metric handles, looked up once per config version rather than per request.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    pub labels: ApiLabels,
+    latency: Histogram,
+    ok: Counter,
+}
+
+impl ApiMetrics {
+    pub fn new(metrics: &GatewayMetrics, api: Arc<str>) -> Self {
+        let labels = ApiLabels { api };
+        Self {
+            latency: metrics.latency.get_or_create(&labels).clone(),
+            ok: metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    api: labels.api.clone(),
+                    status: 200,
+                })
+                .clone(),
+            labels,
+        }
+    }
+
+    /// Counts one request of this API.
+    pub fn record(&self, metrics: &GatewayMetrics, status: u16, seconds: f64) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    api: self.labels.api.clone(),
+                    status,
+                })
+                .inc();
+        }
+        self.latency.observe(seconds);
+    }
+}
+
 /// Counts key fetches into the gateway's metrics.
 #[derive(Debug, Clone)]
 pub struct FetchMetrics(pub Arc<GatewayMetrics>);

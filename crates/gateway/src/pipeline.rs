@@ -2,7 +2,7 @@
 //! verifier and settings. Built once per config version and swapped atomically on reload.
 
 use crate::admission::AdmissionCache;
-use crate::metrics::ApiLabels;
+use crate::metrics::{ApiMetrics, GatewayMetrics};
 use crate::proxy::Upstream;
 use crate::stages::identity_headers::IdentityHeaderNames;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
@@ -23,7 +23,7 @@ pub struct ApiRuntime {
     pub scope_claim: ClaimPath,
     pub upstream: Upstream,
     pub identity_headers: IdentityHeaderNames,
-    pub labels: ApiLabels,
+    pub metrics: ApiMetrics,
 }
 
 #[derive(Debug)]
@@ -40,6 +40,7 @@ impl Pipeline {
     pub fn build(
         config: &GatewayConfig,
         key_sources: &KeySourceRegistry,
+        metrics: &GatewayMetrics,
     ) -> Result<Self, ConfigError> {
         let mut problems = config.check(&[]);
         problems.retain(|p| p.severity == portico_core::config::Severity::Error);
@@ -82,9 +83,7 @@ impl Pipeline {
                 scope_claim: spec.policies.scope_claim(),
                 upstream,
                 identity_headers,
-                labels: ApiLabels {
-                    api: spec.id.clone(),
-                },
+                metrics: ApiMetrics::new(metrics, spec.id.clone()),
                 verifier,
                 spec: spec.clone(),
             }));

@@ -4,7 +4,7 @@
 use crate::admission::{Admission, AdmissionCache};
 use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
-use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels, RequestLabels};
+use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels};
 use crate::pipeline::{ApiRuntime, Pipeline, has_dot_segments};
 use crate::proxy::{self, UpstreamClients};
 use crate::stages::{policies, rate_headers, token};
@@ -54,7 +54,7 @@ impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
         let metrics = GatewayMetrics::new();
         let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
-        let pipeline = Pipeline::build(config, &key_sources)?;
+        let pipeline = Pipeline::build(config, &key_sources, &metrics)?;
         let limiter = Arc::new(LocalLimiter::new(config.settings.sessions));
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
@@ -70,7 +70,7 @@ impl Gateway {
     /// Builds a pipeline for `config` and swaps it in atomically. Requests in flight finish on
     /// the version they started with; on error nothing changes.
     pub fn reload(&self, config: &GatewayConfig) -> Result<(), ConfigError> {
-        let pipeline = Pipeline::build(config, &self.key_sources)?;
+        let pipeline = Pipeline::build(config, &self.key_sources, &self.metrics)?;
         self.pipeline.store(Arc::new(pipeline));
         Ok(())
     }
@@ -181,17 +181,8 @@ impl Gateway {
             .headers_mut()
             .insert(X_REQUEST_ID, request_id.clone());
         let status = response.status().as_u16();
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                api: api.labels.api.clone(),
-                status,
-            })
-            .inc();
-        self.metrics
-            .latency
-            .get_or_create(&api.labels)
-            .observe(started.elapsed().as_secs_f64());
+        api.metrics
+            .record(&self.metrics, status, started.elapsed().as_secs_f64());
         if status >= 500 {
             tracing::warn!(request_id = ?request_id, api = %api.spec.id, status, "upstream failed");
         } else {
@@ -279,7 +270,7 @@ impl Gateway {
                         self.metrics
                             .limit_rejections
                             .get_or_create(&RejectionLabels {
-                                api: api.labels.api.clone(),
+                                api: api.metrics.labels.api.clone(),
                                 limit,
                             })
                             .inc();
@@ -408,8 +399,13 @@ impl RequestIds {
             return v.clone();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:016x}{:08x}", self.prefix, n))
-            .expect("hex is a valid header value")
+        // 16 hex digits of the process prefix, 8 of the counter.
+        let mut id = [0u8; 24];
+        let digits = (u128::from(self.prefix) << 32) | u128::from(n as u32);
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = b"0123456789abcdef"[((digits >> (4 * (23 - i))) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&id).expect("hex is a valid header value")
     }
 }
 

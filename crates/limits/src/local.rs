@@ -8,33 +8,16 @@ use parking_lot::Mutex;
 use portico_core::SessionId;
 use portico_core::config::SessionSettings;
 use portico_core::policy::Quota;
+use portico_core::prehashed::Prehashed;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
 
 const SHARDS: usize = 64;
 
-/// Session ids are already uniformly distributed hashes; use their bits as they are.
-#[derive(Default)]
-struct SessionIdHasher(u64);
-
-impl Hasher for SessionIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
-type ShardMap = HashMap<u128, SessionCounters, BuildHasherDefault<SessionIdHasher>>;
+/// Session ids are already uniformly distributed hashes.
+type ShardMap = HashMap<u128, SessionCounters, Prehashed>;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
