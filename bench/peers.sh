@@ -38,6 +38,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Stop peers a previous run may have left behind, then start from a clean folder.
+for pid in "$WORK"/*.pid; do [ -f "$pid" ] && pkill -F "$pid" 2>/dev/null || true; done
 rm -rf "$WORK" && mkdir -p "$WORK/logs" "$WORK/runs"
 cleanup() { pkill -F "$WORK/upstream.pid" 2>/dev/null || true; pkill -F "$WORK/nginx.pid" 2>/dev/null || true
   pkill -F "$WORK/haproxy.pid" 2>/dev/null || true; [ -n "${PORTICO_PID:-}" ] && kill "$PORTICO_PID" 2>/dev/null || true; }
@@ -153,12 +155,13 @@ CONF
   jwt_frontend es256 18085 ES256 "$WORK/es256.pub"
 } > "$WORK/haproxy.cfg"
 
-portico_config() { # extra_apis_count
+portico_config() { # extra_apis_count token_cache_entries
   cat <<CONF
 listen: $PORTICO
 admin_listen: $PORTICO_ADMIN
 worker_threads: 1
 log: { level: warn }
+token_cache: { max_entries: ${2:-10000} }
 apis:
   - id: rs
     listen_path: /
@@ -199,9 +202,9 @@ taskset -c $LOAD_CPU nginx -c "$WORK/upstream.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU nginx -c "$WORK/nginx.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU haproxy -D -f "$WORK/haproxy.cfg"
 
-start_portico() { # extra_apis
+start_portico() { # extra_apis token_cache_entries
   [ -n "${PORTICO_PID:-}" ] && { kill "$PORTICO_PID"; wait "$PORTICO_PID" 2>/dev/null || true; }
-  portico_config "${1:-0}" > "$WORK/portico.yaml"
+  portico_config "${1:-0}" "${2:-10000}" > "$WORK/portico.yaml"
   taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico.yaml" > "$WORK/logs/portico.out" 2> "$WORK/logs/portico.err" &
   PORTICO_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://$PORTICO_ADMIN/health" && return; sleep 0.1; done
@@ -262,7 +265,8 @@ start_portico 0
 scenario "RS256, 10,000 identities" /bench "$WORK/rs256-identities.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
 start_portico 0
 scenario "ES256, one token" /es/bench "$WORK/es256-one.txt" haproxy=127.0.0.1:18085 nginx=$NGINX portico=$PORTICO
-start_portico 0
+# Raw verification: the token cache is off, so no token can be served from it.
+start_portico 0 0
 scenario "RS256, every token distinct" /bench "$WORK/rs256-distinct.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
 start_portico 0
 scenario "rate limit rejecting" /limited/bench "$WORK/rs256-limited.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
