@@ -161,7 +161,7 @@ listen: $PORTICO
 admin_listen: $PORTICO_ADMIN
 worker_threads: 1
 log: { level: warn }
-token_cache: { max_entries: ${2:-10000} }
+token_cache: { max_entries: ${2:-50000} }
 apis:
   - id: rs
     listen_path: /
@@ -204,7 +204,7 @@ taskset -c $PROXY_CPU haproxy -D -f "$WORK/haproxy.cfg"
 
 start_portico() { # extra_apis token_cache_entries
   [ -n "${PORTICO_PID:-}" ] && { kill "$PORTICO_PID"; wait "$PORTICO_PID" 2>/dev/null || true; }
-  portico_config "${1:-0}" "${2:-10000}" > "$WORK/portico.yaml"
+  portico_config "${1:-0}" "${2:-50000}" > "$WORK/portico.yaml"
   taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico.yaml" > "$WORK/logs/portico.out" 2> "$WORK/logs/portico.err" &
   PORTICO_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://$PORTICO_ADMIN/health" && return; sleep 0.1; done

@@ -113,7 +113,7 @@ impl Default for SessionSettings {
 /// signature check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenCacheSettings {
-    /// At most this many tokens (default 10,000); 0 turns the cache off.
+    /// At most this many tokens (default 50,000, a few hundred bytes each); 0 turns it off.
     pub max_entries: usize,
     /// No entry lives longer than this (default 300), and never past the token's `exp`.
     pub max_ttl_secs: u64,

@@ -118,12 +118,25 @@ impl Upstream {
     }
 }
 
+/// The client's address as an `X-Forwarded-For` entry, formatted once per connection.
+#[derive(Debug, Clone)]
+pub struct ClientIp(HeaderValue);
+
+impl ClientIp {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self(
+            HeaderValue::from_str(&addr.ip().to_string())
+                .expect("an IP address is a valid header value"),
+        )
+    }
+}
+
 /// Turns the client's request into the upstream request, in place.
 pub fn prepare(
     request: &mut Request<Incoming>,
     upstream: &Upstream,
     path: &str,
-    client_addr: SocketAddr,
+    client_ip: &ClientIp,
 ) -> Result<(), Rejection> {
     let query = request.uri().query();
     let mut path_and_query = String::with_capacity(
@@ -152,12 +165,14 @@ pub fn prepare(
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
     remove_hop_by_hop(headers);
-    let client_ip = client_addr.ip().to_string();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
+        Some(prior) => {
+            let ip = client_ip.0.to_str().unwrap_or_default();
+            HeaderValue::from_maybe_shared(Bytes::from(format!("{prior}, {ip}"))).ok()
+        }
+        None => Some(client_ip.0.clone()),
     };
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded_for)) {
+    if let Some(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));

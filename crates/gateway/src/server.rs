@@ -6,7 +6,7 @@ use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
 use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels};
 use crate::pipeline::{ApiRuntime, Pipeline, has_dot_segments};
-use crate::proxy::{self, UpstreamClients};
+use crate::proxy::{self, ClientIp, UpstreamClients};
 use crate::stages::{policies, rate_headers, token};
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -83,10 +83,12 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let this = self.clone();
         serve_connections(listener, shutdown, move |remote| {
+            let client_ip = ClientIp::new(remote);
             let gateway = this.clone();
             service_fn(move |req| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, remote).await) }
+                let client_ip = client_ip.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, &client_ip).await) }
             })
         })
         .await;
@@ -140,7 +142,7 @@ impl Gateway {
     pub async fn handle(
         &self,
         mut req: Request<Incoming>,
-        remote: SocketAddr,
+        client_ip: &ClientIp,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let pipeline = self.pipeline.load_full();
@@ -163,7 +165,7 @@ impl Gateway {
 
         let mut response = match self.admit(&pipeline, &api, &mut req, rest).await {
             Ok(decision) => {
-                let mut response = self.forward(&api, req, rest, remote).await;
+                let mut response = self.forward(&api, req, rest, client_ip).await;
                 if let Some(d) = &decision {
                     rate_headers::insert(response.headers_mut(), d);
                 }
@@ -301,7 +303,7 @@ impl Gateway {
         api: &ApiRuntime,
         mut req: Request<Incoming>,
         rest: &str,
-        remote: SocketAddr,
+        client_ip: &ClientIp,
     ) -> Response<GatewayBody> {
         let inbound_version = req.version();
         let original_path = req.uri().clone();
@@ -310,7 +312,7 @@ impl Gateway {
         } else {
             original_path.path()
         };
-        if let Err(r) = proxy::prepare(&mut req, &api.upstream, path, remote) {
+        if let Err(r) = proxy::prepare(&mut req, &api.upstream, path, client_ip) {
             return r.into_response();
         }
         let client = self.upstreams.get(api.spec.timeouts.connect_ms);
