@@ -91,3 +91,24 @@ async fn certificates_and_pkcs1_keys_load() {
     let err = portico_auth::keys::pem::key_from_pem(None, &private, None).unwrap_err();
     assert!(err.to_string().contains("private key"));
 }
+
+#[test]
+fn hostile_jwks_members_are_errors_not_panics() {
+    use portico_auth::keys::jwk::{JwksOrigin, key_set_from_jwks};
+    let docs = [
+        r#"{"keys":[{"kty":"RSA","n":"","e":"AQAB"}]}"#,
+        r#"{"keys":[{"kty":"RSA","n":"AQAB","e":""}]}"#,
+        r#"{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}"#,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":""}]}"#,
+        r#"{"keys":[{"kty":"oct","k":""}]}"#,
+        r#"{"keys":[{"kty":7}, null, [], "x", {"kid": 5, "kty": "RSA"}]}"#,
+        r#"{"keys": {}}"#,
+        r#"[]"#,
+        "",
+    ];
+    for doc in docs {
+        if let Ok((keys, _)) = key_set_from_jwks(doc.as_bytes(), JwksOrigin::Local) {
+            assert!(keys.is_empty(), "{doc}");
+        }
+    }
+}

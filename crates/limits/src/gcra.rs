@@ -60,7 +60,7 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
             status: status(tat),
         };
     }
-    let new_tat = tat + interval;
+    let new_tat = tat.saturating_add(interval);
     GcraOutcome {
         allowed: true,
         new_tat_ns: new_tat,
@@ -146,5 +146,9 @@ mod tests {
         assert!(check(huge, 0, 5).allowed);
         let slow = RateLimit::try_new(1, u64::MAX / 2_000_000).unwrap();
         assert!(check(slow, 0, 5).allowed);
+        let endless = RateLimit::try_new(2, u64::MAX).unwrap();
+        let first = check(endless, 0, u64::MAX / 2);
+        assert!(first.allowed);
+        assert!(check(endless, first.new_tat_ns, u64::MAX / 2).allowed);
     }
 }

@@ -39,6 +39,9 @@ pub(crate) fn first_block(text: &str) -> Result<(&str, Vec<u8>), KeyError> {
 
 /// Checks an RSA modulus Portico is willing to trust.
 pub(super) fn check_rsa_modulus(n: &[u8], e: &[u8]) -> Result<(), KeyError> {
+    if n.is_empty() {
+        return Err(KeyError::new("the RSA modulus is empty"));
+    }
     let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
     if bits < 2048 {
         return Err(KeyError::new(format!(
