@@ -38,9 +38,9 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
     let (interval, tolerance) = params(limit);
     let tat = tat_ns.max(now_ns);
     let status = |tat_after: u64| {
-        let budget = (now_ns + tolerance).saturating_sub(tat_after);
-        let remaining = if now_ns + tolerance >= tat_after {
-            budget / interval + 1
+        let horizon = now_ns.saturating_add(tolerance);
+        let remaining = if horizon >= tat_after {
+            (horizon - tat_after) / interval + 1
         } else {
             0
         };
@@ -52,7 +52,7 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
         }
     };
     if tat - now_ns > tolerance {
-        let retry_after_ns = tat - tolerance - now_ns;
+        let retry_after_ns = (tat - now_ns) - tolerance;
         return GcraOutcome {
             allowed: false,
             new_tat_ns: tat_ns,
