@@ -160,25 +160,15 @@ impl Gateway {
             response.headers_mut().insert(X_REQUEST_ID, request_id);
             return response;
         };
-        let api = api.clone();
         req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
 
-        let mut response = match self.admit(&pipeline, &api, &mut req, rest).await {
-            Ok(decision) => {
-                let mut response = self.forward(&api, req, rest, client_ip).await;
-                if let Some(d) = &decision {
-                    rate_headers::insert(response.headers_mut(), d);
-                }
-                response
-            }
-            Err((rejection, decision)) => {
-                let mut response = rejection.into_response();
-                if let Some(d) = &decision {
-                    rate_headers::insert(response.headers_mut(), d);
-                }
-                response
-            }
+        let (mut response, decision) = match self.admit(&pipeline, api, &mut req, rest).await {
+            Ok(decision) => (self.forward(api, req, rest, client_ip).await, decision),
+            Err((rejection, decision)) => (rejection.into_response(), decision),
         };
+        if let Some(d) = &decision {
+            rate_headers::insert(response.headers_mut(), d);
+        }
         response
             .headers_mut()
             .insert(X_REQUEST_ID, request_id.clone());
