@@ -218,65 +218,30 @@ impl Gateway {
         };
 
         let mut decision = None;
-        if !api.spec.policies.is_authentication_only() {
-            if admission.policies.is_empty() {
+        if let Some(limits) = granted_limits(api, &admission, req.method().as_str(), rest)? {
+            let d = self.limiter.check(admission.session, &limits).await;
+            if let Verdict::RateLimited { retry_after_ms }
+            | Verdict::QuotaExceeded { retry_after_ms } = d.verdict
+            {
+                let quota = matches!(d.verdict, Verdict::QuotaExceeded { .. });
+                let limit = if quota { "quota" } else { "rate" };
+                self.metrics
+                    .limit_rejections
+                    .get_or_create(&RejectionLabels {
+                        api: api.metrics.labels.api.clone(),
+                        limit,
+                    })
+                    .inc();
+                let retry_after_secs = retry_after_ms.div_ceil(1000).max(1);
                 return Err((
-                    Rejection::InsufficientScope("the token's scopes and policies grant no access"),
-                    None,
+                    Rejection::TooManyRequests {
+                        retry_after_secs,
+                        quota,
+                    },
+                    Some(d),
                 ));
             }
-            let grant = match decide(
-                &admission.policies,
-                &api.spec.id,
-                req.method().as_str(),
-                rest,
-            ) {
-                AccessDecision::Allowed(grant) => grant,
-                AccessDecision::ApiNotGranted => {
-                    return Err((
-                        Rejection::InsufficientScope("the token grants no access to this API"),
-                        None,
-                    ));
-                }
-                AccessDecision::MethodOrPathDenied => {
-                    return Err((
-                        Rejection::InsufficientScope(
-                            "the token grants no access to this method or path",
-                        ),
-                        None,
-                    ));
-                }
-            };
-            let limits = Limits {
-                rate: grant.rate.map(|(id, r)| (counter_key(&id), r)),
-                quota: grant.quota.map(|(id, q)| (counter_key(&id), q)),
-            };
-            if !limits.is_empty() {
-                let d = self.limiter.check(admission.session, &limits).await;
-                match d.verdict {
-                    Verdict::Allowed => decision = Some(d),
-                    Verdict::RateLimited { retry_after_ms }
-                    | Verdict::QuotaExceeded { retry_after_ms } => {
-                        let quota = matches!(d.verdict, Verdict::QuotaExceeded { .. });
-                        let limit = if quota { "quota" } else { "rate" };
-                        self.metrics
-                            .limit_rejections
-                            .get_or_create(&RejectionLabels {
-                                api: api.metrics.labels.api.clone(),
-                                limit,
-                            })
-                            .inc();
-                        let retry_after_secs = retry_after_ms.div_ceil(1000).max(1);
-                        return Err((
-                            Rejection::TooManyRequests {
-                                retry_after_secs,
-                                quota,
-                            },
-                            Some(d),
-                        ));
-                    }
-                }
-            }
+            decision = Some(d);
         }
 
         let headers = req.headers_mut();
@@ -321,6 +286,35 @@ impl Gateway {
             Err(rejection) => rejection.into_response(),
         }
     }
+}
+
+/// The access stage: whether the admitted token's policies grant this method and path of
+/// `api`, and the limits that then apply (`None`: authentication only, or no limits).
+fn granted_limits(
+    api: &ApiRuntime,
+    admission: &Admission,
+    method: &str,
+    rest: &str,
+) -> Result<Option<Limits>, (Rejection, Option<Decision>)> {
+    if api.spec.policies.is_authentication_only() {
+        return Ok(None);
+    }
+    let denied = |why| Err((Rejection::InsufficientScope(why), None));
+    if admission.policies.is_empty() {
+        return denied("the token's scopes and policies grant no access");
+    }
+    let grant = match decide(&admission.policies, &api.spec.id, method, rest) {
+        AccessDecision::Allowed(grant) => grant,
+        AccessDecision::ApiNotGranted => return denied("the token grants no access to this API"),
+        AccessDecision::MethodOrPathDenied => {
+            return denied("the token grants no access to this method or path");
+        }
+    };
+    let limits = Limits {
+        rate: grant.rate.map(|(id, r)| (counter_key(&id), r)),
+        quota: grant.quota.map(|(id, q)| (counter_key(&id), q)),
+    };
+    Ok((!limits.is_empty()).then_some(limits))
 }
 
 /// What a freshly verified token means for `api`: identity, session, policies, header values.
