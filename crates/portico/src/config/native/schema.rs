@@ -1,0 +1,233 @@
+//! The native configuration file's shape, as serde reads it. Unknown fields are errors.
+//! Defaults are applied when converting (`super::convert`), so `None` here means "not given".
+
+use super::super::LogFormat;
+use portico_core::api::UpstreamHeaders;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub worker_threads: Option<usize>,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub jwks: JwksSection,
+    #[serde(default)]
+    pub sessions: SessionsSection,
+    #[serde(default)]
+    pub token_cache: TokenCacheSection,
+    #[serde(default)]
+    pub apis: Vec<ApiSection>,
+    #[serde(default)]
+    pub policies: Vec<PolicySection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSection {
+    pub refresh_secs: Option<u64>,
+    pub min_refresh_secs: Option<u64>,
+    pub max_refresh_secs: Option<u64>,
+    pub unknown_kid_cooldown_secs: Option<u64>,
+    pub fetch_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSection {
+    pub max_sessions: Option<usize>,
+    pub idle_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCacheSection {
+    pub max_entries: Option<usize>,
+    pub max_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub id: String,
+    pub name: Option<String>,
+    pub org_id: Option<String>,
+    pub listen_path: String,
+    #[serde(default = "yes")]
+    pub strip_listen_path: bool,
+    pub upstream: String,
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+    #[serde(default)]
+    pub keyless: bool,
+    pub jwt: Option<JwtSection>,
+    pub identity_claims: Option<Vec<String>>,
+    #[serde(default)]
+    pub policies: PoliciesSection,
+    #[serde(default)]
+    pub upstream_headers: UpstreamHeadersSection,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSection {
+    pub connect_ms: Option<u64>,
+    pub read_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSection {
+    pub max_token_bytes: Option<usize>,
+    pub issuers: Vec<IssuerSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    pub issuer: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub public_key: Option<String>,
+    pub public_key_file: Option<PathBuf>,
+    pub secret_base64: Option<String>,
+    pub secret_base64_env: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    pub require_at_jwt: bool,
+    #[serde(default = "yes")]
+    pub require_exp: bool,
+    #[serde(default)]
+    pub skew: SkewSection,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SkewSection {
+    #[serde(default)]
+    pub exp_secs: u64,
+    #[serde(default)]
+    pub nbf_secs: u64,
+    #[serde(default)]
+    pub iat_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesSection {
+    pub claim: Option<String>,
+    pub scope_claim: Option<String>,
+    #[serde(default)]
+    pub scope_map: BTreeMap<String, OneOrMany>,
+    #[serde(default)]
+    pub defaults: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamHeadersSection {
+    #[serde(default = "default_identity_header")]
+    pub identity: Option<String>,
+    #[serde(default = "default_session_header")]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub forward_authorization: bool,
+}
+
+fn default_identity_header() -> Option<String> {
+    UpstreamHeaders::default().identity
+}
+
+fn default_session_header() -> Option<String> {
+    UpstreamHeaders::default().session
+}
+
+impl Default for UpstreamHeadersSection {
+    fn default() -> Self {
+        Self {
+            identity: default_identity_header(),
+            session: default_session_header(),
+            claims: BTreeMap::new(),
+            forward_authorization: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub apis: BTreeMap<String, ApiAccessSection>,
+    pub rate_limit: Option<RateLimitSection>,
+    pub quota: Option<QuotaSection>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAccessSection {
+    #[serde(default)]
+    pub allow: Vec<AllowSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowSection {
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub requests: u64,
+    pub per_secs: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSection {
+    /// -1: unlimited.
+    pub max: i64,
+    #[serde(default)]
+    pub renewal_secs: u64,
+}
