@@ -8,13 +8,7 @@ use support::*;
 
 #[tokio::test]
 async fn valid_token_reaches_upstream_with_identity_and_forwarding_headers() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (up, key, gw) = orders_gateway().await;
     let token = sign(&key, &claims("alice"));
     let r = client()
         .get(gw.url("/orders/items/7?full=1"))
@@ -161,13 +155,7 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
 
 #[tokio::test]
 async fn bodies_stream_both_ways() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, key, gw) = orders_gateway().await;
     let token = sign(&key, &claims("alice"));
     // 8 MiB download, streamed chunk by chunk.
     let r = get(&gw.url("/orders/stream/128"), Some(&token)).await;
@@ -193,13 +181,7 @@ async fn bodies_stream_both_ways() {
 
 #[tokio::test]
 async fn h2c_clients_are_served() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, key, gw) = orders_gateway().await;
     let token = sign(&key, &claims("alice"));
     let h2 = reqwest::Client::builder()
         .no_proxy()
@@ -231,13 +213,7 @@ async fn keyless_api_needs_no_token() {
 
 #[tokio::test]
 async fn metrics_count_requests_and_auth_failures() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, key, gw) = orders_gateway().await;
     get(&gw.url("/orders/x"), Some(&sign(&key, &claims("a")))).await;
     get(&gw.url("/orders/x"), Some("garbage")).await;
     let text = gw.metrics().await;

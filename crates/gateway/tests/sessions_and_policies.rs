@@ -180,13 +180,7 @@ async fn policy_claim_and_default_policies() {
 
 #[tokio::test]
 async fn authentication_only_api_has_no_limits() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, key, gw) = orders_gateway().await;
     let t = sign(&key, &claims("gina"));
     for _ in 0..20 {
         let r = get(&gw.url("/orders/1"), Some(&t)).await;
@@ -314,13 +308,7 @@ async fn reloads_under_load_drop_no_request() {
 
 #[tokio::test]
 async fn cached_tokens_never_outlive_their_expiry() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, key, gw) = orders_gateway().await;
     let short = sign(&key, &with(claims("kate"), json!({"exp": now() + 1})));
     assert_eq!(get(&gw.url("/orders/1"), Some(&short)).await.status(), 200);
     assert_eq!(

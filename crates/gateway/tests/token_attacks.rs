@@ -214,13 +214,7 @@ async fn kid_is_only_a_lookup_key() {
 
 #[tokio::test]
 async fn missing_token_gets_a_bare_challenge() {
-    let up = Upstream::start().await;
-    let key = rsa_key();
-    let gw = start_gateway(&config(
-        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
-        vec![],
-    ))
-    .await;
+    let (_up, _key, gw) = orders_gateway().await;
     let r = get(&gw.url("/orders/x"), None).await;
     assert_eq!(r.status(), 401);
     assert_eq!(www_authenticate(&r), "Bearer");

@@ -173,6 +173,19 @@ pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {
     }
 }
 
+/// The most common setup: an echo upstream, an RS256 key, and a gateway serving one
+/// authentication-only API `orders` at `/orders` that trusts the key.
+pub async fn orders_gateway() -> (Upstream, SigningKey, RunningGateway) {
+    let up = Upstream::start().await;
+    let key = rsa_key();
+    let gw = start_gateway(&config(
+        vec![api("orders", "/orders", &up.url(), vec![trust_pem(&key)])],
+        vec![],
+    ))
+    .await;
+    (up, key, gw)
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
