@@ -60,12 +60,13 @@ impl AdmissionCache {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.settings.max_entries > 0
+    /// The cache key of `token` for the API at `api_index`; `None` when the cache is off, so
+    /// that no hash is computed for nothing.
+    pub fn key(&self, api_index: usize, token: &str) -> Option<CacheKey> {
+        (self.settings.max_entries > 0).then(|| Self::digest(api_index, token))
     }
 
-    /// The cache key of `token` for the API at `api_index`.
-    pub fn key(api_index: usize, token: &str) -> CacheKey {
+    fn digest(api_index: usize, token: &str) -> CacheKey {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(&(api_index as u64).to_be_bytes());
         ctx.update(token.as_bytes());
@@ -80,9 +81,6 @@ impl AdmissionCache {
 
     /// The admission for `key`, if cached and still valid at `now_secs`.
     pub fn get(&self, key: &CacheKey, now_secs: u64) -> Option<Arc<Admission>> {
-        if !self.is_enabled() {
-            return None;
-        }
         let mut shard = self.shard(key).lock();
         match shard.get(key) {
             Some(a) if a.valid_until > now_secs => Some(a.clone()),
@@ -101,9 +99,6 @@ impl AdmissionCache {
     }
 
     pub fn insert(&self, key: CacheKey, admission: Arc<Admission>, now_secs: u64) {
-        if !self.is_enabled() {
-            return;
-        }
         let mut shard = self.shard(&key).lock();
         if shard.len() >= self.per_shard_capacity && !shard.contains_key(&key) {
             shard.retain(|_, a| a.valid_until > now_secs);
@@ -143,8 +138,8 @@ mod tests {
     #[test]
     fn entries_expire_and_keys_are_per_api() {
         let cache = AdmissionCache::new(TokenCacheSettings::default());
-        let key = AdmissionCache::key(0, "t");
-        assert_ne!(key, AdmissionCache::key(1, "t"));
+        let key = cache.key(0, "t").unwrap();
+        assert_ne!(key, cache.key(1, "t").unwrap());
         cache.insert(key, admission(100), 50);
         assert!(cache.get(&key, 99).is_some());
         assert!(cache.get(&key, 100).is_none());
@@ -169,14 +164,16 @@ mod tests {
             max_ttl_secs: 300,
         });
         for i in 0..1000 {
-            cache.insert(AdmissionCache::key(0, &i.to_string()), admission(10_000), 1);
+            cache.insert(cache.key(0, &i.to_string()).unwrap(), admission(10_000), 1);
         }
         assert!(cache.len() <= 32);
         let off = AdmissionCache::new(TokenCacheSettings {
             max_entries: 0,
             max_ttl_secs: 300,
         });
-        off.insert(AdmissionCache::key(0, "t"), admission(10_000), 1);
-        assert!(off.get(&AdmissionCache::key(0, "t"), 1).is_none());
+        assert!(
+            off.key(0, "t").is_none(),
+            "no key, so nothing is hashed, stored or found"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The gateway: listeners, connections, and the request path
 //! `route → token → verify → identity session → policies → access → limits → proxy`.
 
-use crate::admission::{Admission, AdmissionCache};
+use crate::admission::Admission;
 use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
 use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels};
@@ -197,8 +197,9 @@ impl Gateway {
         };
         let token = token::bearer_token(req.headers()).ok_or((Rejection::MissingToken, None))?;
         let now = unix_now();
-        let key = AdmissionCache::key(api.index, token);
-        let admission = match pipeline.admissions.get(&key, now) {
+        let key = pipeline.admissions.key(api.index, token);
+        let cached = key.as_ref().and_then(|k| pipeline.admissions.get(k, now));
+        let admission = match cached {
             Some(admission) => admission,
             None => {
                 let verified = verifier
@@ -212,7 +213,9 @@ impl Gateway {
                         (Rejection::InvalidToken(e), None)
                     })?;
                 let admission = Arc::new(admit_verified(pipeline, api, &verified, now)?);
-                pipeline.admissions.insert(key, admission.clone(), now);
+                if let Some(key) = key {
+                    pipeline.admissions.insert(key, admission.clone(), now);
+                }
                 admission
             }
         };
