@@ -1,10 +1,10 @@
 //! The response body type: a streamed upstream body or a small body of our own.
 
+use crate::proxy::UpstreamBody;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+pub type GatewayBody = Either<UpstreamBody, Full<Bytes>>;
 
 pub trait FullBody {
     fn full(content: impl Into<Bytes>) -> Self;

@@ -3,7 +3,7 @@
 
 use crate::admission::AdmissionCache;
 use crate::metrics::{ApiMetrics, GatewayMetrics};
-use crate::proxy::Upstream;
+use crate::proxy::{ConnectionPools, Upstream};
 use crate::stages::identity_headers::IdentityHeaderNames;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
@@ -40,6 +40,7 @@ impl Pipeline {
     pub fn build(
         config: &GatewayConfig,
         key_sources: &KeySourceRegistry,
+        connections: &ConnectionPools,
         metrics: &GatewayMetrics,
     ) -> Result<Self, ConfigError> {
         let mut problems = config.check(&[]);
@@ -70,7 +71,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let upstream = match Upstream::try_new(&spec.upstream) {
+            let upstream = match Upstream::try_new(&spec.upstream, connections) {
                 Ok(u) => u,
                 Err(e) => {
                     problems.push(Problem::error(format!("API {:?}: upstream", spec.id), e));

@@ -6,11 +6,10 @@ use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
 use crate::metrics::{FetchMetrics, GatewayMetrics, ReasonLabels, RejectionLabels};
 use crate::pipeline::{ApiRuntime, Pipeline, has_dot_segments};
-use crate::proxy::{self, ClientIp, UpstreamClients};
+use crate::proxy::{self, ClientIp, ConnectionPools};
 use crate::stages::{policies, rate_headers, token};
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,7 +35,7 @@ pub struct Gateway {
     pipeline: ArcSwap<Pipeline>,
     limiter: Arc<LocalLimiter>,
     key_sources: KeySourceRegistry,
-    upstreams: UpstreamClients,
+    connections: Arc<ConnectionPools>,
     metrics: Arc<GatewayMetrics>,
     request_ids: RequestIds,
 }
@@ -54,14 +53,15 @@ impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
         let metrics = GatewayMetrics::new();
         let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
-        let pipeline = Pipeline::build(config, &key_sources, &metrics)?;
+        let connections = ConnectionPools::new();
+        let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
         let limiter = Arc::new(LocalLimiter::new(config.settings.sessions));
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
             pipeline: ArcSwap::from_pointee(pipeline),
             limiter,
             key_sources,
-            upstreams: UpstreamClients::default(),
+            connections,
             metrics,
             request_ids: RequestIds::new(),
         }))
@@ -70,7 +70,8 @@ impl Gateway {
     /// Builds a pipeline for `config` and swaps it in atomically. Requests in flight finish on
     /// the version they started with; on error nothing changes.
     pub fn reload(&self, config: &GatewayConfig) -> Result<(), ConfigError> {
-        let pipeline = Pipeline::build(config, &self.key_sources, &self.metrics)?;
+        let pipeline =
+            Pipeline::build(config, &self.key_sources, &self.connections, &self.metrics)?;
         self.pipeline.store(Arc::new(pipeline));
         Ok(())
     }
@@ -259,32 +260,22 @@ impl Gateway {
     async fn forward(
         &self,
         api: &ApiRuntime,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         rest: &str,
         client_ip: &ClientIp,
     ) -> Response<GatewayBody> {
         let inbound_version = req.version();
-        let original_path = req.uri().clone();
+        let original_uri = req.uri().clone();
         let path = if api.spec.strip_listen_path {
             rest
         } else {
-            original_path.path()
+            original_uri.path()
         };
-        if let Err(r) = proxy::prepare(&mut req, &api.upstream, path, client_ip) {
-            return r.into_response();
-        }
-        let client = self.upstreams.get(api.spec.timeouts.connect_ms);
-        match proxy::send(
-            &client,
-            req,
-            Duration::from_millis(api.spec.timeouts.read_ms),
-        )
-        .await
-        {
+        match proxy::forward(&api.upstream, req, path, client_ip, api.spec.timeouts).await {
             Ok(mut response) => {
                 // Answer in the client's protocol, whatever the upstream spoke.
                 *response.version_mut() = inbound_version;
-                response.map(Either::Left)
+                response
             }
             Err(rejection) => rejection.into_response(),
         }

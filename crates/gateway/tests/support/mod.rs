@@ -1,8 +1,9 @@
-//! Real peers for gateway tests: an echo upstream on loopback, a gateway on 127.0.0.1:0,
-//! the test IdP, signing keys, and config builders.
+//! Real peers for gateway tests: an echo upstream on loopback, a scripted upstream for fault
+//! injection, a gateway on 127.0.0.1:0, the test IdP, signing keys, and config builders.
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod scripted;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};

@@ -1,0 +1,250 @@
+//! Keep-alive connections to upstreams: one idle list per upstream address, shared by every
+//! config version. An idle connection has no task of its own. One the upstream has closed is
+//! noticed when it is checked out (its socket has turned readable, which costs no syscall to
+//! see) or by the periodic sweep.
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Idle connections older than this are closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often idle lists are swept of expired and closed connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// At most this many idle connections are kept per upstream address.
+const MAX_IDLE_PER_UPSTREAM: usize = 256;
+/// Reads ask for at least this much room.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Every upstream address's pool. Pools outlive config versions, so a reload keeps the warm
+/// connections of upstreams it still uses.
+#[derive(Default)]
+pub struct ConnectionPools {
+    by_address: Mutex<HashMap<String, Arc<UpstreamPool>>>,
+}
+
+impl std::fmt::Debug for ConnectionPools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionPools")
+            .field("upstreams", &self.by_address.lock().len())
+            .finish()
+    }
+}
+
+impl ConnectionPools {
+    /// Pools plus a background sweep that ends when they are dropped. Needs a Tokio runtime.
+    pub fn new() -> Arc<Self> {
+        let pools = Arc::new(Self::default());
+        let weak: Weak<Self> = Arc::downgrade(&pools);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(pools) = weak.upgrade() else { break };
+                let all: Vec<_> = pools.by_address.lock().values().cloned().collect();
+                let now = Instant::now();
+                for pool in all {
+                    pool.sweep(now);
+                }
+            }
+        });
+        pools
+    }
+
+    /// The pool for `address` (`host:port`).
+    pub fn for_address(&self, address: &str) -> Arc<UpstreamPool> {
+        self.by_address
+            .lock()
+            .entry(address.to_string())
+            .or_insert_with(|| {
+                Arc::new(UpstreamPool {
+                    address: address.to_string(),
+                    idle: Mutex::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+}
+
+/// The idle connections to one upstream address.
+#[derive(Debug)]
+pub struct UpstreamPool {
+    address: String,
+    idle: Mutex<Vec<Idle>>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Connection,
+    since: Instant,
+}
+
+impl UpstreamPool {
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The most recently used idle connection that is still open, or a new one.
+    pub async fn checkout(&self, connect_timeout: Duration) -> io::Result<Connection> {
+        let now = Instant::now();
+        // The lock is released before a stale connection is dropped (closed).
+        while let Some(entry) = self.take_idle() {
+            if now.duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.is_idle_open() {
+                let mut conn = entry.conn;
+                conn.reused = true;
+                return Ok(conn);
+            }
+        }
+        self.connect(connect_timeout).await
+    }
+
+    fn take_idle(&self) -> Option<Idle> {
+        self.idle.lock().pop()
+    }
+
+    /// A new connection (resolving the host name each time, as DNS may change).
+    pub async fn connect(&self, timeout: Duration) -> io::Result<Connection> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.address.as_str()))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            reused: false,
+        })
+    }
+
+    /// Returns a connection that sits between two messages (nothing buffered) for reuse.
+    pub fn release(&self, conn: Connection) {
+        debug_assert!(conn.buf.is_empty());
+        let entry = Idle {
+            conn,
+            since: Instant::now(),
+        };
+        let overflow = {
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE_PER_UPSTREAM {
+                idle.push(entry);
+                None
+            } else {
+                Some(entry)
+            }
+        };
+        drop(overflow);
+    }
+
+    fn sweep(&self, now: Instant) {
+        let mut idle = self.idle.lock();
+        idle.retain(|e| now.duration_since(e.since) < IDLE_TIMEOUT && e.conn.is_idle_open());
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.idle.lock().len()
+    }
+}
+
+/// One HTTP/1.1 connection to an upstream, with its read buffer.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed.
+    pub buf: BytesMut,
+    /// Taken from the idle list rather than freshly connected.
+    reused: bool,
+}
+
+impl Connection {
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// True while nothing (no bytes, no close) has arrived since the connection went idle.
+    /// The socket's readiness is checked first, so an open connection costs no syscall.
+    fn is_idle_open(&self) -> bool {
+        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Reads more bytes into `buf`; `Ok(0)` is end of stream.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
+    }
+
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn closed_idle_connections_are_not_handed_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let pools = ConnectionPools::new();
+        let pool = pools.for_address(&address);
+        assert!(Arc::ptr_eq(&pool, &pools.for_address(&address)));
+
+        let conn = pool.connect(Duration::from_secs(1)).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        pool.release(conn);
+        assert_eq!(pool.idle_count(), 1);
+        // Open and quiet: handed out again, marked as reused.
+        let conn = pool.checkout(Duration::from_secs(1)).await.unwrap();
+        assert!(conn.reused());
+        pool.release(conn);
+
+        // The upstream closes it; the next checkout must connect afresh.
+        drop(accepted);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let fresh = pool.checkout(Duration::from_secs(1)).await.unwrap();
+        assert!(!fresh.reused());
+        assert_eq!(pool.idle_count(), 0);
+        accepted = listener.accept().await.unwrap().0;
+        drop(fresh);
+        let mut rest = Vec::new();
+        assert_eq!(accepted.read_to_end(&mut rest).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn sweep_drops_closed_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = ConnectionPools::new().for_address(&listener.local_addr().unwrap().to_string());
+        let conn = pool.connect(Duration::from_secs(1)).await.unwrap();
+        drop(listener.accept().await.unwrap());
+        // Let the close arrive and the reactor see it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pool.release(conn);
+        pool.sweep(Instant::now());
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn refused_connects_fail() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let pool = ConnectionPools::new().for_address(&address);
+        assert!(pool.checkout(Duration::from_secs(1)).await.is_err());
+    }
+}

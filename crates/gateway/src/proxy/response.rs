@@ -1,0 +1,308 @@
+//! The upstream's response head: parsed with `httparse`, framed strictly by RFC 9112 §6.3, its
+//! hop-by-hop headers dropped. Header values share the bytes read from the socket.
+
+use super::hop_by_hop::{connection_tokens, is_hop_by_hop, remove_connection_named};
+use bytes::BytesMut;
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::ops::Range;
+
+/// A response head larger than this is refused.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a `HEAD` request, or a 1xx, 204 or 304 status.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    /// End-to-end headers only.
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection may carry another request once the body is read.
+    pub keep_alive: bool,
+}
+
+/// Why a response head was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error("invalid response head: {0}")]
+    Syntax(httparse::Error),
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    TooLarge,
+    #[error("invalid status code")]
+    Status,
+    #[error("invalid header")]
+    Header,
+    #[error("invalid or conflicting Content-Length")]
+    ContentLength,
+    #[error("protocol switch that was not asked for")]
+    UnrequestedUpgrade,
+}
+
+/// Parses a complete head from the front of `buf` and consumes it; `Ok(None)` when more
+/// bytes are needed.
+pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, Malformed> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+            return Err(Malformed::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooLarge),
+        Err(e) => return Err(Malformed::Syntax(e)),
+    };
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(Malformed::Status)?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(Malformed::UnrequestedUpgrade);
+    }
+    let http11 = parsed.version == Some(1);
+
+    let base = buf.as_ptr() as usize;
+    let mut kept: Vec<(HeaderName, Range<usize>)> = Vec::with_capacity(parsed.headers.len());
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked_last = false;
+    let mut close = !http11;
+    let mut names_others = false;
+    // Repeated or listed lengths are sent on as one plain value.
+    let mut normalize_length = false;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Malformed::Header)?;
+        if name == header::CONTENT_LENGTH {
+            let n = parse_content_length(h.value)?;
+            if content_length.is_some_and(|prior| prior != n) {
+                return Err(Malformed::ContentLength);
+            }
+            normalize_length |= content_length.is_some() || h.value.contains(&b',');
+            content_length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+            chunked_last = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in connection_tokens(h.value) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                    names_others = true;
+                }
+            }
+        }
+        let start = h.value.as_ptr() as usize - base;
+        kept.push((name, start..start + h.value.len()));
+    }
+
+    let framing = if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if transfer_encoding {
+        // A Transfer-Encoding overrides Content-Length; not ending in chunked, the body
+        // runs until close (RFC 9112 §6.3).
+        if content_length.is_some() || !chunked_last {
+            close = true;
+        }
+        if chunked_last {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(n) = content_length {
+        Framing::Length(n)
+    } else {
+        close = true;
+        Framing::UntilClose
+    };
+
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(kept.len());
+    for (name, range) in kept {
+        let framing_header = name == header::CONTENT_LENGTH
+            && (normalize_length || matches!(framing, Framing::Chunked | Framing::UntilClose));
+        if is_hop_by_hop(&name) && name != header::CONNECTION || framing_header {
+            continue;
+        }
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(range)).map_err(|_| Malformed::Header)?;
+        headers.append(name, value);
+    }
+    if names_others {
+        remove_connection_named(&mut headers);
+    }
+    headers.remove(header::CONNECTION);
+    if let (true, Some(n), Framing::Length(_) | Framing::Empty) =
+        (normalize_length, content_length, framing)
+    {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(Some(ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive: !close,
+    }))
+}
+
+/// A `Content-Length` value: digits, or a list of identical digit strings.
+fn parse_content_length(value: &[u8]) -> Result<u64, Malformed> {
+    let mut result = None;
+    for part in value.split(|&b| b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(Malformed::ContentLength);
+        }
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if result.is_some_and(|prior| prior != n) {
+            return Err(Malformed::ContentLength);
+        }
+        result = Some(n);
+    }
+    result.ok_or(Malformed::ContentLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(text: &str, head_request: bool) -> Result<ResponseHead, Malformed> {
+        let mut buf = BytesMut::from(text);
+        let head = parse(&mut buf, head_request)?.expect("complete head");
+        Ok(head)
+    }
+
+    #[test]
+    fn content_length_frames_and_is_kept() {
+        let head = parse_all(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Up: 1\r\nServer: up\r\n\r\nhello",
+            false,
+        )
+        .unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.keep_alive);
+        assert_eq!(head.headers["content-length"], "5");
+        assert_eq!(head.headers["x-up"], "1");
+        assert_eq!(head.headers.len(), 3);
+    }
+
+    #[test]
+    fn partial_heads_wait_and_the_rest_stays_buffered() {
+        let mut buf = BytesMut::from("HTTP/1.1 204 No Content\r\nDate: x\r\n");
+        assert!(parse(&mut buf, false).unwrap().is_none());
+        buf.extend_from_slice(b"\r\nNEXT");
+        let head = parse(&mut buf, false).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Empty);
+        assert_eq!(&buf[..], b"NEXT");
+    }
+
+    #[test]
+    fn chunked_wins_over_content_length_and_closes() {
+        let head = parse_all(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive);
+        assert!(!head.headers.contains_key("content-length"));
+        assert!(!head.headers.contains_key("transfer-encoding"));
+    }
+
+    #[test]
+    fn unframed_or_non_chunked_bodies_run_until_close() {
+        for text in [
+            "HTTP/1.1 200 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.0 200 OK\r\n\r\n",
+        ] {
+            let head = parse_all(text, false).unwrap();
+            assert_eq!(head.framing, Framing::UntilClose, "{text}");
+            assert!(!head.keep_alive);
+        }
+        let head = parse_all("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false).unwrap();
+        assert!(!head.keep_alive, "HTTP/1.0 connections are not reused");
+    }
+
+    #[test]
+    fn bodiless_responses() {
+        let head = parse_all("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true).unwrap();
+        assert_eq!(head.framing, Framing::Empty);
+        assert_eq!(
+            head.headers["content-length"], "10",
+            "HEAD keeps the length"
+        );
+        for status in ["100 Continue", "204 No Content", "304 Not Modified"] {
+            let text = format!("HTTP/1.1 {status}\r\nContent-Length: 10\r\n\r\n");
+            assert_eq!(parse_all(&text, false).unwrap().framing, Framing::Empty);
+        }
+    }
+
+    #[test]
+    fn connection_and_the_headers_it_names_go() {
+        let head = parse_all(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert!(!head.keep_alive);
+        assert_eq!(head.headers.len(), 1);
+        assert!(head.headers.contains_key("content-length"));
+    }
+
+    #[test]
+    fn bad_heads_are_refused() {
+        let refused = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "HTTP/1.1 99 Odd\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n",
+            "HTTX/1.1 200 OK\r\n\r\n",
+        ];
+        for text in refused {
+            assert!(parse_all(text, false).is_err(), "{text:?}");
+        }
+        // Identical repeated lengths are one length.
+        let head = parse_all(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(head.framing, Framing::Length(5));
+        let lengths: Vec<_> = head.headers.get_all("content-length").iter().collect();
+        assert_eq!(lengths, ["5"]);
+
+        let mut huge = BytesMut::from("HTTP/1.1 200 OK\r\n");
+        while huge.len() <= MAX_HEAD_BYTES {
+            huge.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+        }
+        assert!(matches!(parse(&mut huge, false), Err(Malformed::TooLarge)));
+    }
+}

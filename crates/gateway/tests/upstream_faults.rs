@@ -1,0 +1,170 @@
+//! The upstream side of the proxy against a scripted upstream: response framing, connection
+//! reuse, connections the upstream dropped while idle, and broken answers.
+
+mod support;
+
+use support::scripted::{Reply, ScriptedUpstream};
+use support::*;
+
+const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// A gateway with one keyless API at `/up` in front of `upstream`.
+async fn gateway_for(upstream: &ScriptedUpstream) -> RunningGateway {
+    let mut open = api("up", "/up", &upstream.url(), vec![]);
+    open.auth = portico_core::api::ApiAuth::Keyless;
+    start_gateway(&config(vec![open], vec![])).await
+}
+
+async fn body_of(gw: &RunningGateway, path: &str) -> (u16, String) {
+    let r = get(&gw.url(path), None).await;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn connections_are_reused_across_framings() {
+    let up = ScriptedUpstream::start(vec![vec![
+        Reply::Send(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5;x=y\r\nworld\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        ),
+        Reply::Send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc"),
+        Reply::Send("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nX-Up: 1\r\n\r\n"),
+        Reply::Send("HTTP/1.1 204 No Content\r\n\r\n"),
+        Reply::Send(OK),
+    ]])
+    .await;
+    let gw = gateway_for(&up).await;
+    assert_eq!(body_of(&gw, "/up/a").await, (200, "hello world".into()));
+    // 1xx heads are skipped.
+    assert_eq!(body_of(&gw, "/up/b").await, (201, "abc".into()));
+    // HEAD: the length is the upstream's; no body is expected on the connection.
+    let head = client().head(gw.url("/up/c")).send().await.unwrap();
+    assert_eq!(head.headers()["content-length"], "1234");
+    assert_eq!(head.headers()["x-up"], "1");
+    assert_eq!(body_of(&gw, "/up/d").await, (204, String::new()));
+    assert_eq!(body_of(&gw, "/up/e").await, (200, "ok".into()));
+    assert_eq!(up.connections(), 1, "every request used the one connection");
+    assert!(up.requests()[2].starts_with("HEAD /c HTTP/1.1\r\n"));
+}
+
+#[tokio::test]
+async fn a_body_until_close_is_read_whole_and_its_connection_not_reused() {
+    let up = ScriptedUpstream::start(vec![
+        vec![Reply::SendAndClose("HTTP/1.0 200 OK\r\n\r\nall of it")],
+        vec![Reply::Send(OK)],
+    ])
+    .await;
+    let gw = gateway_for(&up).await;
+    assert_eq!(body_of(&gw, "/up/a").await, (200, "all of it".into()));
+    assert_eq!(body_of(&gw, "/up/b").await, (200, "ok".into()));
+    assert_eq!(up.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_request_on_a_connection_the_upstream_dropped_is_sent_again_when_safe() {
+    // The upstream reads the second request and closes without a word, as a server whose
+    // keep-alive timer fired at that moment does.
+    let up = ScriptedUpstream::start(vec![
+        vec![Reply::Send(OK), Reply::Close],
+        vec![Reply::Send(OK), Reply::Close],
+        vec![Reply::Send(OK)],
+    ])
+    .await;
+    let gw = gateway_for(&up).await;
+    assert_eq!(body_of(&gw, "/up/1").await, (200, "ok".into()));
+    assert_eq!(body_of(&gw, "/up/2").await, (200, "ok".into()));
+    assert_eq!(up.connections(), 2, "the GET was replayed on a new connection");
+    assert_eq!(up.requests().len(), 3);
+
+    // A POST is not idempotent: it is not replayed.
+    let r = client()
+        .post(gw.url("/up/3"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(up.connections(), 2);
+}
+
+#[tokio::test]
+async fn broken_answers_are_bad_gateway() {
+    let broken = [
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        "SSH-2.0-OpenSSH\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Cut",
+    ];
+    let up = ScriptedUpstream::start(
+        broken
+            .iter()
+            .map(|b| vec![Reply::SendAndClose(b)])
+            .collect(),
+    )
+    .await;
+    let gw = gateway_for(&up).await;
+    for answer in broken {
+        let r = get(&gw.url("/up/x"), None).await;
+        assert_eq!(r.status(), 502, "{answer:?}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn a_body_cut_short_fails_the_client_response() {
+    let up = ScriptedUpstream::start(vec![vec![Reply::SendAndClose(
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+    )]])
+    .await;
+    let gw = gateway_for(&up).await;
+    // The connection to the client is cut: before the head when it was not sent yet, else
+    // mid-body. Either way the client never sees a complete response.
+    let complete = match client().get(gw.url("/up/x")).send().await {
+        Ok(r) => r.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!complete);
+}
+
+#[tokio::test]
+async fn request_bodies_are_framed_for_the_upstream() {
+    let up = ScriptedUpstream::start(vec![vec![Reply::Send(OK), Reply::Send(OK)]]).await;
+    let gw = gateway_for(&up).await;
+    // HTTP/1.1 with a length: sent as it is.
+    let r = client()
+        .post(gw.url("/up/len"))
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // HTTP/2 without a length: sent chunked.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let pieces: Vec<Result<&'static str, std::io::Error>> = vec![Ok("hello "), Ok("world")];
+    let r = h2
+        .post(gw.url("/up/chunked"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let requests = up.requests();
+    assert!(requests[0].starts_with("POST /len HTTP/1.1\r\n"));
+    assert!(requests[0].contains("content-length: 3\r\n"));
+    assert!(requests[0].ends_with("\r\n\r\nabc"));
+    assert!(requests[1].contains("transfer-encoding: chunked\r\n"));
+    let body = &requests[1][requests[1].find("\r\n\r\n").unwrap() + 4..];
+    let decoded: String = body
+        .split("\r\n")
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .filter_map(|pair| pair.get(1).copied())
+        .collect();
+    assert_eq!(decoded, "hello world");
+    assert!(body.ends_with("0\r\n\r\n"));
+}
