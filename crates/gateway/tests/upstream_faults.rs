@@ -72,7 +72,11 @@ async fn a_request_on_a_connection_the_upstream_dropped_is_sent_again_when_safe(
     let gw = gateway_for(&up).await;
     assert_eq!(body_of(&gw, "/up/1").await, (200, "ok".into()));
     assert_eq!(body_of(&gw, "/up/2").await, (200, "ok".into()));
-    assert_eq!(up.connections(), 2, "the GET was replayed on a new connection");
+    assert_eq!(
+        up.connections(),
+        2,
+        "the GET was replayed on a new connection"
+    );
     assert_eq!(up.requests().len(), 3);
 
     // A POST is not idempotent: it is not replayed.
@@ -147,7 +151,9 @@ async fn request_bodies_are_framed_for_the_upstream() {
     let pieces: Vec<Result<&'static str, std::io::Error>> = vec![Ok("hello "), Ok("world")];
     let r = h2
         .post(gw.url("/up/chunked"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(pieces)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
         .send()
         .await
         .unwrap();

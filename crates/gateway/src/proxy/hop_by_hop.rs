@@ -36,6 +36,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     remove_connection_named(headers);
+    remove_listed(headers);
+}
+
+/// Removes the headers that are hop-by-hop by definition.
+pub fn remove_listed(headers: &mut HeaderMap) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }

@@ -21,6 +21,7 @@ pub use request::ClientIp;
 
 use crate::body::{FullBody, GatewayBody};
 use crate::error::Rejection;
+use bytes::Buf;
 use http::header::HeaderValue;
 use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response};
@@ -220,7 +221,10 @@ fn into_response(
     let body = match head.framing {
         Framing::Empty => Some(bytes::Bytes::new()),
         Framing::Length(n) if conn.buf.len() as u64 >= n => {
-            Some(conn.buf.split_to(n as usize).freeze())
+            // Copied, so that the connection's buffer stays unshared and is reused.
+            let whole = bytes::Bytes::copy_from_slice(&conn.buf[..n as usize]);
+            conn.buf.advance(n as usize);
+            Some(whole)
         }
         _ => None,
     };

@@ -1,23 +1,25 @@
 //! Keep-alive connections to upstreams: one idle list per upstream address, shared by every
 //! config version. An idle connection has no task of its own. One the upstream has closed is
 //! noticed when it is checked out (its socket has turned readable, which costs no syscall to
-//! see) or by the periodic sweep.
+//! see) or by the periodic sweep, which also closes connections idle for a minute. Neither
+//! checkout nor release reads the clock: idle age is counted in sweeps.
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Idle connections older than this are closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often idle lists are swept of expired and closed connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// A connection idle through this many sweeps (45–60 s) is closed.
+const IDLE_SWEEPS: u32 = 4;
 /// At most this many idle connections are kept per upstream address.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
 /// Reads ask for at least this much room.
@@ -28,6 +30,8 @@ const READ_CHUNK: usize = 8 * 1024;
 #[derive(Default)]
 pub struct ConnectionPools {
     by_address: Mutex<HashMap<String, Arc<UpstreamPool>>>,
+    /// Sweeps so far: the idle lists' clock.
+    sweeps: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for ConnectionPools {
@@ -49,10 +53,10 @@ impl ConnectionPools {
             loop {
                 every.tick().await;
                 let Some(pools) = weak.upgrade() else { break };
+                let sweep = pools.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
                 let all: Vec<_> = pools.by_address.lock().values().cloned().collect();
-                let now = Instant::now();
                 for pool in all {
-                    pool.sweep(now);
+                    pool.sweep(sweep);
                 }
             }
         });
@@ -68,6 +72,7 @@ impl ConnectionPools {
                 Arc::new(UpstreamPool {
                     address: address.to_string(),
                     idle: Mutex::new(Vec::new()),
+                    sweeps: self.sweeps.clone(),
                 })
             })
             .clone()
@@ -79,12 +84,14 @@ impl ConnectionPools {
 pub struct UpstreamPool {
     address: String,
     idle: Mutex<Vec<Idle>>,
+    sweeps: Arc<AtomicU32>,
 }
 
 #[derive(Debug)]
 struct Idle {
     conn: Connection,
-    since: Instant,
+    /// The sweep count when it went idle.
+    since: u32,
 }
 
 impl UpstreamPool {
@@ -94,10 +101,9 @@ impl UpstreamPool {
 
     /// The most recently used idle connection that is still open, or a new one.
     pub async fn checkout(&self, connect_timeout: Duration) -> io::Result<Connection> {
-        let now = Instant::now();
         // The lock is released before a stale connection is dropped (closed).
         while let Some(entry) = self.take_idle() {
-            if now.duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.is_idle_open() {
+            if entry.conn.is_idle_open() {
                 let mut conn = entry.conn;
                 conn.reused = true;
                 return Ok(conn);
@@ -128,7 +134,7 @@ impl UpstreamPool {
         debug_assert!(conn.buf.is_empty());
         let entry = Idle {
             conn,
-            since: Instant::now(),
+            since: self.sweeps.load(Ordering::Relaxed),
         };
         let overflow = {
             let mut idle = self.idle.lock();
@@ -142,9 +148,9 @@ impl UpstreamPool {
         drop(overflow);
     }
 
-    fn sweep(&self, now: Instant) {
+    fn sweep(&self, sweep: u32) {
         let mut idle = self.idle.lock();
-        idle.retain(|e| now.duration_since(e.since) < IDLE_TIMEOUT && e.conn.is_idle_open());
+        idle.retain(|e| sweep.wrapping_sub(e.since) < IDLE_SWEEPS && e.conn.is_idle_open());
     }
 
     #[cfg(test)]
@@ -235,7 +241,18 @@ mod tests {
         // Let the close arrive and the reactor see it.
         tokio::time::sleep(Duration::from_millis(50)).await;
         pool.release(conn);
-        pool.sweep(Instant::now());
+        pool.sweep(0);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn sweep_closes_connections_idle_too_long() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pool = ConnectionPools::new().for_address(&listener.local_addr().unwrap().to_string());
+        pool.release(pool.connect(Duration::from_secs(1)).await.unwrap());
+        pool.sweep(IDLE_SWEEPS - 1);
+        assert_eq!(pool.idle_count(), 1);
+        pool.sweep(IDLE_SWEEPS);
         assert_eq!(pool.idle_count(), 0);
     }
 

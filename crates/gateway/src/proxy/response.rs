@@ -1,11 +1,10 @@
 //! The upstream's response head: parsed with `httparse`, framed strictly by RFC 9112 §6.3, its
-//! hop-by-hop headers dropped. Header values share the bytes read from the socket.
+//! hop-by-hop headers dropped.
 
-use super::hop_by_hop::{connection_tokens, is_hop_by_hop, remove_connection_named};
-use bytes::BytesMut;
+use super::hop_by_hop::{connection_tokens, is_hop_by_hop, remove_connection_named, remove_listed};
+use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use std::ops::Range;
 
 /// A response head larger than this is refused.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -72,13 +71,13 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     }
     let http11 = parsed.version == Some(1);
 
-    let base = buf.as_ptr() as usize;
-    let mut kept: Vec<(HeaderName, Range<usize>)> = Vec::with_capacity(parsed.headers.len());
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_last = false;
     let mut close = !http11;
     let mut names_others = false;
+    let mut hop_by_hop = false;
     // Repeated or listed lengths are sent on as one plain value.
     let mut normalize_length = false;
     for h in parsed.headers.iter() {
@@ -106,8 +105,10 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
                 }
             }
         }
-        let start = h.value.as_ptr() as usize - base;
-        kept.push((name, start..start + h.value.len()));
+        hop_by_hop |= is_hop_by_hop(&name);
+        // Values are copied: the connection's buffer stays unshared and is reused.
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| Malformed::Header)?;
+        headers.append(name, value);
     }
 
     let framing = if head_request
@@ -133,27 +134,27 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
         close = true;
         Framing::UntilClose
     };
+    buf.advance(len);
 
-    let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(kept.len());
-    for (name, range) in kept {
-        let framing_header = name == header::CONTENT_LENGTH
-            && (normalize_length || matches!(framing, Framing::Chunked | Framing::UntilClose));
-        if is_hop_by_hop(&name) && name != header::CONNECTION || framing_header {
-            continue;
-        }
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(range)).map_err(|_| Malformed::Header)?;
-        headers.append(name, value);
-    }
     if names_others {
         remove_connection_named(&mut headers);
     }
-    headers.remove(header::CONNECTION);
-    if let (true, Some(n), Framing::Length(_) | Framing::Empty) =
-        (normalize_length, content_length, framing)
-    {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    if hop_by_hop {
+        remove_listed(&mut headers);
+    }
+    if content_length.is_some() {
+        match framing {
+            Framing::Chunked | Framing::UntilClose => {
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            _ if normalize_length => {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(content_length.unwrap_or(0)),
+                );
+            }
+            _ => {}
+        }
     }
     Ok(Some(ResponseHead {
         status,
