@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -22,8 +22,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15);
 const IDLE_SWEEPS: u32 = 4;
 /// At most this many idle connections are kept per upstream address.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
-/// Reads ask for at least this much room.
+/// Reads start asking for this much room, doubling while they fill it, up to `MAX_READ`.
 const READ_CHUNK: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
 
 /// Every upstream address's pool. Pools outlive config versions, so a reload keeps the warm
 /// connections of upstreams it still uses.
@@ -125,6 +126,7 @@ impl UpstreamPool {
         Ok(Connection {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            read_size: READ_CHUNK,
             reused: false,
         })
     }
@@ -165,6 +167,8 @@ pub struct Connection {
     stream: TcpStream,
     /// Bytes read and not yet consumed.
     pub buf: BytesMut,
+    /// Room asked for per read: grows for large bodies.
+    read_size: usize,
     /// Taken from the idle list rather than freshly connected.
     reused: bool,
 }
@@ -182,10 +186,19 @@ impl Connection {
 
     /// Reads more bytes into `buf`; `Ok(0)` is end of stream.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
-            self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
         }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
+        let room = self.buf.capacity() - self.buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.stream),
+            cx,
+            &mut self.buf
+        ))?;
+        if n == room && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
     }
 
     pub async fn fill(&mut self) -> io::Result<usize> {
