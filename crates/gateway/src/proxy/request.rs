@@ -14,8 +14,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Client headers the gateway writes itself. `Expect` is answered by the gateway's own
-/// server, which sends `100 Continue` when it starts reading the body.
-const REWRITTEN: [HeaderName; 5] = [
+/// server, which sends `100 Continue` when it starts reading the body. (A `static`: a `const`
+/// array of header names is built and dropped at every use.)
+static REWRITTEN: [HeaderName; 5] = [
     header::HOST,
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,

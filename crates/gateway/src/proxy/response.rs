@@ -1,7 +1,7 @@
 //! The upstream's response head: parsed with `httparse`, framed strictly by RFC 9112 §6.3, its
 //! hop-by-hop headers dropped.
 
-use super::hop_by_hop::{connection_tokens, is_hop_by_hop, remove_connection_named, remove_listed};
+use super::hop_by_hop::{connection_tokens, is_hop_by_hop};
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -76,8 +76,8 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     let mut transfer_encoding = false;
     let mut chunked_last = false;
     let mut close = !http11;
-    let mut names_others = false;
-    let mut hop_by_hop = false;
+    // Headers named by `Connection` besides `close` and `keep-alive` (rare).
+    let mut connection_named: Vec<HeaderName> = Vec::new();
     // Repeated or listed lengths are sent on as one plain value.
     let mut normalize_length = false;
     for h in parsed.headers.iter() {
@@ -101,11 +101,13 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                    names_others = true;
+                    connection_named.extend(HeaderName::from_bytes(token).ok());
                 }
             }
         }
-        hop_by_hop |= is_hop_by_hop(&name);
+        if is_hop_by_hop(&name) {
+            continue;
+        }
         // Values are copied: the connection's buffer stays unshared and is reused.
         let value = HeaderValue::from_bytes(h.value).map_err(|_| Malformed::Header)?;
         headers.append(name, value);
@@ -136,11 +138,8 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     };
     buf.advance(len);
 
-    if names_others {
-        remove_connection_named(&mut headers);
-    }
-    if hop_by_hop {
-        remove_listed(&mut headers);
+    for name in &connection_named {
+        headers.remove(name);
     }
     if content_length.is_some() {
         match framing {

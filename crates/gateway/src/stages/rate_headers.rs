@@ -3,10 +3,9 @@
 //! `-Remaining`, `-Reset` (seconds), which describe the rate limit when there is one, else the
 //! quota.
 
-use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_limits::{Decision, LimitStatus};
-use std::fmt::Write;
 
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -18,22 +17,7 @@ fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
-/// One structured-field list, e.g. `"rate";q=10;w=1, "quota";q=1000;w=86400`.
-fn list(
-    present: &[(&str, LimitStatus)],
-    item: impl Fn(&mut String, &LimitStatus),
-) -> Option<HeaderValue> {
-    let mut out = String::with_capacity(64);
-    for (i, (name, status)) in present.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        let _ = write!(out, "\"{name}\"");
-        item(&mut out, status);
-    }
-    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
-}
-
+/// All five values are written into one buffer and share it: one allocation per response.
 pub fn insert(headers: &mut HeaderMap, decision: &Decision) {
     let mut present: [(&str, LimitStatus); 2] = Default::default();
     let mut n = 0;
@@ -47,19 +31,69 @@ pub fn insert(headers: &mut HeaderMap, decision: &Decision) {
     let Some(&(_, primary)) = present.first() else {
         return;
     };
-    let policy = list(present, |out, s| {
-        let _ = write!(out, ";q={};w={}", s.limit, secs(s.window_ms).max(1));
+    let mut out = Values {
+        buf: BytesMut::with_capacity(128),
+        ..Values::default()
+    };
+    // Structured-field lists, e.g. `"rate";q=10;w=1, "quota";q=1000;w=86400`.
+    out.list(present, |out, s| {
+        out.param(";q=", s.limit);
+        out.param(";w=", secs(s.window_ms).max(1));
     });
-    let current = list(present, |out, s| {
-        let _ = write!(out, ";r={};t={}", s.remaining, secs(s.reset_ms));
+    out.list(present, |out, s| {
+        out.param(";r=", s.remaining);
+        out.param(";t=", secs(s.reset_ms));
     });
-    if let (Some(p), Some(c)) = (policy, current) {
-        headers.insert(RATELIMIT_POLICY, p);
-        headers.insert(RATELIMIT, c);
+    out.number(primary.limit);
+    out.number(primary.remaining);
+    out.number(secs(primary.reset_ms));
+    let values = out.buf.freeze();
+    let names = [RATELIMIT_POLICY, RATELIMIT, X_LIMIT, X_REMAINING, X_RESET];
+    let mut start = 0;
+    for (name, end) in names.into_iter().zip(out.ends) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(values.slice(start..end)) {
+            headers.insert(name, value);
+        }
+        start = end;
     }
-    headers.insert(X_LIMIT, HeaderValue::from(primary.limit));
-    headers.insert(X_REMAINING, HeaderValue::from(primary.remaining));
-    headers.insert(X_RESET, HeaderValue::from(secs(primary.reset_ms)));
+}
+
+/// Header values written back to back; `ends[i]` is where the i-th ends.
+#[derive(Default)]
+struct Values {
+    buf: BytesMut,
+    ends: [usize; 5],
+    count: usize,
+}
+
+impl Values {
+    fn end_value(&mut self) {
+        self.ends[self.count] = self.buf.len();
+        self.count += 1;
+    }
+
+    fn number(&mut self, n: u64) {
+        self.buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+        self.end_value();
+    }
+
+    fn param(&mut self, key: &str, n: u64) {
+        self.buf.put_slice(key.as_bytes());
+        self.buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    fn list(&mut self, present: &[(&str, LimitStatus)], params: impl Fn(&mut Self, &LimitStatus)) {
+        for (i, (name, status)) in present.iter().enumerate() {
+            if i > 0 {
+                self.buf.put_slice(b", ");
+            }
+            self.buf.put_u8(b'"');
+            self.buf.put_slice(name.as_bytes());
+            self.buf.put_u8(b'"');
+            params(self, status);
+        }
+        self.end_value();
+    }
 }
 
 #[cfg(test)]
