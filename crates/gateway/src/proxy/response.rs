@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// A response head larger than this is refused.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
+const ADDED_BY_GATEWAY: usize = 8;
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +72,8 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     }
     let http11 = parsed.version == Some(1);
 
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Room for the headers the gateway adds (request id, rate limits) without a regrowth.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_BY_GATEWAY);
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_last = false;
