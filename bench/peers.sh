@@ -26,6 +26,7 @@ HAPROXY=127.0.0.1:18081
 NGINX=127.0.0.1:18082
 PORTICO=127.0.0.1:18083
 PORTICO_ADMIN=127.0.0.1:18084
+PORTICO_ONE_API=127.0.0.1:18086
 PROXY_CPU=1
 LOAD_CPU=0
 
@@ -42,7 +43,8 @@ fi
 for pid in "$WORK"/*.pid; do [ -f "$pid" ] && pkill -F "$pid" 2>/dev/null || true; done
 rm -rf "$WORK" && mkdir -p "$WORK/logs" "$WORK/runs"
 cleanup() { pkill -F "$WORK/upstream.pid" 2>/dev/null || true; pkill -F "$WORK/nginx.pid" 2>/dev/null || true
-  pkill -F "$WORK/haproxy.pid" 2>/dev/null || true; [ -n "${PORTICO_PID:-}" ] && kill "$PORTICO_PID" 2>/dev/null || true; }
+  pkill -F "$WORK/haproxy.pid" 2>/dev/null || true; [ -n "${PORTICO_PID:-}" ] && kill "$PORTICO_PID" 2>/dev/null || true
+  [ -n "${ONE_API_PID:-}" ] && kill "$ONE_API_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 cargo build --release -p portico -q
@@ -270,8 +272,15 @@ start_portico 0 0
 scenario "RS256, every token distinct" /bench "$WORK/rs256-distinct.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
 start_portico 0
 scenario "rate limit rejecting" /limited/bench "$WORK/rs256-limited.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
+# 10,000 APIs against 1, interleaved in the same scenario so that machine drift cancels out:
+# a second Portico with one API on other ports.
 start_portico 10000
-scenario "RS256, one token, 10,000 APIs" /bench "$WORK/rs256-one.txt" portico=$PORTICO
+portico_config 0 | sed -e "s/${PORTICO##*:}/${PORTICO_ONE_API##*:}/; s/${PORTICO_ADMIN##*:}/18087/" > "$WORK/portico-one-api.yaml"
+taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico-one-api.yaml" > /dev/null 2>&1 &
+ONE_API_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:18087/health" && break; sleep 0.1; done
+scenario "RS256, one token, 10,000 APIs" /bench "$WORK/rs256-one.txt" portico-1-api=$PORTICO_ONE_API portico=$PORTICO
+kill "$ONE_API_PID"
 
 # Memory per identity session, measured on the limiter itself.
 cargo run --release -q -p portico-limits --example session_memory > "$WORK/sessions.txt"
