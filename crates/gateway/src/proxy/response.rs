@@ -143,16 +143,13 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     for name in &connection_named {
         headers.remove(name);
     }
-    if content_length.is_some() {
+    if let Some(n) = content_length {
         match framing {
             Framing::Chunked | Framing::UntilClose => {
                 headers.remove(header::CONTENT_LENGTH);
             }
             _ if normalize_length => {
-                headers.insert(
-                    header::CONTENT_LENGTH,
-                    HeaderValue::from(content_length.unwrap_or(0)),
-                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
             }
             _ => {}
         }
