@@ -130,7 +130,7 @@ async fn unknown_kid_refetches_once_for_all_concurrent_callers() {
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
     let v = Arc::new(verifier(
-        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        KeySourceSpec::JwksUrl(url(format!("{}/jwks", idp.url))),
         None,
         &registry,
         settings(0),
@@ -167,7 +167,7 @@ async fn random_kids_cannot_hammer_the_idp() {
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
     let v = verifier(
-        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        KeySourceSpec::JwksUrl(url(format!("{}/jwks", idp.url))),
         None,
         &registry,
         settings(60),
@@ -196,7 +196,7 @@ async fn last_good_keys_survive_idp_failures() {
     idp.publish(&[&k1]);
     let registry = KeySourceRegistry::on_demand();
     let v = verifier(
-        KeySourceSpec::JwksUrl(format!("{}/jwks", idp.url)),
+        KeySourceSpec::JwksUrl(url(format!("{}/jwks", idp.url))),
         None,
         &registry,
         settings(0),
@@ -223,7 +223,7 @@ async fn unreachable_idp_means_keys_unavailable_not_a_crash() {
         .unwrap();
     let registry = KeySourceRegistry::on_demand();
     let v = verifier(
-        KeySourceSpec::JwksUrl(format!("http://{closed}/jwks")),
+        KeySourceSpec::JwksUrl(url(format!("http://{closed}/jwks"))),
         None,
         &registry,
         settings(0),
@@ -293,7 +293,7 @@ async fn cache_control_sets_the_refresh_interval_within_bounds() {
     let registry = KeySourceRegistry::on_demand();
     let fetch = settings(0);
     let remote = registry
-        .remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch)
+        .remote(JwksLocation::Url(url(format!("{}/jwks", idp.url))), &fetch)
         .unwrap();
     for (cache, expected) in [
         (Some("max-age=120"), 120),
@@ -312,9 +312,13 @@ async fn cache_control_sets_the_refresh_interval_within_bounds() {
         Arc::ptr_eq(
             &remote,
             &registry
-                .remote(JwksLocation::Url(format!("{}/jwks", idp.url)), &fetch)
+                .remote(JwksLocation::Url(url(format!("{}/jwks", idp.url))), &fetch)
                 .unwrap()
         ),
         "one shared set per location"
     );
+}
+
+fn url(text: String) -> portico_core::HttpUrl {
+    portico_core::HttpUrl::try_new(&text).unwrap()
 }

@@ -4,6 +4,7 @@ use crate::claims::ClaimPath;
 use crate::identity::IdentitySpec;
 use crate::jwt::JwtSpec;
 use crate::policy::PolicyId;
+use crate::url::HttpUrl;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -55,39 +56,32 @@ impl ListenPath {
 /// Where requests go: `http(s)://authority[/base/path]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTarget {
-    pub scheme: String,
-    pub authority: String,
+    pub url: HttpUrl,
     /// No trailing `/`; empty for the root.
     pub base_path: String,
 }
 
 impl UpstreamTarget {
-    pub fn try_new(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("upstream {url:?} must be an absolute http:// URL"))?;
-        if scheme != "http" {
+    pub fn try_new(raw: &str) -> Result<Self, String> {
+        let url = HttpUrl::try_new(raw).map_err(|e| format!("upstream: {e}"))?;
+        if url.is_https() {
             return Err(format!(
-                "upstream {url:?}: scheme {scheme:?} is not supported (use http://)"
+                "upstream {raw:?}: https:// upstreams are not supported yet (use http://)"
             ));
         }
-        if rest.contains(['?', '#']) {
-            return Err(format!(
-                "upstream {url:?} must not have a query or fragment"
-            ));
-        }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!("upstream {url:?} needs a host (and no user info)"));
+        let path = url.path_and_query();
+        if path.contains('?') {
+            return Err(format!("upstream {raw:?} must not have a query"));
         }
         Ok(Self {
-            scheme: scheme.into(),
-            authority: authority.into(),
             base_path: path.trim_end_matches('/').into(),
+            url,
         })
+    }
+
+    /// `host[:port]`, as the `Host` header sent upstream.
+    pub fn authority(&self) -> &str {
+        self.url.authority()
     }
 }
 
@@ -203,7 +197,7 @@ mod tests {
     #[test]
     fn upstream_target_parsing() {
         let t = UpstreamTarget::try_new("http://127.0.0.1:9000/base/").unwrap();
-        assert_eq!(t.authority, "127.0.0.1:9000");
+        assert_eq!(t.authority(), "127.0.0.1:9000");
         assert_eq!(t.base_path, "/base");
         assert_eq!(UpstreamTarget::try_new("http://h").unwrap().base_path, "");
         assert!(UpstreamTarget::try_new("ftp://h").is_err());

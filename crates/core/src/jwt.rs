@@ -111,7 +111,7 @@ pub enum KeySourceSpec {
     /// A JWKS document given inline (e.g. read from a file).
     JwksDocument(String),
     /// A JWKS fetched and refreshed from a URL.
-    JwksUrl(String),
+    JwksUrl(crate::url::HttpUrl),
     /// The issuer's OIDC discovery document names the JWKS URL.
     Discovery,
 }

@@ -12,10 +12,12 @@ pub mod jwt;
 pub mod merge;
 pub mod policy;
 pub mod prehashed;
+pub mod url;
 
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};
 pub use claims::ClaimPath;
 pub use config::{ConfigError, GatewayConfig};
 pub use identity::{IdentitySpec, SessionId};
 pub use merge::{AccessDecision, EffectiveGrant};
+pub use url::HttpUrl;
 pub use policy::{AccessRule, ApiAccess, Policy, PolicyId, PolicySet, Quota, RateLimit};

@@ -1,7 +1,7 @@
 //! Process logging: text or JSON lines, filtered by level. Nothing secret is ever logged:
 //! tokens and keys never reach a log call.
 
-use crate::config::LogFormat;
+use portico_config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat, level: &str) {

@@ -1,9 +1,7 @@
 //! `portico`: the API gateway and developer portal for APIs protected by external identity
-//! providers. This binary holds the CLI, configuration loading and wiring; the logic lives in
-//! the library crates.
+//! providers. This binary holds the CLI and wiring; the logic lives in the library crates.
 
 mod cli;
-mod config;
 mod logging;
 
 use clap::{Parser, Subcommand};

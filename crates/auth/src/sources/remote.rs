@@ -22,7 +22,7 @@ use tokio::time::Instant;
 /// Where the JWKS lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum JwksLocation {
-    Url(String),
+    Url(portico_core::HttpUrl),
     /// Found through `{issuer}/.well-known/openid-configuration`.
     Discovery {
         issuer: String,
@@ -167,7 +167,7 @@ impl RemoteKeySet {
         state: &mut FetchState,
     ) -> Result<(KeySet, Option<Duration>), FetchError> {
         let url = match (&self.location, &state.jwks_uri) {
-            (JwksLocation::Url(url), _) => url.clone(),
+            (JwksLocation::Url(url), _) => url.to_string(),
             (JwksLocation::Discovery { .. }, Some(url)) => url.clone(),
             (JwksLocation::Discovery { issuer }, None) => {
                 let url = self.discover_jwks_uri(issuer).await?;
@@ -218,9 +218,8 @@ impl RemoteKeySet {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("the discovery document has no jwks_uri"))?;
-        if !(jwks_uri.starts_with("https://") || jwks_uri.starts_with("http://")) {
-            return Err(invalid("jwks_uri is not an http(s) URL"));
-        }
+        let jwks_uri = portico_core::HttpUrl::try_new(jwks_uri)
+            .map_err(|_| invalid("jwks_uri is not an http(s) URL"))?;
         Ok(jwks_uri.to_string())
     }
 }

@@ -45,8 +45,8 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn try_new(target: &UpstreamTarget, pools: &ConnectionPools) -> Result<Self, String> {
-        let authority = Authority::try_from(target.authority.as_str())
-            .map_err(|_| format!("{:?} is not a valid upstream host", target.authority))?;
+        let authority = Authority::try_from(target.authority())
+            .map_err(|_| format!("{:?} is not a valid upstream host", target.authority()))?;
         if !target.base_path.is_empty()
             && PathAndQuery::try_from(target.base_path.as_str())
                 .map_or(true, |p| p.query().is_some() || !p.path().starts_with('/'))
@@ -64,7 +64,7 @@ impl Upstream {
         Ok(Self {
             base_path: target.base_path.clone(),
             host: HeaderValue::from_str(authority.as_str())
-                .map_err(|_| format!("invalid host {:?}", target.authority))?,
+                .map_err(|_| format!("invalid host {:?}", target.authority()))?,
             pool: pools.for_address(&address),
         })
     }

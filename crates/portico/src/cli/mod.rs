@@ -3,8 +3,8 @@
 pub mod serve;
 pub mod token;
 
-use crate::config::env::ProcessEnv;
-use crate::config::{self, ConfigSources};
+use portico_config::env::ProcessEnv;
+use portico_config::{self as config, ConfigSources};
 use portico_core::config::Problem;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -116,8 +116,8 @@ fn decoded_part(token: &str, index: usize) -> Value {
 
 fn verify(args: VerifyArgs) -> Result<ExitCode, String> {
     let keys = if let Some(jwks) = &args.jwks {
-        if jwks.starts_with("http://") || jwks.starts_with("https://") {
-            KeySourceSpec::JwksUrl(jwks.clone())
+        if let Ok(url) = portico_core::HttpUrl::try_new(jwks) {
+            KeySourceSpec::JwksUrl(url)
         } else {
             KeySourceSpec::JwksDocument(
                 std::fs::read_to_string(jwks).map_err(|e| format!("cannot read {jwks}: {e}"))?,

@@ -9,7 +9,7 @@ use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
 use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
-use portico_core::{ApiSpec, ClaimPath, IdentitySpec, ListenPath};
+use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -167,16 +167,16 @@ fn skew(obj: &Map<String, Value>, key: &str, location: &str, problems: &mut Vec<
 /// PEM public key or certificate, or of an HMAC secret.
 pub fn key_source(jwt_source: &str, signing_method: &str) -> Result<KeySourceSpec, String> {
     let source = jwt_source.trim();
-    if source.starts_with("http://") || source.starts_with("https://") {
-        return Ok(KeySourceSpec::JwksUrl(source.to_string()));
+    if let Ok(url) = HttpUrl::try_new(source) {
+        return Ok(KeySourceSpec::JwksUrl(url));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(source)
         .map_err(|_| "jwt_source is neither a URL nor base64".to_string())?;
     if let Ok(text) = std::str::from_utf8(&decoded) {
         let text = text.trim();
-        if text.starts_with("http://") || text.starts_with("https://") {
-            return Ok(KeySourceSpec::JwksUrl(text.to_string()));
+        if let Ok(url) = HttpUrl::try_new(text) {
+            return Ok(KeySourceSpec::JwksUrl(url));
         }
         if text.contains("-----BEGIN") {
             return Ok(KeySourceSpec::PublicKeyPem(text.to_string()));
@@ -518,11 +518,11 @@ mod tests {
     #[test]
     fn jwt_source_forms() {
         assert!(
-            matches!(key_source("https://idp/jwks", "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks")
+            matches!(key_source("https://idp/jwks", "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u.as_str() == "https://idp/jwks")
         );
         let b64_url = STANDARD.encode("https://idp/jwks");
         assert!(
-            matches!(key_source(&b64_url, "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u == "https://idp/jwks")
+            matches!(key_source(&b64_url, "rsa"), Ok(KeySourceSpec::JwksUrl(u)) if u.as_str() == "https://idp/jwks")
         );
         let b64_pem =
             STANDARD.encode("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");

@@ -1,6 +1,5 @@
 //! Environment variables behind a trait, so tests never touch the process environment.
 
-#[cfg(test)]
 use std::collections::HashMap;
 
 pub trait Env {
@@ -17,12 +16,10 @@ impl Env for ProcessEnv {
     }
 }
 
-/// A fixed set of variables.
-#[cfg(test)]
+/// A fixed set of variables, for tests.
 #[derive(Debug, Default)]
 pub struct MapEnv(pub HashMap<String, String>);
 
-#[cfg(test)]
 impl Env for MapEnv {
     fn var(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()

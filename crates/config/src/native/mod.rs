@@ -16,7 +16,7 @@ use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
 use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
-use portico_core::{ApiSpec, ClaimPath, IdentitySpec, ListenPath};
+use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -351,11 +351,9 @@ fn convert_issuer(
             .map_err(|_| "the secret is not valid base64".to_string())
     };
     let keys = if let Some(url) = s.jwks_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            Err(format!("jwks_url {url:?} must be an http(s) URL"))
-        } else {
-            Ok(KeySourceSpec::JwksUrl(url))
-        }
+        HttpUrl::try_new(&url)
+            .map(KeySourceSpec::JwksUrl)
+            .map_err(|e| format!("jwks_url: {e}"))
     } else if let Some(file) = s.jwks_file {
         read_file(&file, base_dir).map(KeySourceSpec::JwksDocument)
     } else if let Some(pem) = s.public_key {
@@ -369,12 +367,11 @@ fn convert_issuer(
             .ok_or_else(|| format!("environment variable {var} is not set"))
             .and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
     } else if let Some(issuer) = &s.issuer {
-        if issuer.starts_with("https://") || issuer.starts_with("http://") {
-            Ok(KeySourceSpec::Discovery)
-        } else {
-            Err(format!(
-                "issuer {issuer:?} has no key source; OIDC discovery needs an http(s) issuer URL"
-            ))
+        match HttpUrl::try_new(issuer) {
+            Ok(_) => Ok(KeySourceSpec::Discovery),
+            Err(e) => Err(format!(
+                "issuer has no key source, and OIDC discovery needs an http(s) issuer URL: {e}"
+            )),
         }
     } else {
         Err("no key source: give an issuer URL (OIDC discovery) or a key".into())
@@ -456,7 +453,7 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::env::MapEnv;
+    use crate::env::MapEnv;
 
     fn load(yaml: &str, env: &MapEnv) -> NativeConfig {
         let file: FileConfig = serde_saphyr::from_str(yaml).unwrap();

@@ -1,5 +1,6 @@
-//! Loading configuration: a native YAML file and/or Tyk files, into one checked
-//! [`GatewayConfig`] plus the process settings (listeners, logging).
+//! Reading Portico's configuration: a native YAML file and/or Tyk files, into one checked
+//! [`GatewayConfig`] plus the process settings (listeners, logging). Every problem is reported
+//! with its location. A library, so that the CLI, the admin API and `apply` share one loader.
 
 pub mod env;
 pub mod native;
