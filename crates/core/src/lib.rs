@@ -19,5 +19,5 @@ pub use claims::ClaimPath;
 pub use config::{ConfigError, GatewayConfig};
 pub use identity::{IdentitySpec, SessionId};
 pub use merge::{AccessDecision, EffectiveGrant};
-pub use url::HttpUrl;
 pub use policy::{AccessRule, ApiAccess, Policy, PolicyId, PolicySet, Quota, RateLimit};
+pub use url::HttpUrl;

@@ -39,7 +39,10 @@ impl HttpUrl {
         if authority.contains('@') {
             return Err(format!("{raw:?} must not carry user info"));
         }
-        if authority.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if authority
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(format!("{raw:?} has an invalid host"));
         }
         let parsed = http::uri::Authority::try_from(authority)
@@ -138,7 +141,10 @@ mod tests {
         assert_eq!(u.path_and_query(), "/realms/x?a=1");
         assert_eq!(u.as_str(), "https://idp.example:8443/realms/x?a=1");
         let v6 = HttpUrl::try_new("http://[::1]:9000").unwrap();
-        assert_eq!((v6.host(), v6.port(), v6.path_and_query()), ("::1", 9000, ""));
+        assert_eq!(
+            (v6.host(), v6.port(), v6.path_and_query()),
+            ("::1", 9000, "")
+        );
         assert_eq!(HttpUrl::try_new("http://h").unwrap().port(), 80);
         assert_eq!(HttpUrl::try_new("https://h/").unwrap().port(), 443);
     }

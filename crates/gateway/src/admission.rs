@@ -31,7 +31,7 @@ pub struct Admission {
     pub valid_until: u64,
 }
 
-type CacheKey = [u8; 32];
+pub type CacheKey = [u8; 32];
 /// Keys are SHA-256 digests already.
 type Shard = Mutex<HashMap<CacheKey, Arc<Admission>, Prehashed>>;
 

@@ -1,21 +1,26 @@
 //! Portico's data plane.
 //!
+//! - [`flow`]: the request path, phase by phase, over a per-request context; each phase is
+//!   one file in [`stages`].
 //! - [`pipeline`]: one config version assembled for serving (routes, verifiers), swapped
 //!   atomically on reload.
 //! - [`admission`]: what a verified token means for an API, and the cache of it.
-//! - [`stages`]: the small steps of the request path (token, policies, headers).
-//! - [`proxy`]: forwarding to upstreams.
-//! - [`server`]: listeners and [`Gateway::handle`], which runs the stages in order.
-//! - [`error`]: the one mapping from rejections to HTTP responses.
+//! - [`proxy`]: Portico's HTTP/1.1 upstream client and connection pools.
+//! - [`error`]: every failure, whose fault it is, and the one mapping to HTTP responses.
+//! - [`gateway`]: [`Gateway`], the state that outlives config versions; [`server`]: listeners
+//!   and connections; [`ops`]: `/metrics`, `/health`, `/ready`.
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod admission;
 pub mod body;
 pub mod error;
+pub mod flow;
+pub mod gateway;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod proxy;
 pub mod server;
 pub mod stages;
 
-pub use server::Gateway;
+pub use gateway::Gateway;

@@ -4,7 +4,7 @@
 use crate::admission::AdmissionCache;
 use crate::metrics::{ApiMetrics, GatewayMetrics};
 use crate::proxy::{ConnectionPools, Upstream};
-use crate::stages::identity_headers::IdentityHeaderNames;
+use crate::stages::upstream_headers::IdentityHeaderNames;
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
 use portico_core::config::{ConfigError, GatewayConfig, Problem};
@@ -120,48 +120,5 @@ impl Pipeline {
 
     pub fn apis(&self) -> &[Arc<ApiRuntime>] {
         &self.apis
-    }
-}
-
-/// True when the path has `.` or `..` segments (also percent-encoded), which could slip past
-/// path-based access rules; such requests are refused. Allocation-free: it runs on every
-/// request.
-pub fn has_dot_segments(path: &str) -> bool {
-    (path.contains('.') || path.contains('%')) && path.split('/').any(is_dot_segment)
-}
-
-fn is_dot_segment(segment: &str) -> bool {
-    let bytes = segment.as_bytes();
-    let (mut dots, mut i) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] == b'.' {
-            i += 1;
-        } else if bytes[i] == b'%'
-            && bytes.get(i + 1) == Some(&b'2')
-            && bytes.get(i + 2).is_some_and(|b| b | 0x20 == b'e')
-        {
-            i += 3;
-        } else {
-            return false;
-        }
-        dots += 1;
-    }
-    dots == 1 || dots == 2
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_segments() {
-        assert!(has_dot_segments("/a/../b"));
-        assert!(has_dot_segments("/a/%2E%2e/b"));
-        assert!(has_dot_segments("/a/."));
-        assert!(!has_dot_segments("/a/..b/c.d"));
-        assert!(!has_dot_segments("/a/.../b"));
-        assert!(!has_dot_segments("/a/%2/b"));
-        assert!(has_dot_segments("/a/.%2E/b"));
-        assert!(!has_dot_segments("/plain/path"));
     }
 }

@@ -27,7 +27,10 @@ fn main() {
         let limits = Limits { rate: Some((1, RateLimit::try_new(100, 1000).unwrap())), quota: None };
         let before = rss_kib();
         for i in 0..SESSIONS {
-            limiter.check(SessionId::derive("org", &format!("user-{i}")), &limits).await;
+            limiter
+                .check(SessionId::derive("org", &format!("user-{i}")), &limits)
+                .await
+                .expect("the local limiter never fails");
         }
         let after = rss_kib();
         assert_eq!(limiter.len() as u64, SESSIONS);

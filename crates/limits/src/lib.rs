@@ -61,10 +61,22 @@ pub struct Decision {
     pub quota: Option<LimitStatus>,
 }
 
+/// A limiter that could not decide. The in-process limiter never fails; a remote one (Redis)
+/// reports an outage, and the gateway applies its fail-open or fail-closed rule.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LimiterError {
+    #[error("the limiter's store is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Checks and counts requests of identity sessions.
 pub trait Limiter: Send + Sync {
     /// Decides one request of `session` under `limits`, counting it when allowed.
-    fn check(&self, session: SessionId, limits: &Limits) -> impl Future<Output = Decision> + Send;
+    fn check(
+        &self,
+        session: SessionId,
+        limits: &Limits,
+    ) -> impl Future<Output = Result<Decision, LimiterError>> + Send;
 }
 
 /// A stable key for a policy's counters.

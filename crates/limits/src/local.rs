@@ -3,7 +3,7 @@
 //! nanoseconds.
 
 use crate::quota::QuotaState;
-use crate::{Decision, Limiter, Limits, Verdict, gcra, quota};
+use crate::{Decision, Limiter, LimiterError, Limits, Verdict, gcra, quota};
 use parking_lot::Mutex;
 use portico_core::SessionId;
 use portico_core::config::SessionSettings;
@@ -201,8 +201,8 @@ impl LocalLimiter {
 }
 
 impl Limiter for LocalLimiter {
-    async fn check(&self, session: SessionId, limits: &Limits) -> Decision {
-        self.decide(session, limits)
+    async fn check(&self, session: SessionId, limits: &Limits) -> Result<Decision, LimiterError> {
+        Ok(self.decide(session, limits))
     }
 }
 
@@ -231,13 +231,19 @@ mod tests {
         let lim = limits(Some((2, 1000)), None);
         let alice = SessionId::derive("o", "alice");
         let bob = SessionId::derive("o", "bob");
-        assert_eq!(l.check(alice, &lim).await.verdict, Verdict::Allowed);
-        assert_eq!(l.check(alice, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(
+            l.check(alice, &lim).await.unwrap().verdict,
+            Verdict::Allowed
+        );
+        assert_eq!(
+            l.check(alice, &lim).await.unwrap().verdict,
+            Verdict::Allowed
+        );
         assert!(matches!(
-            l.check(alice, &lim).await.verdict,
+            l.check(alice, &lim).await.unwrap().verdict,
             Verdict::RateLimited { .. }
         ));
-        assert_eq!(l.check(bob, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(l.check(bob, &lim).await.unwrap().verdict, Verdict::Allowed);
     }
 
     #[tokio::test(start_paused = true)]
@@ -245,14 +251,14 @@ mod tests {
         let l = LocalLimiter::new(settings());
         let lim = limits(Some((1, 1000)), None);
         let s = SessionId::derive("o", "a");
-        assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
         for _ in 0..50 {
             tokio::time::advance(Duration::from_millis(10)).await;
-            let d = l.check(s, &lim).await;
+            let d = l.check(s, &lim).await.unwrap();
             assert!(matches!(d.verdict, Verdict::RateLimited { .. }));
         }
         tokio::time::advance(Duration::from_millis(500)).await;
-        assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
     }
 
     #[tokio::test(start_paused = true)]
@@ -260,18 +266,18 @@ mod tests {
         let l = LocalLimiter::new(settings());
         let lim = limits(Some((1, 1000)), Some((2, 60_000)));
         let s = SessionId::derive("o", "a");
-        assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
         // Rate-limited: must not count against the quota.
         assert!(matches!(
-            l.check(s, &lim).await.verdict,
+            l.check(s, &lim).await.unwrap().verdict,
             Verdict::RateLimited { .. }
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
-        let second = l.check(s, &lim).await;
+        let second = l.check(s, &lim).await.unwrap();
         assert_eq!(second.verdict, Verdict::Allowed);
         assert_eq!(second.quota.unwrap().remaining, 0);
         tokio::time::advance(Duration::from_secs(1)).await;
-        let third = l.check(s, &lim).await;
+        let third = l.check(s, &lim).await.unwrap();
         assert_eq!(
             third.verdict,
             Verdict::QuotaExceeded {
@@ -280,7 +286,7 @@ mod tests {
         );
         // Quota rejection must not spend rate allowance either.
         tokio::time::advance(Duration::from_secs(58)).await;
-        assert_eq!(l.check(s, &lim).await.verdict, Verdict::Allowed);
+        assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
     }
 
     #[tokio::test(start_paused = true)]
@@ -290,12 +296,14 @@ mod tests {
             SessionId::derive("o", "rate-only"),
             &limits(Some((5, 1000)), None),
         )
-        .await;
+        .await
+        .unwrap();
         l.check(
             SessionId::derive("o", "daily"),
             &limits(None, Some((10, 86_400_000))),
         )
-        .await;
+        .await
+        .unwrap();
         assert_eq!(l.len(), 2);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(l.sweep(), 1);
@@ -310,7 +318,9 @@ mod tests {
         });
         let lim = limits(Some((5, 1000)), None);
         for i in 0..1000 {
-            l.check(SessionId::derive("o", &i.to_string()), &lim).await;
+            l.check(SessionId::derive("o", &i.to_string()), &lim)
+                .await
+                .unwrap();
         }
         assert!(l.len() <= 64, "held {}", l.len());
     }

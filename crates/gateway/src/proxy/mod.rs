@@ -20,7 +20,7 @@ pub use pool::ConnectionPools;
 pub use request::ClientIp;
 
 use crate::body::{FullBody, GatewayBody};
-use crate::error::Rejection;
+use crate::error::{EdgeError, EdgeErrorKind};
 use bytes::Buf;
 use http::header::HeaderValue;
 use http::uri::{Authority, PathAndQuery};
@@ -101,7 +101,7 @@ pub async fn forward(
     path: &str,
     client_ip: &ClientIp,
     timeouts: UpstreamTimeouts,
-) -> Result<Response<GatewayBody>, Rejection> {
+) -> Result<Response<GatewayBody>, EdgeError> {
     let (mut parts, mut body) = request.into_parts();
     hop_by_hop::remove_hop_by_hop(&mut parts.headers);
     let framing = BodyFraming::of(&parts.headers, http_body::Body::is_end_stream(&body));
@@ -120,7 +120,16 @@ pub async fn forward(
     let response_head = loop {
         let exchange = exchange(&mut conn, &head, &mut body, framing, head_request);
         match tokio::time::timeout(read_timeout, exchange).await {
-            Err(_) => return Err(Rejection::GatewayTimeout),
+            Err(_) => {
+                return Err(EdgeError::with_cause(
+                    EdgeErrorKind::GatewayTimeout,
+                    format!(
+                        "no response head from {} within {} ms",
+                        upstream.address(),
+                        timeouts.read_ms
+                    ),
+                ));
+            }
             Ok(Ok(head)) => break head,
             Ok(Err(UpstreamError::ClosedEarly)) if conn.reused() && replayable => {
                 conn = upstream
@@ -135,9 +144,11 @@ pub async fn forward(
     Ok(into_response(upstream, conn, response_head))
 }
 
-fn failed(upstream: &Upstream, error: UpstreamError) -> Rejection {
-    tracing::debug!(upstream = upstream.address(), error = %error, "upstream request failed");
-    Rejection::BadGateway
+fn failed(upstream: &Upstream, error: UpstreamError) -> EdgeError {
+    EdgeError::with_cause(
+        EdgeErrorKind::BadGateway,
+        format!("{}: {error}", upstream.address()),
+    )
 }
 
 /// Writes the request and reads the final response head (1xx heads are skipped).

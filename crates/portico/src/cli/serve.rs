@@ -1,9 +1,9 @@
 //! `portico serve`: load, listen, reload on SIGHUP or file change, stop on SIGINT/SIGTERM.
 
 use super::{ConfigArgs, print_problems};
+use crate::logging;
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, ConfigSources};
-use crate::logging;
 use portico_gateway::Gateway;
 use std::net::SocketAddr;
 use std::path::PathBuf;

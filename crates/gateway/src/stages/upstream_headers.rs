@@ -1,10 +1,26 @@
-//! Telling the upstream who called: identity, session id and mapped claims as headers.
-//! Whatever the client sent under those names is removed first, so they cannot be forged.
+//! Phase 6, upstream headers: telling the upstream who called — identity, session id and
+//! mapped claims as headers, and the request id. Whatever the client sent under those names is
+//! removed first, so they cannot be forged.
 
 use crate::admission::Admission;
+use crate::flow::{RequestContext, X_REQUEST_ID};
+use crate::pipeline::ApiRuntime;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_core::UpstreamHeaders;
 use serde_json::{Map, Value};
+
+/// Sets the headers the upstream trusts on the request that goes to it.
+pub fn apply(api: &ApiRuntime, ctx: &RequestContext<'_>, headers: &mut HeaderMap) {
+    headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    let Some(admission) = &ctx.admission else {
+        return;
+    };
+    api.identity_headers.remove_from(headers);
+    if !api.spec.upstream_headers.forward_authorization {
+        headers.remove(http::header::AUTHORIZATION);
+    }
+    api.identity_headers.insert(headers, admission);
+}
 
 /// The configured header names, parsed once per config version.
 #[derive(Debug, Clone)]

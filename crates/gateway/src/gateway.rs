@@ -1,0 +1,92 @@
+//! [`Gateway`]: the current pipeline plus what outlives config versions (limiter, key sets,
+//! connection pools, metrics), and its listeners.
+
+use crate::flow::RequestIds;
+use crate::metrics::{FetchMetrics, GatewayMetrics};
+use crate::pipeline::Pipeline;
+use crate::proxy::{ClientIp, ConnectionPools};
+use crate::server::serve_connections;
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use portico_auth::KeySourceRegistry;
+use portico_core::config::{ConfigError, GatewayConfig};
+use portico_limits::LocalLimiter;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Gateway {
+    pub(crate) pipeline: ArcSwap<Pipeline>,
+    pub(crate) limiter: Arc<LocalLimiter>,
+    key_sources: KeySourceRegistry,
+    connections: Arc<ConnectionPools>,
+    pub(crate) metrics: Arc<GatewayMetrics>,
+    pub(crate) request_ids: RequestIds,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("apis", &self.pipeline.load().apis().len())
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway for `config`; remote key sets start loading in the background.
+    pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
+        let metrics = GatewayMetrics::new();
+        let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
+        let connections = ConnectionPools::new();
+        let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
+        let limiter = Arc::new(LocalLimiter::new(config.settings.sessions));
+        limiter.spawn_sweeper(Duration::from_secs(30));
+        Ok(Arc::new(Self {
+            pipeline: ArcSwap::from_pointee(pipeline),
+            limiter,
+            key_sources,
+            connections,
+            metrics,
+            request_ids: RequestIds::new(),
+        }))
+    }
+
+    /// Builds a pipeline for `config` and swaps it in atomically. Requests in flight finish on
+    /// the version they started with; on error nothing changes.
+    pub fn reload(&self, config: &GatewayConfig) -> Result<(), ConfigError> {
+        let pipeline =
+            Pipeline::build(config, &self.key_sources, &self.connections, &self.metrics)?;
+        self.pipeline.store(Arc::new(pipeline));
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// Serves the data plane on `listener` (HTTP/1.1 and h2c) until `shutdown` completes.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let this = self.clone();
+        serve_connections(listener, shutdown, move |remote| {
+            let client_ip = ClientIp::new(remote);
+            let gateway = this.clone();
+            service_fn(move |req| {
+                let gateway = gateway.clone();
+                let client_ip = client_ip.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, &client_ip).await) }
+            })
+        })
+        .await;
+    }
+
+    /// Serves `/metrics`, `/health` and `/ready` on `listener` until `shutdown` completes.
+    pub async fn serve_admin(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        crate::ops::serve(self, listener, shutdown).await;
+    }
+}

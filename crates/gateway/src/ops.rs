@@ -1,0 +1,56 @@
+//! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health` and
+//! `/ready`. They will sit beside the admin REST API.
+
+use crate::Gateway;
+use crate::body::{FullBody, GatewayBody};
+use crate::server::serve_connections;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves the operations endpoints of `gateway` on `listener` until `shutdown` completes.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_connections(listener, shutdown, move |_| {
+        let gateway = gateway.clone();
+        service_fn(move |req: Request<Incoming>| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(answer(&gateway, &req)) }
+        })
+    })
+    .await;
+}
+
+fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<GatewayBody> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            gateway.metrics().render(),
+        ),
+        "/health" | "/ready" => (
+            StatusCode::OK,
+            "application/json",
+            "{\"status\":\"ok\"}".to_string(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "application/json",
+            "{\"status\":\"not found\"}".to_string(),
+        ),
+    };
+    let mut response = Response::new(GatewayBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
+}

@@ -1,0 +1,56 @@
+//! Phase 3, identity: who is calling — the identity claim, the identity session it maps to,
+//! the policies the token brings and the header values for the upstream — cached with the
+//! token so that a token seen again skips this phase.
+
+use super::authenticate::Authenticated;
+use super::policies;
+use crate::admission::Admission;
+use crate::error::{EdgeError, EdgeErrorKind};
+use crate::pipeline::{ApiRuntime, Pipeline};
+use http::HeaderValue;
+use portico_core::SessionId;
+use std::sync::Arc;
+
+pub fn admit(
+    pipeline: &Pipeline,
+    api: &ApiRuntime,
+    token: Authenticated,
+    now_secs: u64,
+) -> Result<Arc<Admission>, EdgeError> {
+    let (verified, cache_key) = match token {
+        Authenticated::Cached(admission) => return Ok(admission),
+        Authenticated::Verified { token, cache_key } => (token, cache_key),
+    };
+    let identity = api
+        .spec
+        .identity
+        .resolve(&verified.claims)
+        .ok_or(EdgeErrorKind::NoIdentity)?;
+    let identity_value =
+        HeaderValue::from_bytes(identity.as_bytes()).map_err(|_| EdgeErrorKind::NoIdentity)?;
+    let session = SessionId::derive(&api.spec.org_id, &identity);
+    let policies = if api.spec.policies.is_authentication_only() {
+        Vec::new()
+    } else {
+        policies::applied_policies(
+            &api.spec.policies,
+            &api.scope_claim,
+            &verified.claims,
+            &pipeline.policies,
+        )
+    };
+    let admission = Arc::new(Admission {
+        session,
+        identity: identity_value,
+        session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
+        policies,
+        claim_headers: api.identity_headers.claim_values(&verified.claims),
+        valid_until: pipeline
+            .admissions
+            .valid_until(verified.valid_until, now_secs),
+    });
+    if let Some(key) = cache_key {
+        pipeline.admissions.insert(key, admission.clone(), now_secs);
+    }
+    Ok(admission)
+}

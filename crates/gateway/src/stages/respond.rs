@@ -1,0 +1,59 @@
+//! Phase 8, respond: the response the client gets — the upstream's, or the classified error's
+//! — with rate-limit headers and the request id; the request counted in the metrics, and a
+//! failure logged once, with its request id, fault and cause.
+
+use super::rate_headers;
+use crate::body::GatewayBody;
+use crate::error::{EdgeError, Fault};
+use crate::flow::{RequestContext, X_REQUEST_ID};
+use crate::metrics::GatewayMetrics;
+use http::Response;
+
+pub fn respond(
+    ctx: &RequestContext<'_>,
+    result: Result<Response<GatewayBody>, EdgeError>,
+    metrics: &GatewayMetrics,
+) -> Response<GatewayBody> {
+    let api_id = ctx.api.map_or("-", |a| &*a.spec.id);
+    let mut response = match result {
+        Ok(response) => {
+            tracing::debug!(request_id = ?ctx.request_id, api = api_id, status = response.status().as_u16(), "request");
+            response
+        }
+        Err(error) => {
+            log(ctx, api_id, &error);
+            error.to_response()
+        }
+    };
+    if let Some(d) = &ctx.decision {
+        rate_headers::insert(response.headers_mut(), d);
+    }
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, ctx.request_id.clone());
+    if let Some(api) = ctx.api {
+        api.metrics.record(
+            metrics,
+            response.status().as_u16(),
+            ctx.started.elapsed().as_secs_f64(),
+        );
+    }
+    response
+}
+
+/// One line per failure: client mistakes at debug, upstream trouble at warn, our own at error.
+fn log(ctx: &RequestContext<'_>, api: &str, error: &EdgeError) {
+    let status = error.status().as_u16();
+    let fault = error.fault().as_str();
+    match error.fault() {
+        Fault::Client => {
+            tracing::debug!(request_id = ?ctx.request_id, api, status, fault, error = %error, "request rejected");
+        }
+        Fault::Upstream => {
+            tracing::warn!(request_id = ?ctx.request_id, api, status, fault, error = %error, "upstream failed");
+        }
+        Fault::Internal => {
+            tracing::error!(request_id = ?ctx.request_id, api, status, fault, error = %error, "request failed");
+        }
+    }
+}
