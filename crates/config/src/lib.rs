@@ -2,6 +2,7 @@
 //! [`GatewayConfig`] plus the process settings (listeners, logging). Every problem is reported
 //! with its location. A library, so that the CLI, the admin API and `apply` share one loader.
 
+pub mod defaults;
 pub mod env;
 pub mod native;
 pub mod tyk;
@@ -72,7 +73,7 @@ impl Default for ProcessSettings {
         Self {
             listen: "127.0.0.1:8080".parse().expect("static"),
             admin_listen: "127.0.0.1:8081".parse().expect("static"),
-            data_dir: PathBuf::from("data"),
+            data_dir: PathBuf::from("./data"),
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             log_format: LogFormat::Text,
             log_level: "info".into(),

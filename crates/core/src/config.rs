@@ -122,7 +122,7 @@ pub struct TokenCacheSettings {
 impl Default for TokenCacheSettings {
     fn default() -> Self {
         Self {
-            max_entries: 10_000,
+            max_entries: 50_000,
             max_ttl_secs: 300,
         }
     }
