@@ -1,10 +1,8 @@
 //! Routing and proxying against a real loopback upstream.
 
-mod support;
-
 use portico_core::api::UpstreamTimeouts;
+use portico_testkit::*;
 use serde_json::Value;
-use support::*;
 
 #[tokio::test]
 async fn valid_token_reaches_upstream_with_identity_and_forwarding_headers() {

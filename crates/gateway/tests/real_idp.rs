@@ -1,16 +1,14 @@
 //! The gateway against a real OpenID Provider (npm `oidc-provider`), configured with nothing
 //! but the issuer URL.
 
-mod support;
-
 use portico_auth::jws::b64url_decode;
 use portico_core::api::PolicySource;
 use portico_core::jwt::{IssuerTrust, KeySourceSpec};
+use portico_testkit::idp::{CLIENT_ID, Idp, JWT_RESOURCE};
+use portico_testkit::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
-use support::idp::{CLIENT_ID, Idp, JWT_RESOURCE};
-use support::*;
 
 fn kid_of(token: &str) -> String {
     let header: Value =

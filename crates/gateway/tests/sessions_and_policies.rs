@@ -1,15 +1,13 @@
 //! Identity sessions, policies, rate limits and quotas, and reloads, over real HTTP.
 
-mod support;
-
 use portico_core::ClaimPath;
 use portico_core::api::PolicySource;
 use portico_core::policy::{AccessRule, ApiAccess};
+use portico_testkit::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use support::*;
 
 fn scope_api(upstream: &str, key: &portico_auth::sign::SigningKey) -> portico_core::ApiSpec {
     let mut a = api("orders", "/orders", upstream, vec![trust_pem(key)]);

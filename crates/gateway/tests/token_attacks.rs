@@ -1,15 +1,13 @@
 //! Attack and malformed-token cases over real HTTP: every one is a 401 with
 //! `error="invalid_token"`, and the upstream never sees the request.
 
-mod support;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portico_auth::sign::SigningKey;
 use portico_core::jwt::{Algorithm, IssuerTrust, KeySourceSpec};
+use portico_testkit::*;
 use serde_json::{Map, Value, json};
 use std::sync::atomic::Ordering;
-use support::*;
 
 fn b64(v: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(v)

@@ -1,10 +1,8 @@
 //! The upstream side of the proxy against a scripted upstream: response framing, connection
 //! reuse, connections the upstream dropped while idle, and broken answers.
 
-mod support;
-
-use support::scripted::{Reply, ScriptedUpstream};
-use support::*;
+use portico_testkit::scripted::{Reply, ScriptedUpstream};
+use portico_testkit::*;
 
 const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 

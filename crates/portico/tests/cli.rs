@@ -1,6 +1,7 @@
 //! The `portico` binary as a user runs it: validate, token verify/mint, serve with Tyk files
 //! and live reload.
 
+use portico_testkit::TempDir;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,29 +20,6 @@ fn run(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("portico-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn quickstart() -> PathBuf {
@@ -309,10 +287,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[test]
 fn tyk_files_load_and_report_unsupported_fields() {
     let dir = TempDir::new("tyk-validate");
-    dir.write("apps/orders.json", &tyk_api("127.0.0.1:1".parse().unwrap()));
+    dir.write("apps/orders.json", tyk_api("127.0.0.1:1".parse().unwrap()));
     dir.write("apps/basic.json", r#"{"api_id": "legacy", "use_basic_auth": true, "proxy": {"listen_path": "/legacy", "target_url": "http://127.0.0.1:1"}}"#);
-    let policies = dir.write("policies.json", &tyk_policies(r#"["GET"]"#));
-    let apps = dir.0.join("apps");
+    let policies = dir.write("policies.json", tyk_policies(r#"["GET"]"#));
+    let apps = dir.path().join("apps");
     let out = run(&[
         "validate",
         "--tyk-apps",
@@ -353,9 +331,9 @@ fn tyk_files_load_and_report_unsupported_fields() {
 fn serve_tyk_files_and_reload_policy_edits_live() {
     let up = upstream();
     let dir = TempDir::new("tyk-serve");
-    dir.write("apps/orders.json", &tyk_api(up));
-    let policies = dir.write("policies.json", &tyk_policies(r#"["GET"]"#));
-    let apps = dir.0.join("apps");
+    dir.write("apps/orders.json", tyk_api(up));
+    let policies = dir.write("policies.json", tyk_policies(r#"["GET"]"#));
+    let apps = dir.path().join("apps");
     let server = Server::start(&[
         "--tyk-apps",
         apps.to_str().unwrap(),

@@ -1,5 +1,6 @@
 //! The real test IdP (`tests/idp/server.js`, npm `oidc-provider`) as a child process.
 
+use crate::tempdir::TempDir;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -12,30 +13,7 @@ pub const CLIENT_SECRET: &str = "gateway-test-secret";
 pub struct Idp {
     pub issuer: String,
     child: Child,
-    _keys: tempdir::TempDir,
-}
-
-mod tempdir {
-    /// A folder removed on drop.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("portico-idp-{}-{}", std::process::id(), rand()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-    fn rand() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        N.fetch_add(1, Ordering::SeqCst)
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _keys: TempDir,
 }
 
 fn fixture_dir() -> PathBuf {
@@ -49,12 +27,12 @@ impl Idp {
             dir.join("node_modules/oidc-provider").exists(),
             "the test IdP is not installed: run `npm ci` in tests/idp (scripts/test.sh does it)"
         );
-        let keys = tempdir::TempDir::new();
+        let keys = TempDir::new("idp");
         let mut child = Command::new("node")
             .arg("server.js")
             .current_dir(&dir)
             .env("PORT", "0")
-            .env("KEYS_FILE", keys.0.join("jwks.json"))
+            .env("KEYS_FILE", keys.path().join("jwks.json"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,9 +1,5 @@
-//! Real peers for gateway tests: an echo upstream on loopback, a scripted upstream for fault
-//! injection, a gateway on 127.0.0.1:0, the test IdP, signing keys, and config builders.
-#![allow(dead_code)]
-
-pub mod idp;
-pub mod scripted;
+//! A gateway on 127.0.0.1:0, an echo upstream, signing keys, config builders and HTTP
+//! helpers.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};

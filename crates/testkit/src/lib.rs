@@ -1,0 +1,15 @@
+//! Test fixtures shared by Portico's crates (a dev-dependency only; never in the binary):
+//! real peers on loopback and the helpers tests would otherwise copy.
+//!
+//! - [`gateway`]: a gateway on `127.0.0.1:0`, an echo upstream, keys and config builders.
+//! - [`scripted`]: a raw TCP upstream that answers byte for byte, for fault injection.
+//! - [`idp`]: the real test IdP (`tests/idp`, npm `oidc-provider`) as a child process.
+//! - [`tempdir`]: folders removed on drop.
+
+pub mod gateway;
+pub mod idp;
+pub mod scripted;
+pub mod tempdir;
+
+pub use gateway::*;
+pub use tempdir::TempDir;
