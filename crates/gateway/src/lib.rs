@@ -6,6 +6,7 @@
 //!   atomically on reload.
 //! - [`admission`]: what a verified token means for an API, and the cache of it.
 //! - [`proxy`]: Portico's HTTP/1.1 upstream client and connection pools.
+//! - [`tls`]: listener certificates (reloadable) and upstream TLS settings.
 //! - [`error`]: every failure, whose fault it is, and the one mapping to HTTP responses.
 //! - [`gateway`]: [`Gateway`], the state that outlives config versions; [`server`]: listeners
 //!   and connections; [`ops`]: `/metrics`, `/health`, `/ready`.
@@ -22,5 +23,6 @@ pub mod pipeline;
 pub mod proxy;
 pub mod server;
 pub mod stages;
+pub mod tls;
 
 pub use gateway::Gateway;
