@@ -7,6 +7,7 @@
 //! - [`claims`]: time and audience checks.
 //! - [`verifier`]: [`JwtVerifier::verify_access_token`], the single verification path.
 //! - [`sign`]: signing, for `portico token mint` and tests.
+//! - [`upstream_jwt`]: the gateway-signed JWT sent upstream (cached per caller) and its JWKS.
 //!
 //! This crate knows nothing about HTTP routing.
 
@@ -16,6 +17,7 @@ pub mod jws;
 pub mod keys;
 pub mod sign;
 pub mod sources;
+pub mod upstream_jwt;
 pub mod verifier;
 
 pub use error::TokenError;
