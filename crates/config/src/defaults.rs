@@ -94,6 +94,7 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             "upstream_headers.session",
             or_null(headers.session),
         ),
+        ("apis[]", "upstream_headers.issuer", or_null(headers.issuer)),
         (
             "apis[]",
             "upstream_headers.forward_authorization",

@@ -118,6 +118,9 @@ pub struct UpstreamHeaders {
     pub identity: Option<String>,
     /// Header carrying the session id (default `X-Portico-Session`); `None` to omit.
     pub session: Option<String>,
+    /// Header carrying the issuer of the caller's token (default `X-Portico-Issuer`); `None`
+    /// to omit. An identity is only unique together with its issuer.
+    pub issuer: Option<String>,
     /// Claim -> header name, for scalar claims (arrays are joined with spaces).
     pub claims: Vec<(ClaimPath, String)>,
     /// Forward the caller's `Authorization` header (default true).
@@ -129,6 +132,7 @@ impl Default for UpstreamHeaders {
         Self {
             identity: Some("X-Portico-Identity".into()),
             session: Some("X-Portico-Session".into()),
+            issuer: Some("X-Portico-Issuer".into()),
             claims: Vec::new(),
             forward_authorization: true,
         }

@@ -11,6 +11,16 @@ pub struct IdentitySpec {
     claims: Vec<ClaimPath>,
 }
 
+/// The caller as one token names it: which identity claim matched, and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity<'c> {
+    pub claim: &'c ClaimPath,
+    /// The value as text (numbers in their JSON form).
+    pub value: String,
+    /// The claim was a JSON number, not a string: `42` and `"42"` are different callers.
+    pub numeric: bool,
+}
+
 impl IdentitySpec {
     pub fn try_new(claims: Vec<ClaimPath>) -> Result<Self, String> {
         if claims.is_empty() {
@@ -23,11 +33,24 @@ impl IdentitySpec {
         &self.claims
     }
 
-    /// The caller's identity, or `None` when no identity claim is present.
-    pub fn resolve(&self, claims: &serde_json::Map<String, Value>) -> Option<String> {
+    /// The caller's identity, or `None` when no identity claim is present (empty strings,
+    /// objects, arrays and booleans are not identities).
+    pub fn resolve(&self, claims: &serde_json::Map<String, Value>) -> Option<Identity<'_>> {
         self.claims
             .iter()
-            .find_map(|path| path.lookup_scalar(claims))
+            .find_map(|path| match path.lookup(claims)? {
+                Value::String(s) if !s.is_empty() => Some(Identity {
+                    claim: path,
+                    value: s.clone(),
+                    numeric: false,
+                }),
+                Value::Number(n) => Some(Identity {
+                    claim: path,
+                    value: n.to_string(),
+                    numeric: true,
+                }),
+                _ => None,
+            })
     }
 }
 
@@ -40,19 +63,40 @@ impl Default for IdentitySpec {
     }
 }
 
-/// The id of an identity session: the first 128 bits of SHA-256(org id, identity).
+/// The id of an identity session: the first 128 bits of SHA-256 over the org, the issuer,
+/// the identity claim that matched, the value's JSON type and the value, each length-prefixed.
 ///
-/// Stable across every token of one identity, different across orgs, and it reveals neither.
+/// Stable across every token of one identity; different across orgs, issuers, identity claims
+/// and value types (an identity is only unique within its issuer); it reveals none of them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId([u8; 16]);
 
 impl SessionId {
-    pub fn derive(org_id: &str, identity: &str) -> Self {
+    /// `issuer` is what makes the identity unique: the trusted issuer's `iss`, or for a key
+    /// trusted without an issuer, a fingerprint of that key (see `IssuerTrust::session_scope`).
+    pub fn derive(org_id: &str, issuer: &str, identity: &Identity<'_>) -> Self {
+        let kind: &[u8] = if identity.numeric { b"n" } else { b"s" };
+        Self::of_parts(&[
+            org_id.as_bytes(),
+            issuer.as_bytes(),
+            identity.claim.as_str().as_bytes(),
+            kind,
+            identity.value.as_bytes(),
+        ])
+    }
+
+    /// A session id for a plain label, for tests and benchmarks of the limiter.
+    pub fn from_label(label: &str) -> Self {
+        Self::of_parts(&[label.as_bytes()])
+    }
+
+    fn of_parts(parts: &[&[u8]]) -> Self {
         let mut ctx = digest::Context::new(&digest::SHA256);
-        // Length-prefix the org so ("ab", "c") and ("a", "bc") cannot collide.
-        ctx.update(&(org_id.len() as u64).to_be_bytes());
-        ctx.update(org_id.as_bytes());
-        ctx.update(identity.as_bytes());
+        for part in parts {
+            // Length prefixes, so that ("ab", "c") and ("a", "bc") cannot collide.
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
         let hash = ctx.finish();
         let mut id = [0u8; 16];
         id.copy_from_slice(&hash.as_ref()[..16]);
@@ -86,13 +130,40 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn id<'c>(claim: &'c ClaimPath, value: &str, numeric: bool) -> Identity<'c> {
+        Identity {
+            claim,
+            value: value.into(),
+            numeric,
+        }
+    }
+
     #[test]
-    fn session_id_is_stable_and_org_scoped() {
-        let a = SessionId::derive("org1", "alice");
-        assert_eq!(a, SessionId::derive("org1", "alice"));
-        assert_ne!(a, SessionId::derive("org2", "alice"));
-        assert_ne!(a, SessionId::derive("org1", "bob"));
-        assert_ne!(SessionId::derive("ab", "c"), SessionId::derive("a", "bc"));
+    fn session_id_is_stable_and_scoped_by_org_issuer_claim_and_type() {
+        let sub = ClaimPath::try_new("sub").unwrap();
+        let email = ClaimPath::try_new("email").unwrap();
+        let alice = id(&sub, "alice", false);
+        let a = SessionId::derive("org1", "https://a", &alice);
+        assert_eq!(a, SessionId::derive("org1", "https://a", &alice));
+        assert_ne!(a, SessionId::derive("org2", "https://a", &alice));
+        assert_ne!(a, SessionId::derive("org1", "https://b", &alice), "issuer");
+        assert_ne!(
+            a,
+            SessionId::derive("org1", "https://a", &id(&sub, "bob", false))
+        );
+        assert_ne!(
+            a,
+            SessionId::derive("org1", "https://a", &id(&email, "alice", false))
+        );
+        assert_ne!(
+            SessionId::derive("o", "i", &id(&sub, "42", false)),
+            SessionId::derive("o", "i", &id(&sub, "42", true)),
+            "42 and \"42\""
+        );
+        assert_ne!(
+            SessionId::derive("ab", "c", &alice),
+            SessionId::derive("a", "bc", &alice)
+        );
         assert_eq!(a.to_hex().len(), 32);
     }
 
@@ -104,16 +175,21 @@ mod tests {
         ])
         .unwrap();
         let with_both = json!({"user": {"id": "u1"}, "sub": "s1"});
+        let found = spec.resolve(with_both.as_object().unwrap()).unwrap();
         assert_eq!(
-            spec.resolve(with_both.as_object().unwrap()).as_deref(),
-            Some("u1")
+            (found.claim.as_str(), found.value.as_str()),
+            ("user.id", "u1")
         );
-        let only_sub = json!({"sub": "s1"});
+        let only_sub = json!({"user": {"id": ""}, "sub": 7});
+        let found = spec.resolve(only_sub.as_object().unwrap()).unwrap();
         assert_eq!(
-            spec.resolve(only_sub.as_object().unwrap()).as_deref(),
-            Some("s1")
+            (found.claim.as_str(), found.value.as_str(), found.numeric),
+            ("sub", "7", true)
         );
-        assert_eq!(spec.resolve(json!({}).as_object().unwrap()), None);
+        assert_eq!(
+            spec.resolve(json!({"sub": true}).as_object().unwrap()),
+            None
+        );
         assert!(IdentitySpec::try_new(vec![]).is_err());
     }
 }

@@ -154,6 +154,32 @@ impl IssuerTrust {
             skew: ClaimSkews::default(),
         }
     }
+
+    /// What makes an identity from this entry unique, for its session id: `iss:` and the
+    /// issuer; for an entry trusted without an issuer, `key:` and a SHA-256 fingerprint of its
+    /// key source (two static keys are two issuers, whatever `iss` their tokens claim).
+    pub fn session_scope(&self) -> String {
+        if let Some(issuer) = &self.issuer {
+            return format!("iss:{issuer}");
+        }
+        let (tag, material): (&[u8], &[u8]) = match &self.keys {
+            KeySourceSpec::Secret(s) => (b"secret", s.expose()),
+            KeySourceSpec::PublicKeyPem(pem) => (b"pem", pem.as_bytes()),
+            KeySourceSpec::JwksDocument(doc) => (b"jwks", doc.as_bytes()),
+            KeySourceSpec::JwksUrl(url) => (b"jwks_url", url.as_str().as_bytes()),
+            KeySourceSpec::Discovery => (b"discovery", b""),
+        };
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(tag);
+        ctx.update(b"\0");
+        ctx.update(material);
+        let digest = ctx.finish();
+        let hex: String = digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("key:{hex}")
+    }
 }
 
 /// Default cap on the size of a bearer token, in bytes.
@@ -179,6 +205,17 @@ mod tests {
         for a in Algorithm::ALL {
             assert_eq!(a.as_str().parse::<Algorithm>(), Ok(a));
         }
+    }
+
+    #[test]
+    fn session_scopes_name_the_issuer_or_the_key() {
+        let named = IssuerTrust::new(Some("https://a".into()), KeySourceSpec::Discovery);
+        assert_eq!(named.session_scope(), "iss:https://a");
+        let key1 = IssuerTrust::new(None, KeySourceSpec::Secret(Secret::new(vec![1; 32])));
+        let key2 = IssuerTrust::new(None, KeySourceSpec::Secret(Secret::new(vec![2; 32])));
+        assert!(key1.session_scope().starts_with("key:"));
+        assert_ne!(key1.session_scope(), key2.session_scope());
+        assert!(!key1.session_scope().contains("0101"), "no key material");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod url;
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};
 pub use claims::ClaimPath;
 pub use config::{ConfigError, GatewayConfig};
-pub use identity::{IdentitySpec, SessionId};
+pub use identity::{Identity, IdentitySpec, SessionId};
 pub use merge::{AccessDecision, EffectiveGrant};
 pub use policy::{AccessRule, ApiAccess, Policy, PolicyId, PolicySet, Quota, RateLimit};
 pub use url::HttpUrl;

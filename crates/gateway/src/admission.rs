@@ -23,6 +23,8 @@ pub struct Admission {
     pub session: SessionId,
     pub identity: HeaderValue,
     pub session_hex: HeaderValue,
+    /// The issuer of the token, for the upstream (`None`: unknown).
+    pub issuer: Option<HeaderValue>,
     /// The policies the token brings (empty for authentication-only APIs).
     pub policies: Vec<Arc<Policy>>,
     /// Mapped claims, ready to send upstream.
@@ -126,9 +128,10 @@ mod tests {
 
     fn admission(valid_until: u64) -> Arc<Admission> {
         Arc::new(Admission {
-            session: SessionId::derive("o", "a"),
+            session: SessionId::from_label("a"),
             identity: HeaderValue::from_static("a"),
             session_hex: HeaderValue::from_static("00"),
+            issuer: None,
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,

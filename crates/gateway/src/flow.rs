@@ -110,7 +110,7 @@ impl Gateway {
             ctx.admission = Some(admission);
         }
 
-        upstream_headers::apply(api, ctx, req.headers_mut());
+        upstream_headers::apply(pipeline, api, ctx, req.headers_mut());
         forward::forward(api, req, rest, client_ip).await
     }
 }

@@ -5,6 +5,7 @@ use crate::admission::AdmissionCache;
 use crate::metrics::{ApiMetrics, GatewayMetrics};
 use crate::proxy::{ConnectionPools, Upstream};
 use crate::stages::upstream_headers::IdentityHeaderNames;
+use http::{HeaderName, HeaderValue};
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
 use portico_core::config::{ConfigError, GatewayConfig, Problem};
@@ -23,7 +24,18 @@ pub struct ApiRuntime {
     pub scope_claim: ClaimPath,
     pub upstream: Upstream,
     pub identity_headers: IdentityHeaderNames,
+    /// Per trusted issuer entry (by `VerifiedToken::issuer_index`): what scopes its sessions.
+    pub issuers: Vec<IssuerScope>,
     pub metrics: ApiMetrics,
+}
+
+/// What makes identities from one trusted issuer entry unique.
+#[derive(Debug)]
+pub struct IssuerScope {
+    /// See `IssuerTrust::session_scope`.
+    pub session_scope: String,
+    /// The configured issuer, as sent upstream (`None` for an entry without one).
+    pub header: Option<HeaderValue>,
 }
 
 #[derive(Debug)]
@@ -33,6 +45,9 @@ pub struct Pipeline {
     routes: HashMap<String, usize>,
     pub policies: PolicySet,
     pub admissions: AdmissionCache,
+    /// Every identity header name of every API (and the defaults): removed from every
+    /// request before the routed API adds its own.
+    identity_header_names: Vec<HeaderName>,
 }
 
 impl Pipeline {
@@ -47,6 +62,12 @@ impl Pipeline {
         problems.retain(|p| p.severity == portico_core::config::Severity::Error);
         let mut apis = Vec::with_capacity(config.apis.len());
         let mut routes = HashMap::with_capacity(config.apis.len());
+        let mut identity_header_names: Vec<HeaderName> =
+            IdentityHeaderNames::try_new(&portico_core::UpstreamHeaders::default())
+                .expect("the default names are valid")
+                .names()
+                .cloned()
+                .collect();
         for spec in &config.apis {
             let verifier = match &spec.auth {
                 ApiAuth::Keyless => None,
@@ -78,12 +99,32 @@ impl Pipeline {
                     continue;
                 }
             };
+            let issuers = match &spec.auth {
+                ApiAuth::Keyless => Vec::new(),
+                ApiAuth::Jwt(jwt) => jwt
+                    .issuers
+                    .iter()
+                    .map(|trust| IssuerScope {
+                        session_scope: trust.session_scope(),
+                        header: trust
+                            .issuer
+                            .as_deref()
+                            .and_then(|i| HeaderValue::from_str(i).ok()),
+                    })
+                    .collect(),
+            };
+            for name in identity_headers.names() {
+                if !identity_header_names.contains(name) {
+                    identity_header_names.push(name.clone());
+                }
+            }
             routes.insert(spec.listen_path.as_str().to_string(), apis.len());
             apis.push(Arc::new(ApiRuntime {
                 index: apis.len(),
                 scope_claim: spec.policies.scope_claim(),
                 upstream,
                 identity_headers,
+                issuers,
                 metrics: ApiMetrics::new(metrics, spec.id.clone()),
                 verifier,
                 spec: spec.clone(),
@@ -97,6 +138,7 @@ impl Pipeline {
             routes,
             policies: config.policies.clone(),
             admissions: AdmissionCache::new(config.settings.token_cache),
+            identity_header_names,
         })
     }
 
@@ -116,6 +158,10 @@ impl Pipeline {
             }
             candidate = &candidate[..candidate.rfind('/')?];
         }
+    }
+
+    pub fn identity_header_names(&self) -> &[HeaderName] {
+        &self.identity_header_names
     }
 
     pub fn apis(&self) -> &[Arc<ApiRuntime>] {

@@ -28,7 +28,7 @@ fn main() {
         let before = rss_kib();
         for i in 0..SESSIONS {
             limiter
-                .check(SessionId::derive("org", &format!("user-{i}")), &limits)
+                .check(SessionId::from_label(&format!("user-{i}")), &limits)
                 .await
                 .expect("the local limiter never fails");
         }

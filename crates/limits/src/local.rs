@@ -229,8 +229,8 @@ mod tests {
     async fn identities_have_separate_counters() {
         let l = LocalLimiter::new(settings());
         let lim = limits(Some((2, 1000)), None);
-        let alice = SessionId::derive("o", "alice");
-        let bob = SessionId::derive("o", "bob");
+        let alice = SessionId::from_label("alice");
+        let bob = SessionId::from_label("bob");
         assert_eq!(
             l.check(alice, &lim).await.unwrap().verdict,
             Verdict::Allowed
@@ -250,7 +250,7 @@ mod tests {
     async fn rate_recovers_with_time_and_rejections_are_free() {
         let l = LocalLimiter::new(settings());
         let lim = limits(Some((1, 1000)), None);
-        let s = SessionId::derive("o", "a");
+        let s = SessionId::from_label("a");
         assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
         for _ in 0..50 {
             tokio::time::advance(Duration::from_millis(10)).await;
@@ -265,7 +265,7 @@ mod tests {
     async fn quota_renews_and_rate_rejection_does_not_spend_quota() {
         let l = LocalLimiter::new(settings());
         let lim = limits(Some((1, 1000)), Some((2, 60_000)));
-        let s = SessionId::derive("o", "a");
+        let s = SessionId::from_label("a");
         assert_eq!(l.check(s, &lim).await.unwrap().verdict, Verdict::Allowed);
         // Rate-limited: must not count against the quota.
         assert!(matches!(
@@ -293,13 +293,13 @@ mod tests {
     async fn idle_sessions_at_rest_are_swept_but_live_quotas_stay() {
         let l = LocalLimiter::new(settings());
         l.check(
-            SessionId::derive("o", "rate-only"),
+            SessionId::from_label("rate-only"),
             &limits(Some((5, 1000)), None),
         )
         .await
         .unwrap();
         l.check(
-            SessionId::derive("o", "daily"),
+            SessionId::from_label("daily"),
             &limits(None, Some((10, 86_400_000))),
         )
         .await
@@ -318,7 +318,7 @@ mod tests {
         });
         let lim = limits(Some((5, 1000)), None);
         for i in 0..1000 {
-            l.check(SessionId::derive("o", &i.to_string()), &lim)
+            l.check(SessionId::from_label(&i.to_string()), &lim)
                 .await
                 .unwrap();
         }

@@ -249,6 +249,7 @@ fn convert_api(
     let upstream_headers = UpstreamHeaders {
         identity: s.upstream_headers.identity,
         session: s.upstream_headers.session,
+        issuer: s.upstream_headers.issuer,
         claims,
         forward_authorization: s.upstream_headers.forward_authorization,
     };

@@ -166,6 +166,8 @@ pub struct UpstreamHeadersSection {
     pub identity: Option<String>,
     #[serde(default = "default_session_header")]
     pub session: Option<String>,
+    #[serde(default = "default_issuer_header")]
+    pub issuer: Option<String>,
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
     #[serde(default = "yes")]
@@ -180,11 +182,16 @@ fn default_session_header() -> Option<String> {
     UpstreamHeaders::default().session
 }
 
+fn default_issuer_header() -> Option<String> {
+    UpstreamHeaders::default().issuer
+}
+
 impl Default for UpstreamHeadersSection {
     fn default() -> Self {
         Self {
             identity: default_identity_header(),
             session: default_session_header(),
+            issuer: default_issuer_header(),
             claims: BTreeMap::new(),
             forward_authorization: true,
         }

@@ -10,7 +10,7 @@
 //! - [`hop_by_hop`]: headers that never cross the gateway.
 
 mod body;
-mod hop_by_hop;
+pub(crate) mod hop_by_hop;
 mod pool;
 mod request;
 mod response;
@@ -102,8 +102,8 @@ pub async fn forward(
     client_ip: &ClientIp,
     timeouts: UpstreamTimeouts,
 ) -> Result<Response<GatewayBody>, EdgeError> {
-    let (mut parts, mut body) = request.into_parts();
-    hop_by_hop::remove_hop_by_hop(&mut parts.headers);
+    // Hop-by-hop headers are already gone (`stages::upstream_headers`).
+    let (parts, mut body) = request.into_parts();
     let framing = BodyFraming::of(&parts.headers, http_body::Body::is_end_stream(&body));
     let head = request::encode_head(&parts, upstream, path, client_ip, framing);
     let head_request = parts.method == Method::HEAD;

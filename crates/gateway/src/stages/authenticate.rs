@@ -31,6 +31,11 @@ pub async fn authenticate(
     ctx: &RequestContext<'_>,
     metrics: &GatewayMetrics,
 ) -> Result<Authenticated, EdgeError> {
+    // Which copy the upstream would read is anyone's guess: refuse rather than verify one and
+    // forward all.
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(EdgeErrorKind::BadRequest("more than one Authorization header").into());
+    }
     let token = bearer_token(headers).ok_or(EdgeErrorKind::MissingToken)?;
     let cache_key = pipeline.admissions.key(api.index, token);
     if let Some(admission) = cache_key

@@ -26,9 +26,18 @@ pub fn admit(
         .identity
         .resolve(&verified.claims)
         .ok_or(EdgeErrorKind::NoIdentity)?;
-    let identity_value =
-        HeaderValue::from_bytes(identity.as_bytes()).map_err(|_| EdgeErrorKind::NoIdentity)?;
-    let session = SessionId::derive(&api.spec.org_id, &identity);
+    let identity_value = HeaderValue::from_bytes(identity.value.as_bytes())
+        .map_err(|_| EdgeErrorKind::NoIdentity)?;
+    let issuer = &api.issuers[verified.issuer_index];
+    let session = SessionId::derive(&api.spec.org_id, &issuer.session_scope, &identity);
+    // An entry without a configured issuer names the token's own (signed) `iss`.
+    let issuer_value = issuer.header.clone().or_else(|| {
+        verified
+            .claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|iss| HeaderValue::from_str(iss).ok())
+    });
     let policies = if api.spec.policies.is_authentication_only() {
         Vec::new()
     } else {
@@ -43,6 +52,7 @@ pub fn admit(
         session,
         identity: identity_value,
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
+        issuer: issuer_value,
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline

@@ -1,21 +1,34 @@
-//! Phase 6, upstream headers: telling the upstream who called — identity, session id and
-//! mapped claims as headers, and the request id. Whatever the client sent under those names is
-//! removed first, so they cannot be forged.
+//! Phase 6, upstream headers: telling the upstream who called — identity, session id,
+//! issuer and mapped claims as headers, and the request id.
+//!
+//! What the upstream trusts must be impossible to forge on every route: hop-by-hop headers go
+//! first (so a client's `Connection: X-Portico-Identity` cannot delete what the gateway adds),
+//! then every identity header name configured on *any* API is removed from every request,
+//! keyless APIs included; only then are this API's own values added.
 
 use crate::admission::Admission;
 use crate::flow::{RequestContext, X_REQUEST_ID};
-use crate::pipeline::ApiRuntime;
+use crate::pipeline::{ApiRuntime, Pipeline};
+use crate::proxy::hop_by_hop::remove_hop_by_hop;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portico_core::UpstreamHeaders;
 use serde_json::{Map, Value};
 
 /// Sets the headers the upstream trusts on the request that goes to it.
-pub fn apply(api: &ApiRuntime, ctx: &RequestContext<'_>, headers: &mut HeaderMap) {
+pub fn apply(
+    pipeline: &Pipeline,
+    api: &ApiRuntime,
+    ctx: &RequestContext<'_>,
+    headers: &mut HeaderMap,
+) {
+    remove_hop_by_hop(headers);
+    for name in pipeline.identity_header_names() {
+        headers.remove(name);
+    }
     headers.insert(X_REQUEST_ID, ctx.request_id.clone());
     let Some(admission) = &ctx.admission else {
         return;
     };
-    api.identity_headers.remove_from(headers);
     if !api.spec.upstream_headers.forward_authorization {
         headers.remove(http::header::AUTHORIZATION);
     }
@@ -27,6 +40,7 @@ pub fn apply(api: &ApiRuntime, ctx: &RequestContext<'_>, headers: &mut HeaderMap
 pub struct IdentityHeaderNames {
     identity: Option<HeaderName>,
     session: Option<HeaderName>,
+    issuer: Option<HeaderName>,
     claims: Vec<(portico_core::ClaimPath, HeaderName)>,
 }
 
@@ -39,6 +53,7 @@ impl IdentityHeaderNames {
         Ok(Self {
             identity: config.identity.as_deref().map(parse).transpose()?,
             session: config.session.as_deref().map(parse).transpose()?,
+            issuer: config.issuer.as_deref().map(parse).transpose()?,
             claims: config
                 .claims
                 .iter()
@@ -47,16 +62,13 @@ impl IdentityHeaderNames {
         })
     }
 
-    /// Removes client-sent copies of every identity header.
-    pub fn remove_from(&self, headers: &mut HeaderMap) {
-        for name in self
-            .identity
+    /// Every header name the upstream is told to trust.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.identity
             .iter()
             .chain(&self.session)
+            .chain(&self.issuer)
             .chain(self.claims.iter().map(|(_, h)| h))
-        {
-            headers.remove(name);
-        }
     }
 
     /// The mapped claims of a token as header values (arrays joined with spaces; objects and
@@ -89,6 +101,11 @@ impl IdentityHeaderNames {
         }
         if let Some(name) = &self.session {
             headers.insert(name.clone(), admission.session_hex.clone());
+        }
+        if let Some(name) = &self.issuer
+            && let Some(issuer) = &admission.issuer
+        {
+            headers.insert(name.clone(), issuer.clone());
         }
         for (name, value) in &admission.claim_headers {
             headers.insert(name.clone(), value.clone());
