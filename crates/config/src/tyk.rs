@@ -334,6 +334,7 @@ fn convert_api(
         org_id: string_field(obj, "org_id").unwrap_or("default").to_string(),
         listen_path: listen_path?,
         strip_listen_path: strip,
+        allow_path_parameters: false,
         upstream: upstream?,
         timeouts: UpstreamTimeouts::default(),
         auth: auth?,

@@ -172,6 +172,9 @@ pub struct ApiSpec {
     pub org_id: String,
     pub listen_path: ListenPath,
     pub strip_listen_path: bool,
+    /// Accept `;` path parameters inside path segments (default false: 400), for upstreams
+    /// that use matrix parameters. `..;` is refused either way.
+    pub allow_path_parameters: bool,
     pub upstream: UpstreamTarget,
     pub timeouts: UpstreamTimeouts,
     pub auth: ApiAuth,

@@ -230,6 +230,7 @@ pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>)
         org_id: "org".into(),
         listen_path: ListenPath::try_new(listen_path).unwrap(),
         strip_listen_path: true,
+        allow_path_parameters: false,
         upstream: UpstreamTarget::try_new(upstream).unwrap(),
         timeouts: UpstreamTimeouts::default(),
         auth: ApiAuth::Jwt(JwtSpec {

@@ -262,6 +262,7 @@ fn convert_api(
         org_id: s.org_id.unwrap_or_else(|| "default".into()),
         listen_path: listen_path?,
         strip_listen_path: s.strip_listen_path,
+        allow_path_parameters: s.allow_path_parameters,
         upstream: upstream?,
         timeouts,
         auth: auth?,

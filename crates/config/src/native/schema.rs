@@ -69,6 +69,8 @@ pub struct ApiSection {
     pub listen_path: String,
     #[serde(default = "yes")]
     pub strip_listen_path: bool,
+    #[serde(default)]
+    pub allow_path_parameters: bool,
     pub upstream: String,
     #[serde(default)]
     pub timeouts: TimeoutsSection,
