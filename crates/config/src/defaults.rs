@@ -101,6 +101,11 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             headers.forward_authorization.to_string(),
         ),
         (
+            "apis[]",
+            "upstream_headers.forward_rewrite_headers",
+            headers.forward_rewrite_headers.to_string(),
+        ),
+        (
             "jwt.issuers[]",
             "require_at_jwt",
             issuer.require_at_jwt.to_string(),

@@ -125,6 +125,10 @@ pub struct UpstreamHeaders {
     pub claims: Vec<(ClaimPath, String)>,
     /// Forward the caller's `Authorization` header (default true).
     pub forward_authorization: bool,
+    /// Forward rewrite-style headers (`X-Original-URL`, `X-Rewrite-URL`,
+    /// `X-HTTP-Method-Override`, …), which make some upstreams serve another path or method
+    /// than the one the gateway checked (default false: removed).
+    pub forward_rewrite_headers: bool,
 }
 
 impl Default for UpstreamHeaders {
@@ -135,6 +139,7 @@ impl Default for UpstreamHeaders {
             issuer: Some("X-Portico-Issuer".into()),
             claims: Vec::new(),
             forward_authorization: true,
+            forward_rewrite_headers: false,
         }
     }
 }

@@ -133,6 +133,9 @@ pub struct GatewaySettings {
     pub jwks: KeyFetchSettings,
     pub sessions: SessionSettings,
     pub token_cache: TokenCacheSettings,
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are kept (and
+    /// extended); from anyone else they are replaced. Default: none.
+    pub trusted_proxies: Vec<crate::net::IpNet>,
 }
 
 #[derive(Debug, Clone, Default)]

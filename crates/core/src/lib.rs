@@ -10,6 +10,7 @@ pub mod config;
 pub mod identity;
 pub mod jwt;
 pub mod merge;
+pub mod net;
 pub mod policy;
 pub mod prehashed;
 pub mod url;

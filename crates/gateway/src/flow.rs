@@ -111,7 +111,7 @@ impl Gateway {
         }
 
         upstream_headers::apply(pipeline, api, ctx, req.headers_mut());
-        forward::forward(api, req, rest, client_ip).await
+        forward::forward(pipeline, api, req, rest, client_ip).await
     }
 }
 

@@ -9,8 +9,10 @@ use http::{HeaderName, HeaderValue};
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
 use portico_core::config::{ConfigError, GatewayConfig, Problem};
+use portico_core::net::IpNet;
 use portico_core::{ApiSpec, ClaimPath, PolicySet};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// An API ready to serve.
@@ -48,6 +50,7 @@ pub struct Pipeline {
     /// Every identity header name of every API (and the defaults): removed from every
     /// request before the routed API adds its own.
     identity_header_names: Vec<HeaderName>,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl Pipeline {
@@ -139,6 +142,7 @@ impl Pipeline {
             policies: config.policies.clone(),
             admissions: AdmissionCache::new(config.settings.token_cache),
             identity_header_names,
+            trusted_proxies: config.settings.trusted_proxies.clone(),
         })
     }
 
@@ -158,6 +162,11 @@ impl Pipeline {
             }
             candidate = &candidate[..candidate.rfind('/')?];
         }
+    }
+
+    /// Whether `peer`'s forwarding headers are kept (`trusted_proxies`).
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        !self.trusted_proxies.is_empty() && self.trusted_proxies.iter().any(|n| n.contains(peer))
     }
 
     pub fn identity_header_names(&self) -> &[HeaderName] {

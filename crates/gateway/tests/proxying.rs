@@ -33,7 +33,10 @@ async fn valid_token_reaches_upstream_with_identity_and_forwarding_headers() {
         "client-sent identity header is replaced"
     );
     assert_eq!(h["x-portico-session"].as_str().unwrap().len(), 32);
-    assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "an untrusted client's X-Forwarded-For is replaced"
+    );
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], gw.addr.to_string());
     assert_eq!(h["host"], up.addr.to_string());
@@ -232,4 +235,33 @@ async fn metrics_count_requests_and_auth_failures() {
         "{text}"
     );
     assert!(!text.contains("eyJ"), "no token material in metrics");
+}
+
+#[tokio::test]
+async fn forwarding_headers_of_trusted_proxies_are_kept_and_extended() {
+    let up = Upstream::start().await;
+    let mut open = api("open", "/open", &up.url(), vec![]);
+    open.auth = portico_core::api::ApiAuth::Keyless;
+    let mut cfg = config(vec![open], vec![]);
+    cfg.settings.trusted_proxies = vec![portico_core::net::IpNet::try_new("127.0.0.0/8").unwrap()];
+    let gw = start_gateway(&cfg).await;
+    let r = client()
+        .get(gw.url("/open/x"))
+        .header("x-forwarded-for", "203.0.113.5")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "api.example")
+        .header("x-real-ip", "203.0.113.5")
+        .header("x-original-url", "/admin")
+        .send()
+        .await
+        .unwrap();
+    let h = &r.json::<Value>().await.unwrap()["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.5, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "api.example");
+    assert_eq!(h["x-real-ip"], "203.0.113.5");
+    assert!(
+        h.get("x-original-url").is_none(),
+        "rewrite-style headers are removed whoever sends them"
+    );
 }

@@ -58,7 +58,23 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     let jwks_defaults = KeyFetchSettings::default();
     let session_defaults = SessionSettings::default();
     let cache_defaults = TokenCacheSettings::default();
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            portico_core::net::IpNet::try_new(raw)
+                .map_err(|e| {
+                    problems.push(Problem::error(
+                        format!("{file_name}: trusted_proxies[{i}]"),
+                        e,
+                    ))
+                })
+                .ok()
+        })
+        .collect();
     let settings = GatewaySettings {
+        trusted_proxies,
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
             min_refresh_secs: file
@@ -252,6 +268,7 @@ fn convert_api(
         issuer: s.upstream_headers.issuer,
         claims,
         forward_authorization: s.upstream_headers.forward_authorization,
+        forward_rewrite_headers: s.upstream_headers.forward_rewrite_headers,
     };
     if problems.len() > before {
         return None;

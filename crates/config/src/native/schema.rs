@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub worker_threads: Option<usize>,
     #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
     pub log: LogSection,
     #[serde(default)]
     pub jwks: JwksSection,
@@ -174,6 +176,8 @@ pub struct UpstreamHeadersSection {
     pub claims: BTreeMap<String, String>,
     #[serde(default = "yes")]
     pub forward_authorization: bool,
+    #[serde(default)]
+    pub forward_rewrite_headers: bool,
 }
 
 fn default_identity_header() -> Option<String> {
@@ -196,6 +200,7 @@ impl Default for UpstreamHeadersSection {
             issuer: default_issuer_header(),
             claims: BTreeMap::new(),
             forward_authorization: true,
+            forward_rewrite_headers: false,
         }
     }
 }

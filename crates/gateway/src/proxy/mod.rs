@@ -17,7 +17,7 @@ mod response;
 
 pub use body::UpstreamBody;
 pub use pool::ConnectionPools;
-pub use request::ClientIp;
+pub use request::{ClientIp, Forwarding};
 
 use crate::body::{FullBody, GatewayBody};
 use crate::error::{EdgeError, EdgeErrorKind};
@@ -99,13 +99,13 @@ pub async fn forward(
     upstream: &Upstream,
     request: Request<Incoming>,
     path: &str,
-    client_ip: &ClientIp,
+    forwarding: Forwarding<'_>,
     timeouts: UpstreamTimeouts,
 ) -> Result<Response<GatewayBody>, EdgeError> {
     // Hop-by-hop headers are already gone (`stages::upstream_headers`).
     let (parts, mut body) = request.into_parts();
     let framing = BodyFraming::of(&parts.headers, http_body::Body::is_end_stream(&body));
-    let head = request::encode_head(&parts, upstream, path, client_ip, framing);
+    let head = request::encode_head(&parts, upstream, path, forwarding, framing);
     let head_request = parts.method == Method::HEAD;
     // Without a body the request can be sent again; only idempotent ones are.
     let replayable = framing == BodyFraming::Empty && parts.method.is_idempotent();

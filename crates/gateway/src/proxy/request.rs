@@ -7,31 +7,83 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Client headers the gateway writes itself. `Expect` is answered by the gateway's own
-/// server, which sends `100 Continue` when it starts reading the body. (A `static`: a `const`
-/// array of header names is built and dropped at every use.)
-static REWRITTEN: [HeaderName; 5] = [
-    header::HOST,
-    X_FORWARDED_FOR,
-    X_FORWARDED_PROTO,
-    X_FORWARDED_HOST,
-    header::EXPECT,
-];
+/// What the gateway does with a client header when writing the upstream head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Treatment {
+    /// Sent on unchanged.
+    Pass,
+    /// Written by the gateway itself (`Host`, and `Expect`, which hyper answers).
+    Rewritten,
+    /// `X-Forwarded-For`: extended from a trusted proxy, else replaced.
+    ForwardedFor,
+    /// `X-Forwarded-Proto` / `-Host`: kept from a trusted proxy, else replaced.
+    ForwardedProto,
+    ForwardedHost,
+    /// `Forwarded`, `X-Real-IP`: kept from a trusted proxy, else removed.
+    TrustedOnly,
+    /// Rewrite-style headers: removed unless the API forwards them.
+    RewriteStyle,
+}
 
-/// The client's address as an `X-Forwarded-For` entry, formatted once per connection.
+/// A string match compiles to a switch on the length: cheaper than comparing names in turn
+/// for every header of every request.
+fn treatment(name: &HeaderName) -> Treatment {
+    match name.as_str() {
+        "host" | "expect" => Treatment::Rewritten,
+        "x-forwarded-for" => Treatment::ForwardedFor,
+        "x-forwarded-proto" => Treatment::ForwardedProto,
+        "x-forwarded-host" => Treatment::ForwardedHost,
+        "forwarded" | "x-real-ip" => Treatment::TrustedOnly,
+        "x-original-url"
+        | "x-rewrite-url"
+        | "x-override-url"
+        | "x-http-method-override"
+        | "x-http-method"
+        | "x-method-override" => Treatment::RewriteStyle,
+        _ => Treatment::Pass,
+    }
+}
+
+/// The client connection as forwarding headers describe it, formatted once per connection.
 #[derive(Debug, Clone)]
-pub struct ClientIp(Bytes);
+pub struct ClientIp {
+    ip: IpAddr,
+    text: Bytes,
+    /// `http` or `https`: how the client reached the gateway.
+    proto: &'static str,
+}
 
 impl ClientIp {
     pub fn new(addr: SocketAddr) -> Self {
-        Self(Bytes::from(addr.ip().to_string()))
+        Self {
+            ip: addr.ip(),
+            text: Bytes::from(addr.ip().to_string()),
+            proto: "http",
+        }
     }
+
+    /// A client that reached the gateway over TLS.
+    pub fn over_tls(mut self) -> Self {
+        self.proto = "https";
+        self
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+/// How forwarding headers are written for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    pub client: &'a ClientIp,
+    /// The peer is a trusted proxy: its forwarding headers are kept.
+    pub trusted_peer: bool,
+    pub forward_rewrite_headers: bool,
 }
 
 /// How the request body travels upstream.
@@ -62,11 +114,12 @@ pub fn encode_head(
     parts: &Parts,
     upstream: &Upstream,
     path: &str,
-    client_ip: &ClientIp,
+    forwarding: Forwarding<'_>,
     body: BodyFraming,
 ) -> Vec<u8> {
     let headers = &parts.headers;
     let query = parts.uri.query();
+    let trusted = forwarding.trusted_peer;
     let mut head = Vec::with_capacity(
         256 + upstream.base_path.len()
             + path.len()
@@ -83,24 +136,42 @@ pub fn encode_head(
     }
     head.extend_from_slice(b" HTTP/1.1\r\n");
     put(&mut head, b"host", upstream.host.as_bytes());
+    let (mut proto_sent, mut host_sent) = (false, false);
     for (name, value) in headers {
-        if !REWRITTEN.contains(name) {
+        let send = match treatment(name) {
+            Treatment::Pass => true,
+            Treatment::Rewritten | Treatment::ForwardedFor => false,
+            Treatment::ForwardedProto => trusted && !std::mem::replace(&mut proto_sent, true),
+            Treatment::ForwardedHost => trusted && !std::mem::replace(&mut host_sent, true),
+            Treatment::TrustedOnly => trusted,
+            Treatment::RewriteStyle => forwarding.forward_rewrite_headers,
+        };
+        if send {
             put(&mut head, name.as_str().as_bytes(), value.as_bytes());
         }
     }
 
     head.extend_from_slice(b"x-forwarded-for: ");
-    for prior in headers.get_all(&X_FORWARDED_FOR) {
-        head.extend_from_slice(prior.as_bytes());
-        head.extend_from_slice(b", ");
+    if trusted {
+        for prior in headers.get_all(&X_FORWARDED_FOR) {
+            head.extend_from_slice(prior.as_bytes());
+            head.extend_from_slice(b", ");
+        }
     }
-    head.extend_from_slice(&client_ip.0);
-    head.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    head.extend_from_slice(&forwarding.client.text);
+    head.extend_from_slice(b"\r\n");
+    if !proto_sent {
+        put(
+            &mut head,
+            b"x-forwarded-proto",
+            forwarding.client.proto.as_bytes(),
+        );
+    }
     let original_host = headers
         .get(header::HOST)
         .map(HeaderValue::as_bytes)
         .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes()));
-    if let Some(host) = original_host {
+    if !host_sent && let Some(host) = original_host {
         put(&mut head, b"x-forwarded-host", host);
     }
     match body {
@@ -133,12 +204,64 @@ mod tests {
     use portico_core::api::UpstreamTarget;
 
     fn head_for(request: http::Request<()>, body: BodyFraming) -> String {
+        head_with(request, body, true, false)
+    }
+
+    fn head_with(
+        request: http::Request<()>,
+        body: BodyFraming,
+        trusted_peer: bool,
+        forward_rewrite_headers: bool,
+    ) -> String {
         let pools = ConnectionPools::default();
         let target = UpstreamTarget::try_new("http://backend:8080/base").unwrap();
         let upstream = Upstream::try_new(&target, &pools).unwrap();
         let (parts, ()) = request.into_parts();
-        let ip = ClientIp::new("10.0.0.9:5555".parse().unwrap());
-        String::from_utf8(encode_head(&parts, &upstream, "/items/1", &ip, body)).unwrap()
+        let client = ClientIp::new("10.0.0.9:5555".parse().unwrap());
+        let forwarding = Forwarding {
+            client: &client,
+            trusted_peer,
+            forward_rewrite_headers,
+        };
+        String::from_utf8(encode_head(&parts, &upstream, "/items/1", forwarding, body)).unwrap()
+    }
+
+    #[test]
+    fn forwarding_headers_from_untrusted_peers_are_replaced() {
+        let request = || {
+            http::Request::get("http://gw.example/api/items/1")
+                .header("host", "gw.example")
+                .header("x-forwarded-for", "192.0.2.1")
+                .header("x-forwarded-proto", "https")
+                .header("x-forwarded-host", "evil.example")
+                .header("forwarded", "for=192.0.2.1")
+                .header("x-real-ip", "192.0.2.1")
+                .header("x-original-url", "/admin")
+                .header("x-http-method-override", "DELETE")
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            head_with(request(), BodyFraming::Empty, false, false),
+            "GET /base/items/1 HTTP/1.1\r\n\
+             host: backend:8080\r\n\
+             x-forwarded-for: 10.0.0.9\r\n\
+             x-forwarded-proto: http\r\n\
+             x-forwarded-host: gw.example\r\n\r\n"
+        );
+        let trusted = head_with(request(), BodyFraming::Empty, true, true);
+        for kept in [
+            "x-forwarded-for: 192.0.2.1, 10.0.0.9\r\n",
+            "x-forwarded-proto: https\r\n",
+            "x-forwarded-host: evil.example\r\n",
+            "forwarded: for=192.0.2.1\r\n",
+            "x-real-ip: 192.0.2.1\r\n",
+            "x-original-url: /admin\r\n",
+            "x-http-method-override: DELETE\r\n",
+        ] {
+            assert!(trusted.contains(kept), "{kept:?} in {trusted}");
+        }
+        assert_eq!(trusted.matches("x-forwarded-proto").count(), 1);
     }
 
     #[test]
@@ -156,10 +279,10 @@ mod tests {
             head_for(request, BodyFraming::Empty),
             "GET /base/items/1?x=1&y=2 HTTP/1.1\r\n\
              host: backend:8080\r\n\
+             x-forwarded-proto: https\r\n\
              accept: a\r\n\
              accept: b\r\n\
              x-forwarded-for: 192.0.2.1, 10.0.0.9\r\n\
-             x-forwarded-proto: http\r\n\
              x-forwarded-host: gw.example\r\n\r\n"
         );
     }

@@ -3,12 +3,13 @@
 
 use crate::body::GatewayBody;
 use crate::error::EdgeError;
-use crate::pipeline::ApiRuntime;
-use crate::proxy::{self, ClientIp};
+use crate::pipeline::{ApiRuntime, Pipeline};
+use crate::proxy::{self, ClientIp, Forwarding};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub async fn forward(
+    pipeline: &Pipeline,
     api: &ApiRuntime,
     req: Request<Incoming>,
     rest: &str,
@@ -21,8 +22,13 @@ pub async fn forward(
     } else {
         original_uri.path()
     };
+    let forwarding = Forwarding {
+        client: client_ip,
+        trusted_peer: pipeline.is_trusted_proxy(client_ip.ip()),
+        forward_rewrite_headers: api.spec.upstream_headers.forward_rewrite_headers,
+    };
     let mut response =
-        proxy::forward(&api.upstream, req, path, client_ip, api.spec.timeouts).await?;
+        proxy::forward(&api.upstream, req, path, forwarding, api.spec.timeouts).await?;
     // Answer in the client's protocol, whatever the upstream spoke.
     *response.version_mut() = inbound_version;
     Ok(response)
