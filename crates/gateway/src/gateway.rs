@@ -2,7 +2,7 @@
 //! connection pools, metrics), and its listeners.
 
 use crate::flow::RequestIds;
-use crate::metrics::{FetchMetrics, GatewayMetrics};
+use crate::metrics::{FetchMetrics, GatewayMetrics, LimiterMetrics};
 use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
 use crate::server::serve_connections;
@@ -41,7 +41,10 @@ impl Gateway {
         let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
         let connections = ConnectionPools::new();
         let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
-        let limiter = Arc::new(LocalLimiter::new(config.settings.sessions));
+        let limiter = Arc::new(LocalLimiter::with_observer(
+            config.settings.sessions,
+            Arc::new(LimiterMetrics(metrics.clone())),
+        ));
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
             pipeline: ArcSwap::from_pointee(pipeline),

@@ -32,6 +32,12 @@ pub struct RejectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvictionLabels {
+    /// `at_rest` (nothing lost) or `active` (running counters forgotten).
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -44,6 +50,7 @@ pub struct GatewayMetrics {
     pub limit_rejections: Family<RejectionLabels, Counter>,
     pub jwks_fetches: Family<OutcomeLabels, Counter>,
     pub jwks_unknown_kid_refetches: Counter,
+    pub session_evictions: Family<EvictionLabels, Counter>,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -68,6 +75,12 @@ impl GatewayMetrics {
         let limit_rejections = Family::<RejectionLabels, Counter>::default();
         let jwks_fetches = Family::<OutcomeLabels, Counter>::default();
         let jwks_unknown_kid_refetches = Counter::default();
+        let session_evictions = Family::<EvictionLabels, Counter>::default();
+        registry.register(
+            "session_evictions",
+            "Identity sessions dropped because the session map was full, by their state",
+            session_evictions.clone(),
+        );
         registry.register(
             "requests",
             "Requests by API and response status",
@@ -106,6 +119,7 @@ impl GatewayMetrics {
             limit_rejections,
             jwks_fetches,
             jwks_unknown_kid_refetches,
+            session_evictions,
         })
     }
 
@@ -175,5 +189,20 @@ impl KeyFetchObserver for FetchMetrics {
 
     fn unknown_kid_refetch(&self) {
         self.0.jwks_unknown_kid_refetches.inc();
+    }
+}
+
+/// Counts identity sessions evicted from a full session map.
+#[derive(Debug, Clone)]
+pub struct LimiterMetrics(pub Arc<GatewayMetrics>);
+
+impl portico_limits::LimiterObserver for LimiterMetrics {
+    fn evicted(&self, at_rest: bool) {
+        self.0
+            .session_evictions
+            .get_or_create(&EvictionLabels {
+                state: if at_rest { "at_rest" } else { "active" },
+            })
+            .inc();
     }
 }

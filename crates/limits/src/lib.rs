@@ -8,7 +8,7 @@ pub mod gcra;
 mod local;
 pub mod quota;
 
-pub use local::LocalLimiter;
+pub use local::{IgnoreEvictions, LimiterObserver, LocalLimiter};
 
 use portico_core::SessionId;
 use portico_core::policy::{Quota, RateLimit};

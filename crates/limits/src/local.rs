@@ -1,6 +1,12 @@
 //! The in-process limiter: counters per identity session in a sharded map, bounded in size,
 //! idle sessions swept. No global lock: a request locks one of 64 shards for a few hundred
 //! nanoseconds.
+//!
+//! When a shard is full, a new session takes the place of one of a few sessions sampled at
+//! random: a session at rest (no rate debt, no running quota period) if the sample has one,
+//! else the least recently seen — which forgets its counters, so a full map can reset a
+//! quota. Each eviction is O(1) and counted ([`LimiterObserver`]); size `max_sessions` so
+//! that it does not happen.
 
 use crate::quota::QuotaState;
 use crate::{Decision, Limiter, LimiterError, Limits, Verdict, gcra, quota};
@@ -15,9 +21,86 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const SHARDS: usize = 64;
+/// Sessions sampled to choose one to evict.
+const EVICTION_SAMPLE: usize = 8;
 
-/// Session ids are already uniformly distributed hashes.
-type ShardMap = HashMap<u128, SessionCounters, Prehashed>;
+/// Told about sessions dropped to make room; the gateway counts them in its metrics.
+pub trait LimiterObserver: Send + Sync + 'static {
+    /// `at_rest`: the session had no running counters, so nothing was lost.
+    fn evicted(&self, _at_rest: bool) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct IgnoreEvictions;
+
+impl LimiterObserver for IgnoreEvictions {}
+
+/// One shard: sessions in a vector (for O(1) random sampling and removal) and an index by id.
+#[derive(Default)]
+struct Shard {
+    /// Session ids are already uniformly distributed hashes.
+    index: HashMap<u128, u32, Prehashed>,
+    entries: Vec<(u128, SessionCounters)>,
+    /// xorshift state for sampling.
+    rng: u64,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get_or_insert(&mut self, id: u128, now_ns: u64) -> &mut SessionCounters {
+        let i = match self.index.get(&id) {
+            Some(&i) => i as usize,
+            None => {
+                self.index.insert(id, self.entries.len() as u32);
+                self.entries.push((
+                    id,
+                    SessionCounters {
+                        last_seen_ns: now_ns,
+                        buckets: Vec::with_capacity(1),
+                    },
+                ));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let (id, _) = self.entries.swap_remove(i);
+        self.index.remove(&id);
+        if let Some((moved, _)) = self.entries.get(i) {
+            self.index.insert(*moved, i as u32);
+        }
+    }
+
+    /// Removes the sessions `drop` picks; returns how many.
+    fn remove_where(&mut self, drop: impl Fn(&SessionCounters) -> bool) -> usize {
+        let before = self.len();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if drop(&self.entries[i].1) {
+                self.remove_at(i);
+            } else {
+                i += 1;
+            }
+        }
+        before - self.len()
+    }
+
+    fn random_index(&mut self) -> usize {
+        // xorshift64*: plenty for picking a sample.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % self.entries.len() as u64) as usize
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -56,10 +139,11 @@ impl SessionCounters {
 
 /// Counters held in this process.
 pub struct LocalLimiter {
-    shards: Box<[Mutex<ShardMap>]>,
+    shards: Box<[Mutex<Shard>]>,
     per_shard_capacity: usize,
     idle_ttl_ns: u64,
     epoch: Instant,
+    observer: Arc<dyn LimiterObserver>,
 }
 
 impl std::fmt::Debug for LocalLimiter {
@@ -72,13 +156,25 @@ impl std::fmt::Debug for LocalLimiter {
 
 impl LocalLimiter {
     pub fn new(settings: SessionSettings) -> Self {
+        Self::with_observer(settings, Arc::new(IgnoreEvictions))
+    }
+
+    pub fn with_observer(settings: SessionSettings, observer: Arc<dyn LimiterObserver>) -> Self {
+        let seed =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
         Self {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(ShardMap::default()))
+            shards: (0..SHARDS as u64)
+                .map(|i| {
+                    Mutex::new(Shard {
+                        rng: (seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1,
+                        ..Shard::default()
+                    })
+                })
                 .collect(),
             per_shard_capacity: settings.max_sessions.div_ceil(SHARDS).max(1),
             idle_ttl_ns: settings.idle_ttl_secs.saturating_mul(1_000_000_000),
             epoch: Instant::now(),
+            observer,
         }
     }
 
@@ -96,40 +192,43 @@ impl LocalLimiter {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
 
-    fn shard(&self, id: u128) -> &Mutex<ShardMap> {
+    fn shard(&self, id: u128) -> &Mutex<Shard> {
         &self.shards[(id >> 122) as usize % SHARDS]
     }
 
     /// Drops sessions idle longer than the TTL whose counters are all at rest.
     pub fn sweep(&self) -> usize {
         let now = self.now_ns();
+        let ttl = self.idle_ttl_ns;
         self.shards
             .iter()
-            .map(|shard| Self::sweep_shard(&mut shard.lock(), now, self.idle_ttl_ns))
+            .map(|shard| {
+                shard
+                    .lock()
+                    .remove_where(|s| now.saturating_sub(s.last_seen_ns) >= ttl && s.at_rest(now))
+            })
             .sum()
     }
 
-    fn sweep_shard(shard: &mut ShardMap, now: u64, idle_ttl_ns: u64) -> usize {
-        let before = shard.len();
-        shard.retain(|_, s| !(now.saturating_sub(s.last_seen_ns) >= idle_ttl_ns && s.at_rest(now)));
-        before - shard.len()
-    }
-
-    /// Makes room for one more session in a full shard: sweep, then evict the least recently
-    /// seen of a sample.
-    fn make_room(&self, shard: &mut ShardMap, now: u64) {
-        if Self::sweep_shard(shard, now, self.idle_ttl_ns) > 0
-            && shard.len() < self.per_shard_capacity
-        {
-            return;
+    /// Makes room for one more session in a full shard, in O(1): of a random sample, the
+    /// least recently seen session at rest, else the least recently seen.
+    fn make_room(&self, shard: &mut Shard, now: u64) {
+        let mut victim: Option<(usize, bool, u64)> = None;
+        for _ in 0..EVICTION_SAMPLE.min(shard.len()) {
+            let i = shard.random_index();
+            let s = &shard.entries[i].1;
+            let candidate = (i, s.at_rest(now), s.last_seen_ns);
+            // At rest beats running; then the least recently seen.
+            let better = victim.is_none_or(|(_, rest, seen)| {
+                (candidate.1, std::cmp::Reverse(candidate.2)) > (rest, std::cmp::Reverse(seen))
+            });
+            if better {
+                victim = Some(candidate);
+            }
         }
-        let oldest = shard
-            .iter()
-            .take(32)
-            .min_by_key(|(_, s)| s.last_seen_ns)
-            .map(|(id, _)| *id);
-        if let Some(id) = oldest {
-            shard.remove(&id);
+        if let Some((i, at_rest, _)) = victim {
+            shard.remove_at(i);
+            self.observer.evicted(at_rest);
         }
     }
 
@@ -152,13 +251,10 @@ impl LocalLimiter {
         let now = self.now_ns();
         let id = session.as_u128();
         let mut shard = self.shard(id).lock();
-        if !shard.contains_key(&id) && shard.len() >= self.per_shard_capacity {
+        if !shard.index.contains_key(&id) && shard.len() >= self.per_shard_capacity {
             self.make_room(&mut shard, now);
         }
-        let counters = shard.entry(id).or_insert_with(|| SessionCounters {
-            last_seen_ns: now,
-            buckets: Vec::with_capacity(1),
-        });
+        let counters = shard.get_or_insert(id, now);
         counters.last_seen_ns = now;
 
         let rate = limits.rate.map(|(key, limit)| {
@@ -323,5 +419,75 @@ mod tests {
                 .unwrap();
         }
         assert!(l.len() <= 64, "held {}", l.len());
+    }
+
+    #[derive(Default)]
+    struct Counted(
+        std::sync::atomic::AtomicUsize,
+        std::sync::atomic::AtomicUsize,
+    );
+
+    impl LimiterObserver for Counted {
+        fn evicted(&self, at_rest: bool) {
+            let n = if at_rest { &self.0 } else { &self.1 };
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_map_evicts_sessions_at_rest_before_running_quotas() {
+        let counted = Arc::new(Counted::default());
+        let l = LocalLimiter::with_observer(
+            SessionSettings {
+                max_sessions: 64 * 16,
+                idle_ttl_secs: 3600,
+            },
+            counted.clone(),
+        );
+        let daily = limits(None, Some((5, 86_400_000)));
+        let rate_only = limits(Some((100, 1000)), None);
+        // Half the map has running daily quotas; the other half only a rate, soon at rest.
+        let quota_users: Vec<SessionId> = (0..400)
+            .map(|i| SessionId::from_label(&format!("q{i}")))
+            .collect();
+        for s in &quota_users {
+            l.check(*s, &daily).await.unwrap();
+        }
+        for i in 0..400 {
+            l.check(SessionId::from_label(&format!("r{i}")), &rate_only)
+                .await
+                .unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // A flood of new identities fills the map several times over.
+        // (A one-off caller's rate debt is paid off 10 ms later: it is then at rest.)
+        for i in 0..5000 {
+            l.check(SessionId::from_label(&format!("new{i}")), &rate_only)
+                .await
+                .unwrap();
+            if i % 10 == 0 {
+                tokio::time::advance(Duration::from_millis(20)).await;
+            }
+        }
+        assert!(l.len() <= 64 * 16);
+        let kept = quota_users
+            .iter()
+            .filter(|s| {
+                let id = s.as_u128();
+                l.shard(id).lock().index.contains_key(&id)
+            })
+            .count();
+        assert!(
+            kept > 300,
+            "most running quotas survive the flood: {kept} of 400"
+        );
+        let (at_rest, active) = (
+            counted.0.load(std::sync::atomic::Ordering::Relaxed),
+            counted.1.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        assert!(
+            at_rest > 4000,
+            "evictions are counted: {at_rest} at rest, {active} active"
+        );
     }
 }
