@@ -3,7 +3,7 @@
 //! checks the reference's default column against this list, so the two cannot drift.
 
 use crate::ProcessSettings;
-use portico_core::api::{UpstreamHeaders, UpstreamTimeouts};
+use portico_core::api::{ConnectionLimits, UpstreamHeaders, UpstreamTimeouts};
 use portico_core::config::{KeyFetchSettings, SessionSettings, TokenCacheSettings};
 use portico_core::jwt::{DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, KeySourceSpec};
 
@@ -16,6 +16,7 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
     let cache = TokenCacheSettings::default();
     let timeouts = UpstreamTimeouts::default();
     let headers = UpstreamHeaders::default();
+    let connections = ConnectionLimits::default();
     let issuer = IssuerTrust::new(None, KeySourceSpec::Discovery);
     let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
     vec![
@@ -79,6 +80,26 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             timeouts.connect_ms.to_string(),
         ),
         ("apis[]", "timeouts.read_ms", timeouts.read_ms.to_string()),
+        (
+            "apis[]",
+            "timeouts.send_idle_ms",
+            timeouts.send_idle_ms.to_string(),
+        ),
+        (
+            "apis[]",
+            "timeouts.body_idle_ms",
+            timeouts.body_idle_ms.to_string(),
+        ),
+        (
+            "apis[]",
+            "connections.max_active",
+            connections.max_active.to_string(),
+        ),
+        (
+            "apis[]",
+            "connections.queue_ms",
+            connections.queue_ms.to_string(),
+        ),
         (
             "apis[]",
             "jwt.max_token_bytes",

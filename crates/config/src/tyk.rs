@@ -3,7 +3,9 @@
 //! is reported as a warning; auth modes Portico cannot honour are errors.
 
 use base64::Engine;
-use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+use portico_core::api::{
+    ApiAuth, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
+};
 use portico_core::config::Problem;
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
@@ -337,6 +339,7 @@ fn convert_api(
         allow_path_parameters: false,
         upstream: upstream?,
         timeouts: UpstreamTimeouts::default(),
+        connections: ConnectionLimits::default(),
         auth: auth?,
         identity: IdentitySpec::try_new(identity_claims).ok()?,
         policies,

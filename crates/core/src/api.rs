@@ -149,8 +149,14 @@ impl Default for UpstreamHeaders {
 pub struct UpstreamTimeouts {
     /// TCP connect (default 5,000).
     pub connect_ms: u64,
-    /// From sending the request to receiving the response head (default 30,000).
+    /// From the end of the request body to the response head (default 30,000).
     pub read_ms: u64,
+    /// While sending the request: the longest wait for the client's next body bytes (408) or
+    /// for the upstream to take ours (504) (default 30,000).
+    pub send_idle_ms: u64,
+    /// While streaming the response body: the longest wait for the upstream's next bytes; then
+    /// the client connection is aborted (default 60,000).
+    pub body_idle_ms: u64,
 }
 
 impl Default for UpstreamTimeouts {
@@ -158,6 +164,27 @@ impl Default for UpstreamTimeouts {
         Self {
             connect_ms: 5_000,
             read_ms: 30_000,
+            send_idle_ms: 30_000,
+            body_idle_ms: 60_000,
+        }
+    }
+}
+
+/// Bounds on the connections one API opens to its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Requests in flight to the upstream at once (default 1,024); more wait up to
+    /// `queue_ms`, then get 503 with `Retry-After`.
+    pub max_active: u32,
+    /// How long a request waits for a free slot (default 100).
+    pub queue_ms: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_active: 1_024,
+            queue_ms: 100,
         }
     }
 }
@@ -182,6 +209,7 @@ pub struct ApiSpec {
     pub allow_path_parameters: bool,
     pub upstream: UpstreamTarget,
     pub timeouts: UpstreamTimeouts,
+    pub connections: ConnectionLimits,
     pub auth: ApiAuth,
     pub identity: IdentitySpec,
     pub policies: PolicySource,

@@ -46,6 +46,8 @@ pub enum EdgeErrorKind {
     NoIdentity,
     /// The token is valid but grants nothing for this API, method or path.
     InsufficientScope(&'static str),
+    /// The client stopped sending its request body.
+    RequestTimeout,
     /// Over the rate limit or quota.
     TooManyRequests { retry_after_secs: u64, quota: bool },
     /// The limiter could not decide (a remote store is down) and the rule is to fail closed.
@@ -92,6 +94,7 @@ impl EdgeError {
             | InvalidToken(_)
             | NoIdentity
             | InsufficientScope(_)
+            | RequestTimeout
             | TooManyRequests { .. } => Fault::Client,
             BadGateway | GatewayTimeout | UpstreamBusy { .. } => Fault::Upstream,
             LimiterUnavailable { .. } => Fault::Internal,
@@ -126,6 +129,7 @@ impl EdgeError {
             MissingToken | InvalidToken(_) | NoIdentity => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) => StatusCode::FORBIDDEN,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             LimiterUnavailable { .. } | UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BadGateway => StatusCode::BAD_GATEWAY,
             GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -142,6 +146,7 @@ impl EdgeError {
             InvalidToken(_) => "invalid_token",
             NoIdentity => "no_identity",
             InsufficientScope(_) => "insufficient_scope",
+            RequestTimeout => "request_timeout",
             TooManyRequests { quota: false, .. } => "rate_limited",
             TooManyRequests { quota: true, .. } => "quota_exceeded",
             LimiterUnavailable { .. } => "limiter_unavailable",
@@ -161,6 +166,7 @@ impl EdgeError {
             InvalidToken(e) => e.to_string(),
             NoIdentity => "the token has no usable identity claim".into(),
             InsufficientScope(why) => (*why).into(),
+            RequestTimeout => "the request body stopped arriving".into(),
             TooManyRequests { quota: false, .. } => "rate limit exceeded".into(),
             TooManyRequests { quota: true, .. } => "quota exceeded".into(),
             LimiterUnavailable { .. } => "rate limits cannot be checked right now".into(),

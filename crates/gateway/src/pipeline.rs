@@ -95,7 +95,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let upstream = match Upstream::try_new(&spec.upstream, connections) {
+            let upstream = match Upstream::try_new(&spec.upstream, spec.connections, connections) {
                 Ok(u) => u,
                 Err(e) => {
                     problems.push(Problem::error(format!("API {:?}: upstream", spec.id), e));

@@ -131,6 +131,7 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     slow.timeouts = UpstreamTimeouts {
         connect_ms: 1000,
         read_ms: 300,
+        ..UpstreamTimeouts::default()
     };
     let gw = start_gateway(&config(
         vec![

@@ -172,3 +172,128 @@ async fn request_bodies_are_framed_for_the_upstream() {
     assert_eq!(decoded, "hello world");
     assert!(body.ends_with("0\r\n\r\n"));
 }
+
+/// A request body streamed in `chunks` pieces of `size` bytes, `gap` apart.
+fn slow_body(chunks: usize, size: usize, gap: std::time::Duration) -> reqwest::Body {
+    let stream = futures_util::stream::unfold(0, move |i| async move {
+        if i == chunks {
+            return None;
+        }
+        tokio::time::sleep(gap).await;
+        Some((Ok::<_, std::io::Error>(vec![b'x'; size]), i + 1))
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+fn keyless(id: &str, upstream: &str) -> portico_core::ApiSpec {
+    let mut open = api(id, &format!("/{id}"), upstream, vec![]);
+    open.auth = portico_core::api::ApiAuth::Keyless;
+    open
+}
+
+#[tokio::test]
+async fn an_upload_longer_than_the_response_timeout_is_fine() {
+    let up = Upstream::start().await;
+    let mut open = keyless("up", &up.url());
+    open.timeouts.read_ms = 300;
+    let gw = start_gateway(&config(vec![open], vec![])).await;
+    let r = client()
+        .post(gw.url("/up/upload"))
+        .body(slow_body(6, 1000, std::time::Duration::from_millis(150)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the response timeout starts after the body"
+    );
+    let seen: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(seen["body_len"], 6000);
+}
+
+#[tokio::test]
+async fn an_early_answer_is_relayed_not_lost() {
+    let up = ScriptedUpstream::start(vec![vec![Reply::AnswerHeadAndClose(
+        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!",
+    )]])
+    .await;
+    let gw = gateway_for(&up).await;
+    let r = client()
+        .post(gw.url("/up/upload"))
+        .body(slow_body(
+            200,
+            64 * 1024,
+            std::time::Duration::from_millis(2),
+        ))
+        .send()
+        .await;
+    // The gateway answers before the client is done sending; the client may see the answer
+    // or, having been cut off mid-upload, a reset. It must never see a 502.
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+        assert_eq!(r.text().await.unwrap_or_default(), "too big!");
+    }
+    assert!(
+        !gw.metrics().await.contains("status=\"502\""),
+        "the upstream's answer was turned into a 502"
+    );
+    assert!(gw.metrics().await.contains("status=\"413\""));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408() {
+    let up = Upstream::start().await;
+    let mut open = keyless("up", &up.url());
+    open.timeouts.send_idle_ms = 200;
+    let gw = start_gateway(&config(vec![open], vec![])).await;
+    let r = client()
+        .post(gw.url("/up/upload"))
+        .body(slow_body(2, 10, std::time::Duration::from_millis(600)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 408);
+}
+
+#[tokio::test]
+async fn a_full_upstream_gets_503_with_retry_after() {
+    let up = Upstream::start().await;
+    let mut open = keyless("up", &up.url());
+    open.connections.max_active = 1;
+    open.connections.queue_ms = 50;
+    let gw = start_gateway(&config(vec![open], vec![])).await;
+    let slow = tokio::spawn({
+        let url = gw.url("/up/slow");
+        async move { get(&url, None).await.status() }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = get(&gw.url("/up/x"), None).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(
+        get(&gw.url("/up/x"), None).await.status(),
+        200,
+        "the slot is free again"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_response_body_is_cut_off() {
+    let up = ScriptedUpstream::start(vec![vec![Reply::SendAndStall(
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",
+    )]])
+    .await;
+    let mut open = keyless("up", &up.url());
+    open.timeouts.body_idle_ms = 300;
+    let gw = start_gateway(&config(vec![open], vec![])).await;
+    let started = std::time::Instant::now();
+    let r = get(&gw.url("/up/x"), None).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.is_err(),
+        "a body cut short never looks complete"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

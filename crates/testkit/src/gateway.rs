@@ -233,6 +233,7 @@ pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>)
         allow_path_parameters: false,
         upstream: UpstreamTarget::try_new(upstream).unwrap(),
         timeouts: UpstreamTimeouts::default(),
+        connections: Default::default(),
         auth: ApiAuth::Jwt(JwtSpec {
             issuers: trust,
             max_token_bytes: 8192,

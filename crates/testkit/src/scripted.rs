@@ -15,6 +15,11 @@ pub enum Reply {
     SendAndClose(&'static str),
     /// Close without answering.
     Close,
+    /// Write these bytes as soon as the request head is in (not waiting for its body), then
+    /// close: an upstream refusing an upload early.
+    AnswerHeadAndClose(&'static str),
+    /// Write these bytes, then stay silent (keeping the connection open) for a while.
+    SendAndStall(&'static str),
 }
 
 pub struct ScriptedUpstream {
@@ -64,6 +69,16 @@ impl ScriptedUpstream {
 async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     for reply in replies {
+        if let Reply::AnswerHeadAndClose(bytes) = reply {
+            while find(&buf, b"\r\n\r\n").is_none() {
+                if fill(&mut stream, &mut buf).await.is_none() {
+                    return;
+                }
+            }
+            seen.lock().push(String::from_utf8_lossy(&buf).into_owned());
+            let _ = stream.write_all(bytes.as_bytes()).await;
+            return;
+        }
         let Some(request) = read_request(&mut stream, &mut buf).await else {
             return;
         };
@@ -79,6 +94,12 @@ async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: Arc<Mutex<Vec<S
                 return;
             }
             Reply::Close => return,
+            Reply::SendAndStall(bytes) => {
+                let _ = stream.write_all(bytes.as_bytes()).await;
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                return;
+            }
+            Reply::AnswerHeadAndClose(_) => unreachable!("handled above"),
         }
     }
 }

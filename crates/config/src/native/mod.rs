@@ -8,7 +8,9 @@ pub use schema::*;
 use super::ProcessSettings;
 use super::env::Env;
 use base64::Engine;
-use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+use portico_core::api::{
+    ApiAuth, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
+};
 use portico_core::config::{
     GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings, TokenCacheSettings,
 };
@@ -198,9 +200,38 @@ fn convert_api(
     let timeouts = UpstreamTimeouts {
         connect_ms: s.timeouts.connect_ms.unwrap_or(timeout_defaults.connect_ms),
         read_ms: s.timeouts.read_ms.unwrap_or(timeout_defaults.read_ms),
+        send_idle_ms: s
+            .timeouts
+            .send_idle_ms
+            .unwrap_or(timeout_defaults.send_idle_ms),
+        body_idle_ms: s
+            .timeouts
+            .body_idle_ms
+            .unwrap_or(timeout_defaults.body_idle_ms),
     };
-    if timeouts.connect_ms == 0 || timeouts.read_ms == 0 {
+    if [
+        timeouts.connect_ms,
+        timeouts.read_ms,
+        timeouts.send_idle_ms,
+        timeouts.body_idle_ms,
+    ]
+    .contains(&0)
+    {
         err(problems, "timeouts", "timeouts must be > 0".into());
+    }
+    let connection_defaults = ConnectionLimits::default();
+    let connections = ConnectionLimits {
+        max_active: s
+            .connections
+            .max_active
+            .unwrap_or(connection_defaults.max_active),
+        queue_ms: s
+            .connections
+            .queue_ms
+            .unwrap_or(connection_defaults.queue_ms),
+    };
+    if connections.max_active == 0 {
+        err(problems, "connections.max_active", "must be > 0".into());
     }
     let auth = match (s.keyless, s.jwt) {
         (true, None) => Some(ApiAuth::Keyless),
@@ -282,6 +313,7 @@ fn convert_api(
         allow_path_parameters: s.allow_path_parameters,
         upstream: upstream?,
         timeouts,
+        connections,
         auth: auth?,
         identity: identity?,
         policies,
@@ -499,13 +531,7 @@ apis:
         assert_eq!(api.listen_path.as_str(), "/orders");
         assert!(api.strip_listen_path);
         assert_eq!(api.org_id, "default");
-        assert_eq!(
-            api.timeouts,
-            UpstreamTimeouts {
-                connect_ms: 5000,
-                read_ms: 30000
-            }
-        );
+        assert_eq!(api.timeouts, UpstreamTimeouts::default());
         assert!(api.policies.is_authentication_only());
         let ApiAuth::Jwt(jwt) = &api.auth else {
             panic!()

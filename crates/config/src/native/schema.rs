@@ -77,6 +77,8 @@ pub struct ApiSection {
     #[serde(default)]
     pub timeouts: TimeoutsSection,
     #[serde(default)]
+    pub connections: ConnectionsSection,
+    #[serde(default)]
     pub keyless: bool,
     pub jwt: Option<JwtSection>,
     pub identity_claims: Option<Vec<String>>,
@@ -95,6 +97,15 @@ fn yes() -> bool {
 pub struct TimeoutsSection {
     pub connect_ms: Option<u64>,
     pub read_ms: Option<u64>,
+    pub send_idle_ms: Option<u64>,
+    pub body_idle_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsSection {
+    pub max_active: Option<u32>,
+    pub queue_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 /// A chunk-size or trailer line longer than this is refused.
 const MAX_LINE: usize = 4 * 1024;
@@ -23,6 +24,10 @@ pub struct UpstreamBody {
     pool: Arc<UpstreamPool>,
     decoder: Decoder,
     keep_alive: bool,
+    /// The longest wait for the upstream's next bytes.
+    idle: Duration,
+    /// Armed while waiting for bytes.
+    idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl UpstreamBody {
@@ -31,12 +36,15 @@ impl UpstreamBody {
         pool: Arc<UpstreamPool>,
         framing: Framing,
         keep_alive: bool,
+        idle: Duration,
     ) -> Self {
         Self {
             conn: Some(conn),
             pool,
             decoder: Decoder::new(framing),
             keep_alive,
+            idle,
+            idle_timer: None,
         }
     }
 
@@ -89,20 +97,36 @@ impl Body for UpstreamBody {
                     this.finish();
                     return Poll::Ready(None);
                 }
-                Ok(Step::NeedMore) => match ready!(conn.poll_fill(cx)) {
-                    Ok(0) if this.decoder == Decoder::UntilClose => {
-                        this.keep_alive = false;
-                        this.finish();
-                        return Poll::Ready(None);
-                    }
-                    Ok(0) => {
+                Ok(Step::NeedMore) => match conn.poll_fill(cx) {
+                    Poll::Pending => {
+                        let idle = this.idle;
+                        let timer = this
+                            .idle_timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                        ready!(timer.as_mut().poll(cx));
                         return this.fail(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "upstream closed the connection mid-body",
+                            io::ErrorKind::TimedOut,
+                            "the upstream sent no body bytes within body_idle_ms",
                         ));
                     }
-                    Ok(_) => {}
-                    Err(e) => return this.fail(e),
+                    Poll::Ready(result) => {
+                        this.idle_timer = None;
+                        match result {
+                            Ok(0) if this.decoder == Decoder::UntilClose => {
+                                this.keep_alive = false;
+                                this.finish();
+                                return Poll::Ready(None);
+                            }
+                            Ok(0) => {
+                                return this.fail(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "upstream closed the connection mid-body",
+                                ));
+                            }
+                            Ok(_) => {}
+                            Err(e) => return this.fail(e),
+                        }
+                    }
                 },
             }
         }

@@ -14,6 +14,7 @@ pub(crate) mod hop_by_hop;
 mod pool;
 mod request;
 mod response;
+mod send;
 
 pub use body::UpstreamBody;
 pub use pool::ConnectionPools;
@@ -25,15 +26,17 @@ use bytes::Buf;
 use http::header::HeaderValue;
 use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Either};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use pool::{Connection, UpstreamPool};
-use portico_core::api::{UpstreamTarget, UpstreamTimeouts};
+use portico_core::api::{ConnectionLimits, UpstreamTarget, UpstreamTimeouts};
 use request::BodyFraming;
 use response::{Framing, Malformed, ResponseHead};
+use send::Sent;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// An API's upstream, parsed once per config version.
 #[derive(Debug, Clone)]
@@ -41,10 +44,17 @@ pub struct Upstream {
     base_path: String,
     host: HeaderValue,
     pool: Arc<UpstreamPool>,
+    /// One permit per request in flight (`connections.max_active`).
+    active: Arc<Semaphore>,
+    queue: Duration,
 }
 
 impl Upstream {
-    pub fn try_new(target: &UpstreamTarget, pools: &ConnectionPools) -> Result<Self, String> {
+    pub fn try_new(
+        target: &UpstreamTarget,
+        limits: ConnectionLimits,
+        pools: &ConnectionPools,
+    ) -> Result<Self, String> {
         let authority = Authority::try_from(target.authority())
             .map_err(|_| format!("{:?} is not a valid upstream host", target.authority()))?;
         if !target.base_path.is_empty()
@@ -66,7 +76,20 @@ impl Upstream {
             host: HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("invalid host {:?}", target.authority()))?,
             pool: pools.for_address(&address),
+            active: Arc::new(Semaphore::new(limits.max_active as usize)),
+            queue: Duration::from_millis(limits.queue_ms),
         })
+    }
+
+    /// A slot for one request in flight: at once, or within `queue_ms`, or `Busy`.
+    async fn admit(&self) -> Result<OwnedSemaphorePermit, UpstreamError> {
+        if let Ok(permit) = self.active.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(self.queue, self.active.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(UpstreamError::Busy),
+        }
     }
 
     /// `host:port`.
@@ -88,13 +111,23 @@ enum UpstreamError {
     Io(io::Error),
     #[error("reading the request body: {0}")]
     ClientBody(hyper::Error),
+    #[error("the client sent no body bytes for too long")]
+    ClientBodyIdle,
+    #[error("stopped taking the request body")]
+    SendIdle,
+    #[error("no response head within {0} ms of the request")]
+    HeadTimeout(u64),
+    #[error("all connections busy")]
+    Busy,
     #[error(transparent)]
     Malformed(#[from] Malformed),
 }
 
-/// Sends the request (hop-by-hop headers removed, path rewritten, forwarding headers added)
-/// and returns the upstream's response, whose body streams. 502 when the upstream cannot be
-/// reached or answers nonsense, 504 when its response head is not in within `read_ms`.
+/// Sends the request (path rewritten, forwarding headers added) and returns the upstream's
+/// response, whose body streams. 502 when the upstream cannot be reached or answers nonsense;
+/// 504 when its response head is not in within `read_ms` of the end of the request body, or
+/// it stops taking the body for `send_idle_ms`; 408 when the client stops sending its body for
+/// `send_idle_ms`; 503 when the API's upstream connections are all busy for `queue_ms`.
 pub async fn forward(
     upstream: &Upstream,
     request: Request<Incoming>,
@@ -110,62 +143,87 @@ pub async fn forward(
     // Without a body the request can be sent again; only idempotent ones are.
     let replayable = framing == BodyFraming::Empty && parts.method.is_idempotent();
     let connect_timeout = Duration::from_millis(timeouts.connect_ms);
-    let read_timeout = Duration::from_millis(timeouts.read_ms);
 
+    let permit = upstream.admit().await.map_err(|e| failed(upstream, e))?;
     let mut conn = upstream
         .pool
         .checkout(connect_timeout)
         .await
         .map_err(|e| failed(upstream, UpstreamError::Connect(e)))?;
     let response_head = loop {
-        let exchange = exchange(&mut conn, &head, &mut body, framing, head_request);
-        match tokio::time::timeout(read_timeout, exchange).await {
-            Err(_) => {
-                return Err(EdgeError::with_cause(
-                    EdgeErrorKind::GatewayTimeout,
-                    format!(
-                        "no response head from {} within {} ms",
-                        upstream.address(),
-                        timeouts.read_ms
-                    ),
-                ));
-            }
-            Ok(Ok(head)) => break head,
-            Ok(Err(UpstreamError::ClosedEarly)) if conn.reused() && replayable => {
+        match exchange(&mut conn, &head, &mut body, framing, head_request, timeouts).await {
+            Ok(head) => break head,
+            Err(UpstreamError::ClosedEarly) if conn.reused() && replayable => {
                 conn = upstream
                     .pool
                     .connect(connect_timeout)
                     .await
                     .map_err(|e| failed(upstream, UpstreamError::Connect(e)))?;
             }
-            Ok(Err(e)) => return Err(failed(upstream, e)),
+            Err(e) => return Err(failed(upstream, e)),
         }
     };
-    Ok(into_response(upstream, conn, response_head))
+    conn.hold(permit);
+    Ok(into_response(upstream, conn, response_head, timeouts))
 }
 
+/// The classified error, with the upstream's address and the cause for the log.
 fn failed(upstream: &Upstream, error: UpstreamError) -> EdgeError {
-    EdgeError::with_cause(
-        EdgeErrorKind::BadGateway,
-        format!("{}: {error}", upstream.address()),
-    )
+    let kind = match &error {
+        UpstreamError::HeadTimeout(_) | UpstreamError::SendIdle => EdgeErrorKind::GatewayTimeout,
+        UpstreamError::ClientBodyIdle => EdgeErrorKind::RequestTimeout,
+        UpstreamError::Busy => EdgeErrorKind::UpstreamBusy {
+            retry_after_secs: 1,
+        },
+        _ => EdgeErrorKind::BadGateway,
+    };
+    EdgeError::with_cause(kind, format!("{}: {error}", upstream.address()))
 }
 
-/// Writes the request and reads the final response head (1xx heads are skipped).
+/// Writes the request and reads the final response head (1xx heads are skipped), or relays
+/// an answer the upstream gave before the body was in.
 async fn exchange(
     conn: &mut Connection,
     head: &[u8],
     body: &mut Incoming,
     framing: BodyFraming,
     head_request: bool,
+    timeouts: UpstreamTimeouts,
 ) -> Result<ResponseHead, UpstreamError> {
-    conn.write_all(head)
-        .await
-        .map_err(|_| UpstreamError::ClosedEarly)?;
-    if framing != BodyFraming::Empty {
-        send_body(conn, body, framing == BodyFraming::Chunked).await?;
+    let send_idle = Duration::from_millis(timeouts.send_idle_ms);
+    match tokio::time::timeout(send_idle, conn.write_all(head)).await {
+        Err(_) => return Err(UpstreamError::SendIdle),
+        Ok(Err(_)) => return Err(UpstreamError::ClosedEarly),
+        Ok(Ok(())) => {}
     }
-    let mut received = false;
+    let mut write_failed = None;
+    if framing != BodyFraming::Empty {
+        let chunked = framing == BodyFraming::Chunked;
+        match send::send_body(conn, body, chunked, head_request, send_idle).await? {
+            Sent::Complete => {}
+            Sent::EarlyAnswer(head) => return Ok(head),
+            Sent::WriteFailed(e) => write_failed = Some(e),
+        }
+    }
+    let read = Duration::from_millis(timeouts.read_ms);
+    match tokio::time::timeout(read, read_head(conn, head_request)).await {
+        Err(_) => Err(UpstreamError::HeadTimeout(timeouts.read_ms)),
+        Ok(Ok(mut head)) => {
+            // The upstream stopped reading the body but answered: relay it, never reuse.
+            if write_failed.is_some() {
+                head.keep_alive = false;
+            }
+            Ok(head)
+        }
+        Ok(Err(e)) => Err(write_failed.map_or(e, UpstreamError::Io)),
+    }
+}
+
+async fn read_head(
+    conn: &mut Connection,
+    head_request: bool,
+) -> Result<ResponseHead, UpstreamError> {
+    let mut received = !conn.buf.is_empty();
     loop {
         if !conn.buf.is_empty()
             && let Some(head) = response::parse(&mut conn.buf, head_request)?
@@ -189,45 +247,12 @@ async fn exchange(
     }
 }
 
-/// Streams the client's body upstream, as it is or chunked.
-async fn send_body(
-    conn: &mut Connection,
-    body: &mut Incoming,
-    chunked: bool,
-) -> Result<(), UpstreamError> {
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(UpstreamError::ClientBody)?;
-        // Trailers are not forwarded (`TE: trailers` is hop-by-hop, so none were asked for).
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            let mut piece = Vec::with_capacity(data.len() + 20);
-            piece.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            piece.extend_from_slice(&data);
-            piece.extend_from_slice(b"\r\n");
-            conn.write_all(&piece).await
-        } else {
-            conn.write_all(&data).await
-        }
-        .map_err(UpstreamError::Io)?;
-    }
-    if chunked {
-        conn.write_all(b"0\r\n\r\n")
-            .await
-            .map_err(UpstreamError::Io)?;
-    }
-    Ok(())
-}
-
 /// The response for the client. A body already read whole frees the connection at once.
 fn into_response(
     upstream: &Upstream,
     mut conn: Connection,
     head: ResponseHead,
+    timeouts: UpstreamTimeouts,
 ) -> Response<GatewayBody> {
     let body = match head.framing {
         Framing::Empty => Some(bytes::Bytes::new()),
@@ -252,6 +277,7 @@ fn into_response(
             upstream.pool.clone(),
             head.framing,
             head.keep_alive,
+            Duration::from_millis(timeouts.body_idle_ms),
         )),
     };
     let mut response = Response::new(body);

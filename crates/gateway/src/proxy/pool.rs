@@ -128,12 +128,15 @@ impl UpstreamPool {
             buf: BytesMut::with_capacity(READ_CHUNK),
             read_size: READ_CHUNK,
             reused: false,
+            permit: None,
         })
     }
 
     /// Returns a connection that sits between two messages (nothing buffered) for reuse.
-    pub fn release(&self, conn: Connection) {
+    pub fn release(&self, mut conn: Connection) {
         debug_assert!(conn.buf.is_empty());
+        // Idle connections do not count as active.
+        conn.permit = None;
         let entry = Idle {
             conn,
             since: self.sweeps.load(Ordering::Relaxed),
@@ -171,6 +174,8 @@ pub struct Connection {
     read_size: usize,
     /// Taken from the idle list rather than freshly connected.
     reused: bool,
+    /// The API's slot for the request this connection carries, freed with it.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Connection {
@@ -207,6 +212,15 @@ impl Connection {
 
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes).await
+    }
+
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(Pin::new(&mut self.stream), cx, bytes)
+    }
+
+    /// Keeps the request's slot until the connection is released or dropped.
+    pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        self.permit = Some(permit);
     }
 }
 
