@@ -59,6 +59,8 @@ pub struct ProcessSettings {
     pub listen: SocketAddr,
     /// Admin listener: metrics, health (default 127.0.0.1:8081).
     pub admin_listen: SocketAddr,
+    /// A TLS listener for the gateway besides `listen` (default none).
+    pub listen_tls: Option<TlsListener>,
     /// Data folder (default `./data`).
     pub data_dir: PathBuf,
     /// Threads serving requests (default: one per CPU).
@@ -73,12 +75,24 @@ impl Default for ProcessSettings {
         Self {
             listen: "127.0.0.1:8080".parse().expect("static"),
             admin_listen: "127.0.0.1:8081".parse().expect("static"),
+            listen_tls: None,
             data_dir: PathBuf::from("./data"),
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
     }
+}
+
+/// A TLS listener: its address and certificate files (PEM; paths resolved against the config
+/// file's folder). The certificate is reloaded with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    pub address: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by one of these CAs.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// A loaded configuration and the warnings found on the way.

@@ -338,6 +338,7 @@ fn convert_api(
         strip_listen_path: strip,
         allow_path_parameters: false,
         upstream: upstream?,
+        upstream_tls: Default::default(),
         timeouts: UpstreamTimeouts::default(),
         connections: ConnectionLimits::default(),
         auth: auth?,

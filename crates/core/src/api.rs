@@ -6,6 +6,7 @@ use crate::jwt::JwtSpec;
 use crate::policy::PolicyId;
 use crate::url::HttpUrl;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub type ApiId = Arc<str>;
@@ -64,11 +65,6 @@ pub struct UpstreamTarget {
 impl UpstreamTarget {
     pub fn try_new(raw: &str) -> Result<Self, String> {
         let url = HttpUrl::try_new(raw).map_err(|e| format!("upstream: {e}"))?;
-        if url.is_https() {
-            return Err(format!(
-                "upstream {raw:?}: https:// upstreams are not supported yet (use http://)"
-            ));
-        }
         let path = url.path_and_query();
         if path.contains('?') {
             return Err(format!("upstream {raw:?} must not have a query"));
@@ -83,6 +79,33 @@ impl UpstreamTarget {
     pub fn authority(&self) -> &str {
         self.url.authority()
     }
+}
+
+/// How to speak TLS to one upstream. Plain data with `Hash + Eq`, as read from config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UpstreamTlsSettings {
+    /// PEM file of the CA certificates trusted to sign the upstream's certificate. When
+    /// `None` (the default), the system's root certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any upstream certificate: the connection is still encrypted and the handshake
+    /// signatures still checked, but the upstream is not authenticated. `ca_file` is then
+    /// unused. Default `false`.
+    pub insecure_skip_verify: bool,
+    /// A client certificate to present (mTLS). Default none.
+    pub client_cert: Option<ClientCertFiles>,
+    /// The name to verify the upstream's certificate against and send as SNI. Default: the
+    /// upstream URL's host. An IP address is verified against the certificate's IP SANs and
+    /// sent without SNI.
+    pub server_name: Option<String>,
+}
+
+/// A client certificate chain and its private key, as PEM files.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCertFiles {
+    /// PEM file with the certificate chain, end-entity certificate first.
+    pub cert_file: PathBuf,
+    /// PEM file with the private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
 }
 
 /// Where an API's policies come from. All empty: authentication only, no limits.
@@ -208,6 +231,8 @@ pub struct ApiSpec {
     /// that use matrix parameters. `..;` is refused either way.
     pub allow_path_parameters: bool,
     pub upstream: UpstreamTarget,
+    /// How to speak TLS to an `https://` upstream (unused for `http://`).
+    pub upstream_tls: UpstreamTlsSettings,
     pub timeouts: UpstreamTimeouts,
     pub connections: ConnectionLimits,
     pub auth: ApiAuth,
@@ -241,6 +266,12 @@ mod tests {
         assert_eq!(t.base_path, "/base");
         assert_eq!(UpstreamTarget::try_new("http://h").unwrap().base_path, "");
         assert!(UpstreamTarget::try_new("ftp://h").is_err());
+        assert!(
+            UpstreamTarget::try_new("https://h/x")
+                .unwrap()
+                .url
+                .is_https()
+        );
         assert!(UpstreamTarget::try_new("h:80").is_err());
         assert!(UpstreamTarget::try_new("http://").is_err());
         assert!(UpstreamTarget::try_new("http://u:p@h").is_err());

@@ -5,7 +5,8 @@ use crate::flow::RequestIds;
 use crate::metrics::{FetchMetrics, GatewayMetrics, LimiterMetrics};
 use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
-use crate::server::serve_connections;
+use crate::server::{serve_connections, serve_tls_connections};
+use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use portico_auth::KeySourceRegistry;
@@ -74,6 +75,27 @@ impl Gateway {
         let this = self.clone();
         serve_connections(listener, shutdown, move |remote| {
             let client_ip = ClientIp::new(remote);
+            let gateway = this.clone();
+            service_fn(move |req| {
+                let gateway = gateway.clone();
+                let client_ip = client_ip.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(req, &client_ip).await) }
+            })
+        })
+        .await;
+    }
+
+    /// Serves the data plane over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN) until
+    /// `shutdown` completes. Certificates reload through `tls.certificates()`.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: &ServerTls,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let this = self.clone();
+        serve_tls_connections(listener, tls.acceptor(), shutdown, move |remote| {
+            let client_ip = ClientIp::new(remote).over_tls();
             let gateway = this.clone();
             service_fn(move |req| {
                 let gateway = gateway.clone();

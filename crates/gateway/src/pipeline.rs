@@ -95,7 +95,12 @@ impl Pipeline {
                     continue;
                 }
             };
-            let upstream = match Upstream::try_new(&spec.upstream, spec.connections, connections) {
+            let upstream = match Upstream::try_new(
+                &spec.upstream,
+                &spec.upstream_tls,
+                spec.connections,
+                connections,
+            ) {
                 Ok(u) => u,
                 Err(e) => {
                     problems.push(Problem::error(format!("API {:?}: upstream", spec.id), e));

@@ -1,5 +1,6 @@
-//! Listeners and connections: accept, set up the socket, and serve each connection with
-//! HTTP/1.1 or h2c. What a request means is decided in [`crate::flow`].
+//! Listeners and connections: accept, set up the socket (and the TLS handshake on a TLS
+//! listener, ALPN `h2` or `http/1.1`), and serve each connection with HTTP/1.1 or HTTP/2.
+//! What a request means is decided in [`crate::flow`].
 
 use crate::body::GatewayBody;
 use http::{Request, Response};
@@ -12,15 +13,56 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// A request head must be in within this long (slow-loris protection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A TLS handshake must complete within this long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until `shutdown`, serving each with HTTP/1.1 or h2c.
 pub async fn serve_connections<S, F>(
     listener: TcpListener,
+    shutdown: F,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<GatewayBody>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: Future<Output = ()>,
+{
+    serve(listener, None, shutdown, make_service).await;
+}
+
+/// Accepts TLS connections until `shutdown`, serving each with HTTP/2 or HTTP/1.1 as ALPN
+/// chose.
+pub async fn serve_tls_connections<S, F>(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    shutdown: F,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<GatewayBody>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: Future<Output = ()>,
+{
+    serve(listener, Some(tls), shutdown, make_service).await;
+}
+
+async fn serve<S, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: F,
     make_service: impl Fn(SocketAddr) -> S,
 ) where
@@ -60,11 +102,33 @@ pub async fn serve_connections<S, F>(
         let _ = stream.set_nodelay(true);
         let service = make_service(remote);
         let builder = builder.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let served = match tls {
+                None => {
+                    builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %remote, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %remote, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

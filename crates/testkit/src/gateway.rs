@@ -2,6 +2,7 @@
 //! helpers.
 
 use bytes::Bytes;
+use rustls::pki_types::pem::PemObject;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -41,6 +42,7 @@ type UpBody = http_body_util::Either<
 async fn echo(
     req: Request<Incoming>,
     hits: Arc<AtomicUsize>,
+    client_cert: bool,
 ) -> Result<Response<UpBody>, Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_string();
@@ -58,7 +60,7 @@ async fn echo(
     }
     let method = req.method().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let headers: Map<String, Value> = req
+    let mut headers: Map<String, Value> = req
         .headers()
         .iter()
         .map(|(k, v)| {
@@ -68,6 +70,9 @@ async fn echo(
             )
         })
         .collect();
+    if client_cert {
+        headers.insert("x-client-cert".into(), "present".into());
+    }
     let body_len = req
         .into_body()
         .collect()
@@ -93,6 +98,39 @@ async fn echo(
 
 impl Upstream {
     pub async fn start() -> Self {
+        Self::serve(None).await
+    }
+
+    /// The echo upstream over TLS with `cert` (HTTP/1.1); with `client_ca`, it requires a
+    /// client certificate signed by it. It adds `x-client-cert: present` to what it echoes
+    /// when the client showed one.
+    pub async fn start_tls(cert: &crate::pki::CertFiles, client_ca: Option<&std::path::Path>) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs = rustls_pem_certs(&cert.cert_pem);
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&cert.key_file).expect("key");
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in rustls_pem_certs(&std::fs::read_to_string(ca).unwrap()) {
+                    roots.add(c).unwrap();
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                        .build()
+                        .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -103,11 +141,24 @@ impl Upstream {
                     break;
                 };
                 let counter = counter.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| echo(req, counter.clone()));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let service = service_fn(move |req| echo(req, counter.clone(), false));
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else {
+                                return;
+                            };
+                            let client_cert = stream.get_ref().1.peer_certificates().is_some();
+                            let service =
+                                service_fn(move |req| echo(req, counter.clone(), client_cert));
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -117,6 +168,18 @@ impl Upstream {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The URL of a TLS upstream, by the name its certificate carries.
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+}
+
+fn rustls_pem_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.expect("certificate"))
+        .collect()
 }
 
 pub struct RunningGateway {
@@ -232,6 +295,7 @@ pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>)
         strip_listen_path: true,
         allow_path_parameters: false,
         upstream: UpstreamTarget::try_new(upstream).unwrap(),
+        upstream_tls: Default::default(),
         timeouts: UpstreamTimeouts::default(),
         connections: Default::default(),
         auth: ApiAuth::Jwt(JwtSpec {

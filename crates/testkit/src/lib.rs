@@ -4,10 +4,12 @@
 //! - [`gateway`]: a gateway on `127.0.0.1:0`, an echo upstream, keys and config builders.
 //! - [`scripted`]: a raw TCP upstream that answers byte for byte, for fault injection.
 //! - [`idp`]: the real test IdP (`tests/idp`, npm `oidc-provider`) as a child process.
+//! - [`pki`]: CAs and certificates made in the test, as PEM files.
 //! - [`tempdir`]: folders removed on drop.
 
 pub mod gateway;
 pub mod idp;
+pub mod pki;
 pub mod scripted;
 pub mod tempdir;
 

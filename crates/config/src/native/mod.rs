@@ -5,11 +5,12 @@ mod schema;
 
 pub use schema::*;
 
-use super::ProcessSettings;
 use super::env::Env;
+use super::{ProcessSettings, TlsListener};
 use base64::Engine;
 use portico_core::api::{
-    ApiAuth, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
+    ApiAuth, ClientCertFiles, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget,
+    UpstreamTimeouts, UpstreamTlsSettings,
 };
 use portico_core::config::{
     GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings, TokenCacheSettings,
@@ -49,6 +50,12 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     let process = ProcessSettings {
         listen: file.listen.unwrap_or(defaults.listen),
         admin_listen: file.admin_listen.unwrap_or(defaults.admin_listen),
+        listen_tls: file.listen_tls.map(|t| TlsListener {
+            address: t.address,
+            cert_file: base_dir.join(t.cert_file),
+            key_file: base_dir.join(t.key_file),
+            client_ca_file: t.client_ca_file.map(|f| base_dir.join(f)),
+        }),
         data_dir: file
             .data_dir
             .map(|d| base_dir.join(d))
@@ -219,6 +226,7 @@ fn convert_api(
     {
         err(problems, "timeouts", "timeouts must be > 0".into());
     }
+    let upstream_tls = convert_upstream_tls(s.tls, upstream.as_ref(), loc, base_dir, problems);
     let connection_defaults = ConnectionLimits::default();
     let connections = ConnectionLimits {
         max_active: s
@@ -312,6 +320,7 @@ fn convert_api(
         strip_listen_path: s.strip_listen_path,
         allow_path_parameters: s.allow_path_parameters,
         upstream: upstream?,
+        upstream_tls,
         timeouts,
         connections,
         auth: auth?,
@@ -319,6 +328,52 @@ fn convert_api(
         policies,
         upstream_headers,
     })
+}
+
+fn convert_upstream_tls(
+    s: UpstreamTlsSection,
+    upstream: Option<&UpstreamTarget>,
+    loc: &str,
+    base_dir: &Path,
+    problems: &mut Vec<Problem>,
+) -> UpstreamTlsSettings {
+    let given = s.ca_file.is_some()
+        || s.insecure_skip_verify
+        || s.client_cert_file.is_some()
+        || s.client_key_file.is_some()
+        || s.server_name.is_some();
+    if given && upstream.is_some_and(|u| !u.url.is_https()) {
+        problems.push(Problem::error(
+            format!("{loc}.tls"),
+            "TLS settings need an https:// upstream",
+        ));
+    }
+    if s.insecure_skip_verify {
+        problems.push(Problem::warning(
+            format!("{loc}.tls.insecure_skip_verify"),
+            "the upstream's certificate is not verified: anyone on the path can impersonate it",
+        ));
+    }
+    let client_cert = match (s.client_cert_file, s.client_key_file) {
+        (Some(cert), Some(key)) => Some(ClientCertFiles {
+            cert_file: base_dir.join(cert),
+            key_file: base_dir.join(key),
+        }),
+        (None, None) => None,
+        _ => {
+            problems.push(Problem::error(
+                format!("{loc}.tls"),
+                "client_cert_file and client_key_file go together",
+            ));
+            None
+        }
+    };
+    UpstreamTlsSettings {
+        ca_file: s.ca_file.map(|f| base_dir.join(f)),
+        insecure_skip_verify: s.insecure_skip_verify,
+        client_cert,
+        server_name: s.server_name,
+    }
 }
 
 fn convert_jwt(

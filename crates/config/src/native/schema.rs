@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub listen_tls: Option<ListenTlsSection>,
     pub data_dir: Option<PathBuf>,
     pub worker_threads: Option<usize>,
     #[serde(default)]
@@ -29,6 +30,15 @@ pub struct FileConfig {
     pub apis: Vec<ApiSection>,
     #[serde(default)]
     pub policies: Vec<PolicySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenTlsSection {
+    pub address: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -79,6 +89,8 @@ pub struct ApiSection {
     #[serde(default)]
     pub connections: ConnectionsSection,
     #[serde(default)]
+    pub tls: UpstreamTlsSection,
+    #[serde(default)]
     pub keyless: bool,
     pub jwt: Option<JwtSection>,
     pub identity_claims: Option<Vec<String>>,
@@ -99,6 +111,17 @@ pub struct TimeoutsSection {
     pub read_ms: Option<u64>,
     pub send_idle_ms: Option<u64>,
     pub body_idle_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSection {
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

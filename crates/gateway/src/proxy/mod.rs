@@ -22,6 +22,7 @@ pub use request::{ClientIp, Forwarding};
 
 use crate::body::{FullBody, GatewayBody};
 use crate::error::{EdgeError, EdgeErrorKind};
+use crate::tls::UpstreamTls;
 use bytes::Buf;
 use http::header::HeaderValue;
 use http::uri::{Authority, PathAndQuery};
@@ -29,7 +30,7 @@ use http::{Method, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use pool::{Connection, UpstreamPool};
-use portico_core::api::{ConnectionLimits, UpstreamTarget, UpstreamTimeouts};
+use portico_core::api::{ConnectionLimits, UpstreamTarget, UpstreamTimeouts, UpstreamTlsSettings};
 use request::BodyFraming;
 use response::{Framing, Malformed, ResponseHead};
 use send::Sent;
@@ -52,6 +53,7 @@ pub struct Upstream {
 impl Upstream {
     pub fn try_new(
         target: &UpstreamTarget,
+        tls: &UpstreamTlsSettings,
         limits: ConnectionLimits,
         pools: &ConnectionPools,
     ) -> Result<Self, String> {
@@ -66,16 +68,17 @@ impl Upstream {
                 target.base_path
             ));
         }
-        let address = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
+        let address = format!("{}:{}", authority.host(), target.url.port());
+        let tls = if target.url.is_https() {
+            Some(UpstreamTls::new(tls, target.url.host()).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         Ok(Self {
             base_path: target.base_path.clone(),
             host: HeaderValue::from_str(authority.as_str())
                 .map_err(|_| format!("invalid host {:?}", target.authority()))?,
-            pool: pools.for_address(&address),
+            pool: pools.for_upstream(&address, tls),
             active: Arc::new(Semaphore::new(limits.max_active as usize)),
             queue: Duration::from_millis(limits.queue_ms),
         })

@@ -1,9 +1,10 @@
-//! Keep-alive connections to upstreams: one idle list per upstream address, shared by every
-//! config version. An idle connection has no task of its own. One the upstream has closed is
+//! Keep-alive connections to upstreams: one idle list per upstream (scheme, host, port and,
+//! for TLS, server name and TLS settings), shared by every config version. An idle connection has no task of its own. One the upstream has closed is
 //! noticed when it is checked out (its socket has turned readable, which costs no syscall to
 //! see) or by the periodic sweep, which also closes connections idle for a minute. Neither
 //! checkout nor release reads the clock: idle age is counted in sweeps.
 
+use crate::tls::UpstreamTls;
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -13,8 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// How often idle lists are swept of expired and closed connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -26,11 +28,11 @@ const MAX_IDLE_PER_UPSTREAM: usize = 256;
 const READ_CHUNK: usize = 8 * 1024;
 const MAX_READ: usize = 256 * 1024;
 
-/// Every upstream address's pool. Pools outlive config versions, so a reload keeps the warm
+/// Every upstream's pool. Pools outlive config versions, so a reload keeps the warm
 /// connections of upstreams it still uses.
 #[derive(Default)]
 pub struct ConnectionPools {
-    by_address: Mutex<HashMap<String, Arc<UpstreamPool>>>,
+    by_key: Mutex<HashMap<String, Arc<UpstreamPool>>>,
     /// Sweeps so far: the idle lists' clock.
     sweeps: Arc<AtomicU32>,
 }
@@ -38,7 +40,7 @@ pub struct ConnectionPools {
 impl std::fmt::Debug for ConnectionPools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionPools")
-            .field("upstreams", &self.by_address.lock().len())
+            .field("upstreams", &self.by_key.lock().len())
             .finish()
     }
 }
@@ -55,7 +57,7 @@ impl ConnectionPools {
                 every.tick().await;
                 let Some(pools) = weak.upgrade() else { break };
                 let sweep = pools.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
-                let all: Vec<_> = pools.by_address.lock().values().cloned().collect();
+                let all: Vec<_> = pools.by_key.lock().values().cloned().collect();
                 for pool in all {
                     pool.sweep(sweep);
                 }
@@ -64,14 +66,29 @@ impl ConnectionPools {
         pools
     }
 
-    /// The pool for `address` (`host:port`).
+    /// The pool for plain HTTP to `address` (`host:port`).
     pub fn for_address(&self, address: &str) -> Arc<UpstreamPool> {
-        self.by_address
+        self.for_upstream(address, None)
+    }
+
+    /// The pool for `address` (`host:port`), over TLS when `tls` is given. Connections are
+    /// shared only by upstreams with the same address, server name and TLS settings.
+    pub fn for_upstream(&self, address: &str, tls: Option<UpstreamTls>) -> Arc<UpstreamPool> {
+        let key = match &tls {
+            None => format!("http://{address}"),
+            Some(t) => format!(
+                "https://{address}#{:?}#{:016x}",
+                t.server_name(),
+                t.fingerprint()
+            ),
+        };
+        self.by_key
             .lock()
-            .entry(address.to_string())
+            .entry(key)
             .or_insert_with(|| {
                 Arc::new(UpstreamPool {
                     address: address.to_string(),
+                    tls,
                     idle: Mutex::new(Vec::new()),
                     sweeps: self.sweeps.clone(),
                 })
@@ -84,6 +101,7 @@ impl ConnectionPools {
 #[derive(Debug)]
 pub struct UpstreamPool {
     address: String,
+    tls: Option<UpstreamTls>,
     idle: Mutex<Vec<Idle>>,
     sweeps: Arc<AtomicU32>,
 }
@@ -117,12 +135,20 @@ impl UpstreamPool {
         self.idle.lock().pop()
     }
 
-    /// A new connection (resolving the host name each time, as DNS may change).
+    /// A new connection (resolving the host name each time, as DNS may change), with its TLS
+    /// handshake done; both within `timeout`.
     pub async fn connect(&self, timeout: Duration) -> io::Result<Connection> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.address.as_str()))
+        let connect = async {
+            let tcp = TcpStream::connect(self.address.as_str()).await?;
+            tcp.set_nodelay(true)?;
+            match &self.tls {
+                None => Ok::<_, io::Error>(Stream::Plain(tcp)),
+                Some(tls) => Ok(Stream::Tls(Box::new(tls.connect(tcp).await?))),
+            }
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
         Ok(Connection {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -164,10 +190,57 @@ impl UpstreamPool {
     }
 }
 
+/// The byte stream under a connection.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// One HTTP/1.1 connection to an upstream, with its read buffer.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     /// Bytes read and not yet consumed.
     pub buf: BytesMut,
     /// Room asked for per read: grows for large bodies.
@@ -186,7 +259,19 @@ impl Connection {
     /// True while nothing (no bytes, no close) has arrived since the connection went idle.
     /// The socket's readiness is checked first, so an open connection costs no syscall.
     fn is_idle_open(&self) -> bool {
-        matches!(self.stream.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match &self.stream {
+            Stream::Plain(tcp) => {
+                matches!(tcp.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Peeked, not read: bytes taken from under TLS would break the stream. Anything
+            // readable while idle (a close_notify, say) retires the connection.
+            Stream::Tls(tls) => {
+                let mut byte = [0u8; 1];
+                let mut buf = ReadBuf::new(&mut byte);
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                tls.get_ref().0.poll_peek(&mut cx, &mut buf).is_pending()
+            }
+        }
     }
 
     /// Reads more bytes into `buf`; `Ok(0)` is end of stream.
@@ -210,12 +295,18 @@ impl Connection {
         std::future::poll_fn(|cx| self.poll_fill(cx)).await
     }
 
+    /// Writes and flushes `bytes` (TLS may hold written bytes until flushed).
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes).await
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     pub fn poll_write(&mut self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        tokio::io::AsyncWrite::poll_write(Pin::new(&mut self.stream), cx, bytes)
+        Pin::new(&mut self.stream).poll_write(cx, bytes)
     }
 
     /// Keeps the request's slot until the connection is released or dropped.

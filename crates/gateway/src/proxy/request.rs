@@ -215,7 +215,8 @@ mod tests {
     ) -> String {
         let pools = ConnectionPools::default();
         let target = UpstreamTarget::try_new("http://backend:8080/base").unwrap();
-        let upstream = Upstream::try_new(&target, Default::default(), &pools).unwrap();
+        let upstream =
+            Upstream::try_new(&target, &Default::default(), Default::default(), &pools).unwrap();
         let (parts, ()) = request.into_parts();
         let client = ClientIp::new("10.0.0.9:5555".parse().unwrap());
         let forwarding = Forwarding {

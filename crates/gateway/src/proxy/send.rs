@@ -38,6 +38,8 @@ pub async fn send_body(
     let mut body_done = false;
     let mut timer = Box::pin(tokio::time::sleep(idle));
     let mut progressed = false;
+    // Bytes written but perhaps still held by TLS.
+    let mut unflushed = false;
     std::future::poll_fn(|cx| {
         loop {
             if std::mem::take(&mut progressed) {
@@ -76,8 +78,21 @@ pub async fn send_body(
                     Poll::Ready(Ok(n)) => {
                         pending.advance(n);
                         progressed = true;
+                        unflushed = true;
                         continue;
                     }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Ok(Sent::WriteFailed(e))),
+                    Poll::Pending => {
+                        return match timer.as_mut().poll(cx) {
+                            Poll::Ready(()) => Poll::Ready(Err(UpstreamError::SendIdle)),
+                            Poll::Pending => Poll::Pending,
+                        };
+                    }
+                }
+            }
+            if unflushed {
+                match conn.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => unflushed = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Ok(Sent::WriteFailed(e))),
                     Poll::Pending => {
                         return match timer.as_mut().poll(cx) {

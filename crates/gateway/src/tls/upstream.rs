@@ -18,38 +18,12 @@ use rustls_pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// How to speak TLS to one upstream. Plain data with `Hash + Eq`, as read from config.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct UpstreamTlsSettings {
-    /// PEM file of the CA certificates trusted to sign the upstream's certificate. When
-    /// `None` (the default), the system's root certificates.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any upstream certificate: the connection is still encrypted and the handshake
-    /// signatures still checked, but the upstream is not authenticated. `ca_file` is then
-    /// unused. Default `false`.
-    pub insecure_skip_verify: bool,
-    /// A client certificate to present (mTLS). Default none.
-    pub client_cert: Option<ClientCertFiles>,
-    /// The name to verify the upstream's certificate against and send as SNI. Default: the
-    /// upstream URL's host. An IP address is verified against the certificate's IP SANs and
-    /// sent without SNI.
-    pub server_name: Option<String>,
-}
-
-/// A client certificate chain and its private key, as PEM files.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ClientCertFiles {
-    /// PEM file with the certificate chain, end-entity certificate first.
-    pub cert_file: PathBuf,
-    /// PEM file with the private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
-    pub key_file: PathBuf,
-}
+pub use portico_core::api::{ClientCertFiles, UpstreamTlsSettings};
 
 /// TLS towards one upstream, built once per config version and shared by its connections.
 #[derive(Clone)]

@@ -2,9 +2,11 @@
 
 use super::{ConfigArgs, print_problems};
 use crate::logging;
+use portico_config::TlsListener;
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, ConfigSources};
 use portico_gateway::Gateway;
+use portico_gateway::tls::{ReloadableCertResolver, ServerTls, ServerTlsSettings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +91,30 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let tls = match &loaded.process.listen_tls {
+            None => None,
+            Some(t) => {
+                let settings = ServerTlsSettings {
+                    cert_file: t.cert_file.clone(),
+                    key_file: t.key_file.clone(),
+                    client_ca_file: t.client_ca_file.clone(),
+                };
+                let server_tls = match ServerTls::load(&settings) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: listen_tls: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                match TcpListener::bind(t.address).await {
+                    Ok(l) => Some((l, Arc::new(server_tls))),
+                    Err(e) => {
+                        eprintln!("error: cannot listen on {}: {e}", t.address);
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -116,12 +142,31 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 .clone()
                 .serve_admin(admin_listener, stopped(stop_rx.clone())),
         );
-        tokio::spawn(reload_on_signal_or_change(gateway.clone(), sources));
+        let certificates = tls.as_ref().map(|(_, t)| t.certificates().clone());
+        let serving_tls = tls.map(|(listener, server_tls)| {
+            println!(
+                "gateway listening on https://{}",
+                listener
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string())
+            );
+            let gateway = gateway.clone();
+            let stopped = stopped(stop_rx.clone());
+            tokio::spawn(async move { gateway.serve_tls(listener, &server_tls, stopped).await })
+        });
+        tokio::spawn(reload_on_signal_or_change(
+            gateway.clone(),
+            sources,
+            certificates,
+        ));
         wait_for_shutdown().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = serving.await;
         let _ = admin.await;
+        if let Some(t) = serving_tls {
+            let _ = t.await;
+        }
         ExitCode::SUCCESS
     })
 }
@@ -135,10 +180,18 @@ async fn wait_for_shutdown() {
     }
 }
 
-/// Fingerprint of the watched files: names, sizes and modification times.
-fn fingerprint(sources: &ConfigSources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    sources
-        .watched_files()
+/// Fingerprint of the watched files (config files and the TLS listener's certificate):
+/// names, sizes and modification times.
+fn fingerprint(
+    sources: &ConfigSources,
+    tls: Option<&TlsListener>,
+) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut files = sources.watched_files();
+    files.extend(
+        tls.iter()
+            .flat_map(|t| [t.cert_file.clone(), t.key_file.clone()]),
+    );
+    files
         .into_iter()
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
@@ -149,18 +202,26 @@ fn fingerprint(sources: &ConfigSources) -> Vec<(PathBuf, u64, Option<SystemTime>
         .collect()
 }
 
-/// Reloads on SIGHUP and when a config file changes (polled every second). An invalid new
-/// config is logged and the running one keeps serving.
-async fn reload_on_signal_or_change(gateway: Arc<Gateway>, sources: ConfigSources) {
+/// Reloads on SIGHUP and when a config or certificate file changes (polled every second). An
+/// invalid new config, or a certificate that does not load, is logged and the running one
+/// keeps serving.
+async fn reload_on_signal_or_change(
+    gateway: Arc<Gateway>,
+    sources: ConfigSources,
+    certificates: Option<Arc<ReloadableCertResolver>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    let mut last = fingerprint(&sources);
+    let mut tls = config::load(&sources, &ProcessEnv)
+        .ok()
+        .and_then(|l| l.process.listen_tls);
+    let mut last = fingerprint(&sources, tls.as_ref());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let reason = tokio::select! {
             _ = hup.recv() => "SIGHUP",
             _ = tick.tick() => {
-                let now = fingerprint(&sources);
+                let now = fingerprint(&sources, tls.as_ref());
                 if now == last { continue; }
                 last = now;
                 "file change"
@@ -170,9 +231,24 @@ async fn reload_on_signal_or_change(gateway: Arc<Gateway>, sources: ConfigSource
             for w in &loaded.warnings {
                 tracing::warn!(location = %w.location, "{}", w.message);
             }
-            gateway.reload(&loaded.gateway)
+            gateway.reload(&loaded.gateway)?;
+            Ok(loaded.process.listen_tls)
         }) {
-            Ok(()) => tracing::info!(reason, "configuration reloaded"),
+            Ok(new_tls) => {
+                tracing::info!(reason, "configuration reloaded");
+                if let (Some(resolver), Some(t)) = (&certificates, &new_tls) {
+                    match resolver.reload(&t.cert_file, &t.key_file) {
+                        Ok(()) => tracing::info!(reason, "TLS certificate reloaded"),
+                        Err(e) => tracing::error!(
+                            reason,
+                            error = %e,
+                            "TLS certificate rejected; still serving the previous one"
+                        ),
+                    }
+                }
+                tls = new_tls;
+                last = fingerprint(&sources, tls.as_ref());
+            }
             Err(e) => {
                 for p in &e.problems {
                     tracing::error!(reason, location = %p.location, "{}", p.message);
