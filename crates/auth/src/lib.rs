@@ -3,7 +3,7 @@
 //! - [`jws`]: compact JWS parsing (strict base64url, bounded header, no `none`).
 //! - [`keys`]: verification keys pinned to their algorithms, from secrets, PEM and JWKs.
 //! - [`sources`]: remote key sets (JWKS URL, OIDC discovery) with refresh and refetch on
-//!   unknown `kid`.
+//!   unknown `kid`; [`sources::KeyLiveness`] tells whether a token's key is still published.
 //! - [`claims`]: time and audience checks.
 //! - [`verifier`]: [`JwtVerifier::verify_access_token`], the single verification path.
 //! - [`sign`]: signing, for `portico token mint` and tests.

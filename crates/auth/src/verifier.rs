@@ -6,8 +6,8 @@ use crate::error::TokenError;
 use crate::jws::{CompactJws, Header};
 use crate::keys::VerifyingKey;
 use crate::keys::jwk::{JwksOrigin, key_set_from_jwks};
-use crate::keys::{AlgSet, KeyError, KeySet, pem};
-use crate::sources::{JwksLocation, KeySource, KeySourceRegistry};
+use crate::keys::{AlgSet, KeyError, KeyFingerprint, KeySet, pem};
+use crate::sources::{JwksLocation, KeyLiveness, KeySource, KeySourceRegistry};
 use portico_core::config::KeyFetchSettings;
 use portico_core::jwt::{IssuerTrust, JwtSpec, KeySourceSpec};
 use serde_json::{Map, Value};
@@ -24,6 +24,11 @@ pub struct VerifiedToken {
     pub expires_at: Option<u64>,
     /// Until when (seconds since the epoch) the token stays acceptable: `exp` plus its skew.
     pub valid_until: Option<u64>,
+    /// For a key from a JWKS URL or discovery: whether that key is still published. Whoever
+    /// remembers this token (the gateway's admission cache) must stop honouring it once
+    /// [`KeyLiveness::is_live`] is false. `None` for configured keys, which never go away
+    /// within a config version. Boxed to keep this struct small; unbox it to keep it.
+    pub key: Option<Box<KeyLiveness>>,
 }
 
 #[derive(Debug)]
@@ -100,19 +105,31 @@ impl JwtVerifier {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         let kid = jws.header.kid.as_deref();
-        match &issuer.keys {
-            KeySource::Static(keys) => verify_with(keys, &jws, kid)?,
-            KeySource::Remote(remote) => {
-                let first = verify_with(&remote.keys(), &jws, kid);
-                match first {
-                    Err(TokenError::UnknownKey | TokenError::KeysUnavailable) => {
-                        remote.refetch_for_unknown_kid().await;
-                        verify_with(&remote.keys(), &jws, kid)?
-                    }
-                    other => other?,
-                }
+        let key = match &issuer.keys {
+            KeySource::Static(keys) => {
+                verify_with(keys, &jws, kid)?;
+                None
             }
-        }
+            KeySource::Remote(remote) => {
+                let (mut generation, keys) = remote.snapshot();
+                let mut verified = verify_with(&keys, &jws, kid);
+                drop(keys);
+                if let Err(TokenError::UnknownKey | TokenError::KeysUnavailable) = verified {
+                    remote.refetch_for_unknown_kid().await;
+                    let (refetched, keys) = remote.snapshot();
+                    generation = refetched;
+                    verified = verify_with(&keys, &jws, kid);
+                }
+                let fingerprint = verified?;
+                Some(Box::new(KeyLiveness::new(
+                    remote.clone(),
+                    generation,
+                    kid,
+                    jws.algorithm,
+                    fingerprint,
+                )))
+            }
+        };
         let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
         let valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
         Ok(VerifiedToken {
@@ -121,6 +138,7 @@ impl JwtVerifier {
             issuer_index,
             expires_at,
             valid_until,
+            key,
         })
     }
 
@@ -143,10 +161,15 @@ impl JwtVerifier {
     }
 }
 
-fn verify_with(keys: &KeySet, jws: &CompactJws<'_>, kid: Option<&str>) -> Result<(), TokenError> {
+/// Verifies the signature with the key `keys` selects; returns that key's fingerprint.
+fn verify_with(
+    keys: &KeySet,
+    jws: &CompactJws<'_>,
+    kid: Option<&str>,
+) -> Result<KeyFingerprint, TokenError> {
     let key = keys.select(kid, jws.algorithm)?;
     if key.verify(jws.algorithm, jws.signing_input.as_bytes(), &jws.signature) {
-        Ok(())
+        Ok(*key.fingerprint())
     } else {
         Err(TokenError::BadSignature)
     }

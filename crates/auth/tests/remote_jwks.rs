@@ -1,6 +1,6 @@
 //! Remote key sets against a real HTTP server on loopback: refetch on unknown kid (once,
 //! shared by concurrent callers, with a cooldown), last good keys kept when the IdP fails,
-//! OIDC discovery, Cache-Control.
+//! OIDC discovery, Cache-Control, and whether a key that verified a token is still published.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -321,4 +321,88 @@ async fn cache_control_sets_the_refresh_interval_within_bounds() {
 
 fn url(text: String) -> portico_core::HttpUrl {
     portico_core::HttpUrl::try_new(&text).unwrap()
+}
+
+#[tokio::test]
+async fn a_key_that_leaves_the_jwks_is_no_longer_live() {
+    let idp = Idp::start().await;
+    let k1 = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k1");
+    let k2 = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k2");
+    let k3 = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k3");
+    idp.publish(&[&k1, &k2]);
+    let registry = KeySourceRegistry::on_demand();
+    let v = verifier(
+        KeySourceSpec::JwksUrl(url(format!("{}/jwks", idp.url))),
+        None,
+        &registry,
+        settings(0),
+    );
+    let by_k1 = v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
+    let by_k2 = v.verify_access_token(&token(&k2, "x"), 1).await.unwrap();
+    let (l1, l2) = (by_k1.key.clone().unwrap(), by_k2.key.clone().unwrap());
+    let remote = v.remote_key_sets().next().unwrap().clone();
+    let first = remote.generation();
+    assert!(l1.is_live() && l2.is_live());
+
+    remote.refresh().await;
+    assert_eq!(
+        remote.generation(),
+        first,
+        "a refresh that brings the same keys is not a new generation"
+    );
+
+    idp.publish(&[&k1, &k2, &k3]);
+    remote.refresh().await;
+    assert!(remote.generation() > first, "a key was added");
+    assert!(
+        l1.is_live() && l2.is_live(),
+        "adding a key leaves the others live"
+    );
+
+    idp.publish(&[&k2, &k3]);
+    remote.refresh().await;
+    assert!(!l1.is_live(), "k1 left the JWKS");
+    assert!(l2.is_live(), "k2 is still published");
+    assert_eq!(
+        v.verify_access_token(&token(&k1, "x"), 1)
+            .await
+            .unwrap_err(),
+        TokenError::UnknownKey
+    );
+
+    // The same kid with other key material is not the key that verified the token.
+    let impostor = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k2");
+    idp.publish(&[&impostor, &k3]);
+    remote.refresh().await;
+    assert!(!l2.is_live(), "k2 was replaced by other material");
+
+    // A failed refresh keeps the last good keys, and so what they verified.
+    let by_k3 = v.verify_access_token(&token(&k3, "x"), 1).await.unwrap();
+    let l3 = by_k3.key.unwrap();
+    *idp.jwks.lock() = (500, "oops".into(), None);
+    remote.refresh().await;
+    assert!(l3.is_live());
+}
+
+#[tokio::test]
+async fn configured_keys_need_no_liveness_check() {
+    let k1 = SigningKey::generate(Algorithm::ES256)
+        .unwrap()
+        .with_kid("k1");
+    let v = verifier(
+        KeySourceSpec::PublicKeyPem(k1.public_key_pem().unwrap()),
+        None,
+        &KeySourceRegistry::on_demand(),
+        settings(0),
+    );
+    let verified = v.verify_access_token(&token(&k1, "x"), 1).await.unwrap();
+    assert!(verified.key.is_none());
 }

@@ -1,7 +1,9 @@
 //! One complete, validated gateway configuration: APIs, policies and runtime settings.
 
 use crate::api::{ApiAuth, ApiSpec};
+use crate::jwt::{IssuerTrust, KeySourceSpec};
 use crate::policy::PolicySet;
+use crate::url::HttpUrl;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -187,13 +189,19 @@ impl GatewayConfig {
                     ));
                 }
             }
-            if let ApiAuth::Jwt(jwt) = &api.auth
-                && jwt.issuers.is_empty()
-            {
-                problems.push(Problem::error(
-                    location(i),
-                    "JWT auth needs at least one issuer or key",
-                ));
+            if let ApiAuth::Jwt(jwt) = &api.auth {
+                if jwt.issuers.is_empty() {
+                    problems.push(Problem::error(
+                        location(i),
+                        "JWT auth needs at least one issuer or key",
+                    ));
+                }
+                for (j, trust) in jwt.issuers.iter().enumerate() {
+                    let at = issuer_location(&location(i), j);
+                    problems.extend(
+                        issuer_trust_warnings(trust).map(|m| Problem::warning(at.clone(), m)),
+                    );
+                }
             }
         }
         for policy in self.policies.iter() {
@@ -207,5 +215,241 @@ impl GatewayConfig {
             }
         }
         problems
+    }
+}
+
+/// Where issuer entry `j` of the API at `api_location` is: `… apis[2] (orders).jwt.issuers[0]`
+/// for a native file, `apps/orders.json: jwt.issuers[0]` for a Tyk file.
+fn issuer_location(api_location: &str, j: usize) -> String {
+    let separator = if api_location.contains("apis[") {
+        "."
+    } else {
+        ": "
+    };
+    format!("{api_location}{separator}jwt.issuers[{j}]")
+}
+
+/// What makes an issuer entry trust more than it should; usable, so warnings.
+fn issuer_trust_warnings(trust: &IssuerTrust) -> impl Iterator<Item = String> {
+    let plain_jwks_url = match &trust.keys {
+        KeySourceSpec::JwksUrl(url) if !url.is_https() => Some(format!(
+            "the JWKS URL {url} is plain http: anyone on the network path can substitute their \
+             own keys and mint tokens Portico accepts; use the IdP's https:// JWKS URL"
+        )),
+        _ => None,
+    };
+    let plain_discovery = match (&trust.keys, &trust.issuer) {
+        (KeySourceSpec::Discovery, Some(issuer))
+            if HttpUrl::try_new(issuer).is_ok_and(|url| !url.is_https()) =>
+        {
+            Some(format!(
+                "the issuer {issuer:?} is plain http, so its discovery document and JWKS are \
+                 fetched without TLS: anyone on the network path can substitute their own keys; \
+                 use the IdP's https:// issuer URL"
+            ))
+        }
+        _ => None,
+    };
+    let no_audience = trust.audiences.is_empty().then(|| {
+        "no audiences: a token this issuer minted for any other service (at the same IdP) is \
+         accepted here too (RFC 8725 §3.9); set audiences to the aud value(s) the IdP puts in \
+         tokens meant for this API"
+            .to_string()
+    });
+    [plain_jwks_url, plain_discovery, no_audience]
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+    use crate::jwt::{DEFAULT_MAX_TOKEN_BYTES, JwtSpec, Secret};
+    use crate::{IdentitySpec, ListenPath};
+
+    fn jwt_api(id: &str, issuers: Vec<IssuerTrust>) -> ApiSpec {
+        ApiSpec {
+            id: id.into(),
+            name: id.into(),
+            org_id: "org".into(),
+            listen_path: ListenPath::try_new(&format!("/{id}")).unwrap(),
+            strip_listen_path: true,
+            upstream: UpstreamTarget::try_new("http://127.0.0.1:9000").unwrap(),
+            timeouts: UpstreamTimeouts::default(),
+            auth: ApiAuth::Jwt(JwtSpec {
+                issuers,
+                max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            }),
+            identity: IdentitySpec::default(),
+            policies: PolicySource::default(),
+            upstream_headers: UpstreamHeaders::default(),
+        }
+    }
+
+    fn trust(issuer: Option<&str>, keys: KeySourceSpec, audiences: &[&str]) -> IssuerTrust {
+        let mut t = IssuerTrust::new(issuer.map(String::from), keys);
+        t.audiences = audiences.iter().map(|a| a.to_string()).collect();
+        t
+    }
+
+    fn jwks_url(url: &str) -> KeySourceSpec {
+        KeySourceSpec::JwksUrl(HttpUrl::try_new(url).unwrap())
+    }
+
+    fn warnings(config: &GatewayConfig, locations: &[String]) -> Vec<Problem> {
+        let problems = config.check(locations);
+        assert!(
+            problems.iter().all(|p| p.severity == Severity::Warning),
+            "{problems:#?}"
+        );
+        problems
+    }
+
+    #[test]
+    fn https_key_sources_with_audiences_pass_quietly() {
+        let config = GatewayConfig {
+            apis: vec![jwt_api(
+                "orders",
+                vec![
+                    trust(
+                        Some("https://idp.example"),
+                        KeySourceSpec::Discovery,
+                        &["orders"],
+                    ),
+                    trust(None, jwks_url("https://idp.example/jwks"), &["orders"]),
+                    trust(
+                        None,
+                        KeySourceSpec::Secret(Secret::new(vec![1; 32])),
+                        &["o"],
+                    ),
+                ],
+            )],
+            ..Default::default()
+        };
+        assert_eq!(warnings(&config, &[]), vec![]);
+    }
+
+    #[test]
+    fn plain_http_jwks_url_is_a_warning_at_its_issuer_entry() {
+        let config = GatewayConfig {
+            apis: vec![jwt_api(
+                "orders",
+                vec![
+                    trust(None, jwks_url("https://idp.example/jwks"), &["orders"]),
+                    trust(None, jwks_url("http://idp.example/jwks"), &["orders"]),
+                ],
+            )],
+            ..Default::default()
+        };
+        let found = warnings(&config, &["portico.yaml: apis[0] (orders)".into()]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(
+            found[0].location,
+            "portico.yaml: apis[0] (orders).jwt.issuers[1]"
+        );
+        assert!(
+            found[0].message.contains("http://idp.example/jwks")
+                && found[0].message.contains("plain http")
+                && found[0].message.contains("use the IdP's https://"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn plain_http_discovery_issuer_is_a_warning() {
+        let config = GatewayConfig {
+            apis: vec![jwt_api(
+                "orders",
+                vec![trust(
+                    Some("HTTP://idp.example/realms/a"),
+                    KeySourceSpec::Discovery,
+                    &["orders"],
+                )],
+            )],
+            ..Default::default()
+        };
+        let found = warnings(&config, &[]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].location, "apis[0].jwt.issuers[0]");
+        assert!(
+            found[0].message.contains("discovery document and JWKS")
+                && found[0].message.contains("https://"),
+            "{}",
+            found[0].message
+        );
+
+        // An http issuer with static keys fetches nothing: no transport warning.
+        let static_keys = GatewayConfig {
+            apis: vec![jwt_api(
+                "orders",
+                vec![trust(
+                    Some("http://idp.example"),
+                    KeySourceSpec::Secret(Secret::new(vec![1; 32])),
+                    &["orders"],
+                )],
+            )],
+            ..Default::default()
+        };
+        assert_eq!(warnings(&static_keys, &[]), vec![]);
+    }
+
+    #[test]
+    fn issuer_without_audiences_is_a_warning_per_entry() {
+        let config = GatewayConfig {
+            apis: vec![
+                jwt_api(
+                    "orders",
+                    vec![trust(
+                        Some("https://idp.example"),
+                        KeySourceSpec::Discovery,
+                        &["orders"],
+                    )],
+                ),
+                jwt_api(
+                    "billing",
+                    vec![
+                        trust(
+                            Some("https://idp.example"),
+                            KeySourceSpec::Discovery,
+                            &["billing"],
+                        ),
+                        trust(Some("https://other.example"), KeySourceSpec::Discovery, &[]),
+                    ],
+                ),
+            ],
+            ..Default::default()
+        };
+        let found = warnings(
+            &config,
+            &[
+                "portico.yaml: apis[0] (orders)".into(),
+                "apps/billing.json".into(),
+            ],
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].location, "apps/billing.json: jwt.issuers[1]");
+        assert!(
+            found[0].message.contains("no audiences")
+                && found[0].message.contains("RFC 8725")
+                && found[0].message.contains("set audiences"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn one_entry_can_have_several_warnings() {
+        let config = GatewayConfig {
+            apis: vec![jwt_api(
+                "orders",
+                vec![trust(None, jwks_url("http://idp.example/jwks"), &[])],
+            )],
+            ..Default::default()
+        };
+        let found = warnings(&config, &[]);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found.iter().all(|p| p.location == "apis[0].jwt.issuers[0]"));
     }
 }

@@ -2,13 +2,16 @@
 //! the upstream gets — and the bounded cache that keeps it, so a token seen again costs a
 //! SHA-256 and a map lookup instead of a signature check.
 //!
-//! Entries never outlive the token's `exp` (plus its skew) nor `token_cache.max_ttl_secs`.
+//! Entries never outlive the token's `exp` (plus its skew) nor `token_cache.max_ttl_secs`,
+//! nor the JWKS key that verified the token: an entry whose key has left its key set is
+//! dropped when next found, and the token is verified again (and fails with `unknown_kid`).
 //! The cache belongs to one pipeline: a reload (new keys, edited policies) starts a fresh one.
 //! Keys are hashes of (API, token); the token itself is not kept.
 
 use aws_lc_rs::digest;
 use http::{HeaderName, HeaderValue};
 use parking_lot::Mutex;
+use portico_auth::sources::KeyLiveness;
 use portico_core::config::TokenCacheSettings;
 use portico_core::prehashed::Prehashed;
 use portico_core::{Policy, SessionId};
@@ -31,6 +34,18 @@ pub struct Admission {
     pub claim_headers: Vec<(HeaderName, HeaderValue)>,
     /// Seconds since the epoch after which this must not be used.
     pub valid_until: u64,
+    /// The JWKS key that verified the token (`None`: a configured key); once it is no longer
+    /// live this must not be used.
+    pub key: Option<KeyLiveness>,
+}
+
+impl Admission {
+    /// Usable at `now_secs`: not expired, and its key (if remote) still published. One atomic
+    /// load in the common case.
+    #[inline]
+    fn is_usable(&self, now_secs: u64) -> bool {
+        self.valid_until > now_secs && self.key.as_ref().is_none_or(KeyLiveness::is_live)
+    }
 }
 
 pub type CacheKey = [u8; 32];
@@ -81,11 +96,12 @@ impl AdmissionCache {
         &self.shards[key[0] as usize % SHARDS]
     }
 
-    /// The admission for `key`, if cached and still valid at `now_secs`.
+    /// The admission for `key`, if cached, still valid at `now_secs` and its key still live;
+    /// otherwise the entry is removed.
     pub fn get(&self, key: &CacheKey, now_secs: u64) -> Option<Arc<Admission>> {
         let mut shard = self.shard(key).lock();
         match shard.get(key) {
-            Some(a) if a.valid_until > now_secs => Some(a.clone()),
+            Some(a) if a.is_usable(now_secs) => Some(a.clone()),
             Some(_) => {
                 shard.remove(key);
                 None
@@ -103,7 +119,7 @@ impl AdmissionCache {
     pub fn insert(&self, key: CacheKey, admission: Arc<Admission>, now_secs: u64) {
         let mut shard = self.shard(&key).lock();
         if shard.len() >= self.per_shard_capacity && !shard.contains_key(&key) {
-            shard.retain(|_, a| a.valid_until > now_secs);
+            shard.retain(|_, a| a.is_usable(now_secs));
             if shard.len() >= self.per_shard_capacity
                 && let Some(victim) = shard.keys().next().copied()
             {
@@ -135,6 +151,7 @@ mod tests {
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,
+            key: None,
         })
     }
 

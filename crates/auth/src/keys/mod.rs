@@ -132,6 +132,21 @@ pub struct VerifyingKey {
     kid: Option<String>,
     kind: KeyKind,
     verifiers: Vec<(Algorithm, Verifier)>,
+    fingerprint: KeyFingerprint,
+}
+
+/// SHA-256 over a key's type, the algorithms it is pinned to and its material: equal exactly
+/// when two loads of a key (say, two fetches of one JWKS) verify the same tokens. Never shown.
+pub(crate) type KeyFingerprint = [u8; 32];
+
+fn fingerprint(kind: KeyKind, algorithms: AlgSet, material: &[u8]) -> KeyFingerprint {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(format!("{kind:?}").as_bytes());
+    ctx.update(&algorithms.0.to_be_bytes());
+    ctx.update(material);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -171,10 +186,12 @@ impl VerifyingKey {
                 secret.len()
             )));
         }
+        let algorithms = AlgSet::of(&verifiers.iter().map(|(a, _)| *a).collect::<Vec<_>>());
         Ok(Self {
             kid,
             kind: KeyKind::Hmac,
             verifiers,
+            fingerprint: fingerprint(KeyKind::Hmac, algorithms, secret),
         })
     }
 
@@ -205,6 +222,7 @@ impl VerifyingKey {
             kid,
             kind,
             verifiers,
+            fingerprint: fingerprint(kind, algs, key_der),
         })
     }
 
@@ -218,6 +236,10 @@ impl VerifyingKey {
 
     pub fn algorithms(&self) -> AlgSet {
         AlgSet::of(&self.verifiers.iter().map(|(a, _)| *a).collect::<Vec<_>>())
+    }
+
+    pub(crate) fn fingerprint(&self) -> &KeyFingerprint {
+        &self.fingerprint
     }
 
     pub fn supports(&self, alg: Algorithm) -> bool {
@@ -260,6 +282,22 @@ impl KeySet {
 
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid() == Some(kid))
+    }
+
+    /// True when both sets hold the same keys (same `kid`, type, algorithms and material), in
+    /// any order: a refetch that brought nothing new.
+    pub fn same_keys(&self, other: &KeySet) -> bool {
+        let same =
+            |a: &VerifyingKey, b: &VerifyingKey| a.kid == b.kid && a.fingerprint == b.fingerprint;
+        self.len() == other.len()
+            && self
+                .keys
+                .iter()
+                .all(|a| other.keys.iter().any(|b| same(a, b)))
+            && other
+                .keys
+                .iter()
+                .all(|b| self.keys.iter().any(|a| same(a, b)))
     }
 
     /// The key for a token with `kid` and `alg`. A `kid` selects the key with that `kid`; a
@@ -314,6 +352,31 @@ mod tests {
         assert!(k.verify(Algorithm::HS256, b"m", tag.as_ref()));
         assert!(!k.verify(Algorithm::RS256, b"m", tag.as_ref()));
         assert!(!k.verify(Algorithm::HS256, b"n", tag.as_ref()));
+    }
+
+    #[test]
+    fn same_keys_compares_kid_material_and_algorithms_in_any_order() {
+        let key = |kid: &str, byte: u8, algs: &[Algorithm]| {
+            VerifyingKey::hmac(Some(kid.into()), &[byte; 64], Some(AlgSet::of(algs))).unwrap()
+        };
+        use Algorithm::{HS256, HS512};
+        let set = |keys: Vec<VerifyingKey>| KeySet::new(keys);
+        let ab = set(vec![key("a", 1, &[HS256]), key("b", 2, &[HS256])]);
+        assert!(ab.same_keys(&set(vec![key("b", 2, &[HS256]), key("a", 1, &[HS256])])));
+        assert!(!ab.same_keys(&set(vec![key("a", 1, &[HS256])])), "one gone");
+        assert!(
+            !ab.same_keys(&set(vec![key("a", 1, &[HS256]), key("b", 3, &[HS256])])),
+            "same kid, new material"
+        );
+        assert!(
+            !ab.same_keys(&set(vec![key("a", 1, &[HS256]), key("c", 2, &[HS256])])),
+            "same material, new kid"
+        );
+        assert!(
+            !ab.same_keys(&set(vec![key("a", 1, &[HS256]), key("b", 2, &[HS512])])),
+            "same material, other algorithms"
+        );
+        assert!(KeySet::default().same_keys(&KeySet::default()));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Where an issuer's keys come from at run time: a fixed key set, or a JWKS fetched (directly
-//! or through OIDC discovery) and kept fresh.
+//! or through OIDC discovery) and kept fresh, and whether a remote key that verified a token is
+//! still there.
 
 mod fetch;
+mod liveness;
 mod registry;
 mod remote;
 
 pub use fetch::FetchError;
+pub use liveness::KeyLiveness;
 pub use registry::{KeyFetchObserver, KeySourceRegistry};
 pub use remote::{JwksLocation, RemoteKeySet};
 

@@ -1,6 +1,7 @@
 //! One shared remote key set per location, reused across config reloads so a reload does not
 //! refetch every JWKS.
 
+use super::fetch::http_client;
 use super::remote::{JwksLocation, RemoteKeySet};
 use parking_lot::Mutex;
 use portico_core::config::KeyFetchSettings;
@@ -23,6 +24,8 @@ impl KeyFetchObserver for IgnoreFetches {}
 pub struct KeySourceRegistry {
     observer: Arc<dyn KeyFetchObserver>,
     refresh_in_background: bool,
+    /// CA certificates trusted besides the platform's (see `with_root_certificates`).
+    extra_roots: Vec<reqwest::Certificate>,
     sets: Mutex<HashMap<(JwksLocation, KeyFetchSettingsKey), Weak<RemoteKeySet>>>,
 }
 
@@ -53,8 +56,26 @@ impl KeySourceRegistry {
         Self {
             observer,
             refresh_in_background,
+            extra_roots: Vec::new(),
             sets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also trusts these CA certificates (DER) for discovery and JWKS fetches, in addition to
+    /// the platform's roots: for an IdP behind a private CA, and for tests with a local https
+    /// IdP. Certificates are still fully verified; applies to key sets created after this call.
+    /// A certificate the TLS library cannot use may only be reported when the first key set
+    /// is created (`remote`).
+    pub fn with_root_certificates(
+        mut self,
+        ders: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<Self, String> {
+        for der in ders {
+            let cert = reqwest::Certificate::from_der(&der)
+                .map_err(|e| format!("invalid CA certificate: {e}"))?;
+            self.extra_roots.push(cert);
+        }
+        Ok(self)
     }
 
     /// An on-demand registry that reports nothing.
@@ -75,15 +96,10 @@ impl KeySourceRegistry {
         if let Some(existing) = sets.get(&key).and_then(Weak::upgrade) {
             return Ok(existing);
         }
-        let timeout = Duration::from_millis(settings.fetch_timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .no_proxy()
-            .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let client = http_client(
+            Duration::from_millis(settings.fetch_timeout_ms),
+            &self.extra_roots,
+        )?;
         let set = Arc::new(RemoteKeySet::new(
             location,
             client,

@@ -6,6 +6,9 @@
 //!   (single-flight), and no fetch happens within the cooldown of the previous one, so random
 //!   kids cannot make Portico hammer the IdP.
 //! - When the IdP is unreachable or sends garbage, the last good keys keep working.
+//! - Every stored key set that differs from the previous one gets a new *generation*, so
+//!   that what was verified with an older set can check, with one atomic load, whether its key
+//!   may have gone (see [`super::KeyLiveness`]).
 
 use super::fetch::{FetchError, get_document};
 use super::registry::KeyFetchObserver;
@@ -50,6 +53,9 @@ pub struct RemoteKeySet {
     settings: KeyFetchSettings,
     observer: Arc<dyn KeyFetchObserver>,
     current: ArcSwap<KeySet>,
+    /// Incremented (Release) after `current` is replaced by a set with other keys; read
+    /// (Acquire) before `current`, so a reader that sees generation `g` sees set `g` or newer.
+    generation: AtomicU64,
     /// Incremented after every fetch attempt; lets waiters see that someone else fetched.
     attempts: AtomicU64,
     state: tokio::sync::Mutex<FetchState>,
@@ -77,6 +83,7 @@ impl RemoteKeySet {
             settings,
             observer,
             current: ArcSwap::from_pointee(KeySet::default()),
+            generation: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             state: tokio::sync::Mutex::new(FetchState::default()),
         }
@@ -89,6 +96,19 @@ impl RemoteKeySet {
     /// The current key set (possibly empty before the first successful fetch).
     pub fn keys(&self) -> Guard<Arc<KeySet>> {
         self.current.load()
+    }
+
+    /// The generation of the current key set: 0 before the first successful fetch, then
+    /// incremented each time a fetch brings a set with other keys (a refetch that returns the
+    /// same keys leaves it alone). One atomic load.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current key set and a generation no newer than it (the generation is read first).
+    pub(crate) fn snapshot(&self) -> (u64, Guard<Arc<KeySet>>) {
+        let generation = self.generation();
+        (generation, self.current.load())
     }
 
     /// How many fetches were attempted so far.
@@ -151,8 +171,14 @@ impl RemoteKeySet {
         self.observer.fetched(result.is_ok());
         match result {
             Ok((keys, max_age)) => {
-                tracing::info!(source = %self.location, keys = keys.len(), "loaded signing keys");
-                self.current.store(Arc::new(keys));
+                if self.current.load().same_keys(&keys) {
+                    tracing::debug!(source = %self.location, keys = keys.len(), "signing keys unchanged");
+                } else {
+                    tracing::info!(source = %self.location, keys = keys.len(), "loaded signing keys");
+                    // Store first, then publish the generation (see `generation`).
+                    self.current.store(Arc::new(keys));
+                    self.generation.fetch_add(1, Ordering::Release);
+                }
                 Some(max_age)
             }
             Err(e) => {

@@ -58,6 +58,7 @@ pub fn admit(
         valid_until: pipeline
             .admissions
             .valid_until(verified.valid_until, now_secs),
+        key: verified.key.map(|key| *key),
     });
     if let Some(key) = cache_key {
         pipeline.admissions.insert(key, admission.clone(), now_secs);
