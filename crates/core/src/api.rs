@@ -241,6 +241,30 @@ pub struct ApiSpec {
     pub upstream_headers: UpstreamHeaders,
 }
 
+impl ApiSpec {
+    /// An API with every optional setting at its default: named by its id, org `default`,
+    /// listen path stripped, `sub` as identity, authentication only, default headers, timeouts
+    /// and limits.
+    pub fn new(id: &str, listen_path: ListenPath, upstream: UpstreamTarget, auth: ApiAuth) -> Self {
+        Self {
+            id: id.into(),
+            name: id.into(),
+            org_id: "default".into(),
+            listen_path,
+            strip_listen_path: true,
+            allow_path_parameters: false,
+            upstream,
+            upstream_tls: UpstreamTlsSettings::default(),
+            timeouts: UpstreamTimeouts::default(),
+            connections: ConnectionLimits::default(),
+            auth,
+            identity: IdentitySpec::default(),
+            policies: PolicySource::default(),
+            upstream_headers: UpstreamHeaders::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,27 +264,20 @@ fn issuer_trust_warnings(trust: &IssuerTrust) -> impl Iterator<Item = String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+    use crate::ListenPath;
+    use crate::api::UpstreamTarget;
     use crate::jwt::{DEFAULT_MAX_TOKEN_BYTES, JwtSpec, Secret};
-    use crate::{IdentitySpec, ListenPath};
 
     fn jwt_api(id: &str, issuers: Vec<IssuerTrust>) -> ApiSpec {
-        ApiSpec {
-            id: id.into(),
-            name: id.into(),
-            org_id: "org".into(),
-            listen_path: ListenPath::try_new(&format!("/{id}")).unwrap(),
-            strip_listen_path: true,
-            upstream: UpstreamTarget::try_new("http://127.0.0.1:9000").unwrap(),
-            timeouts: UpstreamTimeouts::default(),
-            auth: ApiAuth::Jwt(JwtSpec {
+        ApiSpec::new(
+            id,
+            ListenPath::try_new(&format!("/{id}")).unwrap(),
+            UpstreamTarget::try_new("http://127.0.0.1:9000").unwrap(),
+            ApiAuth::Jwt(JwtSpec {
                 issuers,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             }),
-            identity: IdentitySpec::default(),
-            policies: PolicySource::default(),
-            upstream_headers: UpstreamHeaders::default(),
-        }
+        )
     }
 
     fn trust(issuer: Option<&str>, keys: KeySourceSpec, audiences: &[&str]) -> IssuerTrust {

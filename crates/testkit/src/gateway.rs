@@ -2,19 +2,19 @@
 //! helpers.
 
 use bytes::Bytes;
-use rustls::pki_types::pem::PemObject;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portico_auth::sign::SigningKey;
-use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
+use portico_core::api::{ApiAuth, UpstreamTarget};
 use portico_core::config::GatewayConfig;
 use portico_core::jwt::{Algorithm, IssuerTrust, JwtSpec, KeySourceSpec};
 use portico_core::policy::{ApiAccess, Policy, Quota, RateLimit};
-use portico_core::{ApiSpec, IdentitySpec, ListenPath};
+use portico_core::{ApiSpec, ListenPath};
 use portico_gateway::Gateway;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -104,7 +104,10 @@ impl Upstream {
     /// The echo upstream over TLS with `cert` (HTTP/1.1); with `client_ca`, it requires a
     /// client certificate signed by it. It adds `x-client-cert: present` to what it echoes
     /// when the client showed one.
-    pub async fn start_tls(cert: &crate::pki::CertFiles, client_ca: Option<&std::path::Path>) -> Self {
+    pub async fn start_tls(
+        cert: &crate::pki::CertFiles,
+        client_ca: Option<&std::path::Path>,
+    ) -> Self {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certs = rustls_pem_certs(&cert.cert_pem);
         let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&cert.key_file).expect("key");
@@ -118,10 +121,12 @@ impl Upstream {
                 for c in rustls_pem_certs(&std::fs::read_to_string(ca).unwrap()) {
                     roots.add(c).unwrap();
                 }
-                let verifier =
-                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                        .build()
-                        .unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider,
+                )
+                .build()
+                .unwrap();
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -143,11 +148,14 @@ impl Upstream {
                 let counter = counter.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match tls {
                         None => {
                             let service = service_fn(move |req| echo(req, counter.clone(), false));
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                         Some(tls) => {
                             let Ok(stream) = tls.accept(stream).await else {
@@ -156,7 +164,9 @@ impl Upstream {
                             let client_cert = stream.get_ref().1.peer_certificates().is_some();
                             let service =
                                 service_fn(move |req| echo(req, counter.clone(), client_cert));
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                     }
                 });
@@ -287,25 +297,17 @@ pub fn trust_pem(key: &SigningKey) -> IssuerTrust {
 }
 
 pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>) -> ApiSpec {
-    ApiSpec {
-        id: id.into(),
-        name: id.into(),
-        org_id: "org".into(),
-        listen_path: ListenPath::try_new(listen_path).unwrap(),
-        strip_listen_path: true,
-        allow_path_parameters: false,
-        upstream: UpstreamTarget::try_new(upstream).unwrap(),
-        upstream_tls: Default::default(),
-        timeouts: UpstreamTimeouts::default(),
-        connections: Default::default(),
-        auth: ApiAuth::Jwt(JwtSpec {
+    let mut spec = ApiSpec::new(
+        id,
+        ListenPath::try_new(listen_path).unwrap(),
+        UpstreamTarget::try_new(upstream).unwrap(),
+        ApiAuth::Jwt(JwtSpec {
             issuers: trust,
             max_token_bytes: 8192,
         }),
-        identity: IdentitySpec::default(),
-        policies: PolicySource::default(),
-        upstream_headers: UpstreamHeaders::default(),
-    }
+    );
+    spec.org_id = "org".into();
+    spec
 }
 
 pub fn policy(

@@ -42,7 +42,10 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key).expect("self-signed");
         Self {
             pem: cert.pem(),
@@ -50,7 +53,13 @@ impl Ca {
         }
     }
 
-    fn issue(&self, dir: &TempDir, file: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> CertFiles {
+    fn issue(
+        &self,
+        dir: &TempDir,
+        file: &str,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> CertFiles {
         let key = KeyPair::generate().expect("key");
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
