@@ -8,7 +8,7 @@ use portico_core::config::Problem;
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
-use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
+use portico_core::policy::{AccessRule, ApiAccess, EndpointRules, Policy, Quota, RateLimit};
 use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -340,6 +340,7 @@ fn convert_api(
         identity: IdentitySpec::try_new(identity_claims).ok()?,
         policies,
         upstream_headers: UpstreamHeaders::default(),
+        endpoints: EndpointRules::default(),
     })
 }
 

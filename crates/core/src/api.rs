@@ -3,7 +3,7 @@
 use crate::claims::ClaimPath;
 use crate::identity::IdentitySpec;
 use crate::jwt::JwtSpec;
-use crate::policy::PolicyId;
+use crate::policy::{EndpointRules, PolicyId};
 use crate::url::HttpUrl;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -174,6 +174,8 @@ pub struct ApiSpec {
     pub identity: IdentitySpec,
     pub policies: PolicySource,
     pub upstream_headers: UpstreamHeaders,
+    /// Allow and block rules for every request to this API, before any policy (default: none).
+    pub endpoints: EndpointRules,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use portico_auth::sign::SigningKey;
 use portico_core::api::{ApiAuth, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts};
 use portico_core::config::GatewayConfig;
 use portico_core::jwt::{Algorithm, IssuerTrust, JwtSpec, KeySourceSpec};
-use portico_core::policy::{ApiAccess, Policy, Quota, RateLimit};
+use portico_core::policy::{ApiAccess, EndpointRules, Policy, Quota, RateLimit};
 use portico_core::{ApiSpec, IdentitySpec, ListenPath};
 use portico_gateway::Gateway;
 use serde_json::{Map, Value, json};
@@ -239,6 +239,7 @@ pub fn api(id: &str, listen_path: &str, upstream: &str, trust: Vec<IssuerTrust>)
         identity: IdentitySpec::default(),
         policies: PolicySource::default(),
         upstream_headers: UpstreamHeaders::default(),
+        endpoints: EndpointRules::default(),
     }
 }
 
