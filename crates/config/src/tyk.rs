@@ -1,17 +1,26 @@
 //! Tyk Classic API definitions and `policies.json`, loaded as Tyk's file-based mode does.
 //! Every field Portico does not support and that is set to something other than its default
-//! is reported as a warning; auth modes Portico cannot honour are errors.
+//! is reported as a warning. What Portico cannot honour and that would open an API wider than
+//! Tyk does (other auth modes, IP lists, `ignored` paths, internal APIs reachable from outside,
+//! a limit it cannot represent) is an error or, for an internal API, not loaded: a restriction
+//! is never dropped silently.
+
+mod endpoints;
+mod limits;
+mod policies;
+mod restrictions;
+
+pub use policies::load_policies_file;
 
 use base64::Engine;
 use portico_core::api::{
     ApiAuth, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
 };
-use portico_core::config::Problem;
+use portico_core::config::{Problem, Severity};
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
-use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
-use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath};
+use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath, PolicyId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +31,7 @@ const API_FIELDS: &[&str] = &[
     "name",
     "org_id",
     "active",
+    "internal",
     "use_keyless",
     "enable_jwt",
     "jwt_signing_method",
@@ -35,43 +45,11 @@ const API_FIELDS: &[&str] = &[
     "jwt_not_before_validation_skew",
     "jwt_expires_at_validation_skew",
     "proxy",
-];
-/// Fields that describe rather than configure; never reported.
-const DESCRIPTIVE_FIELDS: &[&str] = &[
-    "id",
-    "_id",
-    "slug",
-    "api_model",
-    "tags",
-    "internal",
-    "is_oas",
-    "definition",
     "version_data",
 ];
+/// Fields that describe rather than configure; never reported.
+const DESCRIPTIVE_FIELDS: &[&str] = &["id", "_id", "slug", "api_model", "tags", "definition"];
 const PROXY_FIELDS: &[&str] = &["listen_path", "target_url", "strip_listen_path"];
-
-const POLICY_FIELDS: &[&str] = &[
-    "id",
-    "_id",
-    "name",
-    "org_id",
-    "access_rights",
-    "rate",
-    "per",
-    "quota_max",
-    "quota_renewal_rate",
-    "active",
-    "is_inactive",
-    "partitions",
-];
-const POLICY_DESCRIPTIVE: &[&str] = &[
-    "tags",
-    "meta_data",
-    "last_updated",
-    "state",
-    "key_expires_in",
-    "hmac_enabled",
-];
 
 /// False for values that mean "not set" in Tyk's exports: null, false, 0, "", [], {}.
 fn is_set(value: &Value) -> bool {
@@ -85,16 +63,28 @@ fn is_set(value: &Value) -> bool {
     }
 }
 
+/// What kind of JSON value this is, for error messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Warns about every field of `obj` that is set and not in one of the `known` lists.
 fn report_unsupported(
     obj: &Map<String, Value>,
-    known: &[&str],
-    descriptive: &[&str],
+    known: &[&[&str]],
     location: &str,
     prefix: &str,
     problems: &mut Vec<Problem>,
 ) {
     for (key, value) in obj {
-        if !known.contains(&key.as_str()) && !descriptive.contains(&key.as_str()) && is_set(value) {
+        if !known.iter().any(|k| k.contains(&key.as_str())) && is_set(value) {
             problems.push(Problem::warning(
                 location,
                 format!("{prefix}{key} is not supported by Portico and is ignored"),
@@ -103,19 +93,102 @@ fn report_unsupported(
     }
 }
 
+/// A non-empty string field; `None` when absent, null, empty or not a string.
 fn string_field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     obj.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
 
-/// Loads every `*.json` in `dir`, in name order.
+/// Typed reads of an API definition's fields: a value of the wrong type is an error, not
+/// silently a default.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    location: &'a str,
+    prefix: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn wrong(&self, problems: &mut Vec<Problem>, key: &str, expected: &str, got: &Value) {
+        problems.push(Problem::error(
+            self.location,
+            format!(
+                "{}{key} must be {expected}, not {}",
+                self.prefix,
+                json_kind(got)
+            ),
+        ));
+    }
+
+    /// Absent or null: `false`.
+    fn flag(&self, key: &str, problems: &mut Vec<Problem>) -> bool {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.wrong(problems, key, "true or false", other);
+                false
+            }
+        }
+    }
+
+    /// Absent, null or empty: `None`.
+    fn text(&self, key: &str, problems: &mut Vec<Problem>) -> Option<&'a str> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()).filter(|s| !s.is_empty()),
+            Some(other) => {
+                self.wrong(problems, key, "a string", other);
+                None
+            }
+        }
+    }
+
+    /// Policy ids: absent or null is none.
+    fn policy_ids(&self, key: &str, problems: &mut Vec<Problem>) -> Vec<PolicyId> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => ids
+                .iter()
+                .filter_map(Value::as_str)
+                .map(Into::into)
+                .collect(),
+            Some(other) => {
+                self.wrong(problems, key, "an array of policy ids", other);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Scope -> policy id: absent or null is none.
+    fn scope_map(&self, key: &str, problems: &mut Vec<Problem>) -> HashMap<String, Vec<PolicyId>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => HashMap::new(),
+            Some(Value::Object(map)) if map.values().all(Value::is_string) => map
+                .iter()
+                .filter_map(|(scope, id)| Some((scope.clone(), vec![id.as_str()?.into()])))
+                .collect(),
+            Some(other) => {
+                self.wrong(problems, key, "an object of scope -> policy id", other);
+                HashMap::new()
+            }
+        }
+    }
+}
+
+/// Loads every `*.json` in `dir`, in name order, except the `*-oas.json` and `*-mcp.json`
+/// companions of Tyk OAS APIs (as Tyk does; their definitions are refused).
 pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
     let mut problems = Vec::new();
+    let companion = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("-oas.json") || n.ends_with("-mcp.json"))
+    };
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !companion(p))
             .collect(),
         Err(e) => {
             problems.push(Problem::error(
@@ -218,7 +291,11 @@ fn convert_api(
     let before = problems.len();
     let err =
         |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(location, msg));
-    report_unsupported(obj, API_FIELDS, DESCRIPTIVE_FIELDS, location, "", problems);
+    let fields = Fields {
+        obj,
+        location,
+        prefix: "",
+    };
     if obj.get("active") == Some(&Value::Bool(false)) {
         problems.push(Problem::warning(
             location,
@@ -226,41 +303,59 @@ fn convert_api(
         ));
         return None;
     }
-    let Some(api_id) = string_field(obj, "api_id") else {
+    if fields.flag("internal", problems) {
+        problems.push(Problem::warning(
+            location,
+            "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed",
+        ));
+        return None;
+    }
+    let handled = restrictions::refuse_unenforced(obj, location, problems);
+    report_unsupported(
+        obj,
+        &[API_FIELDS, DESCRIPTIVE_FIELDS, &handled],
+        location,
+        "",
+        problems,
+    );
+    let Some(api_id) = fields.text("api_id", problems) else {
         err(problems, "api_id is required".into());
         return None;
     };
     let empty = Map::new();
-    let proxy = obj
-        .get("proxy")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    report_unsupported(proxy, PROXY_FIELDS, &[], location, "proxy.", problems);
-    let listen_path = ListenPath::try_new(string_field(proxy, "listen_path").unwrap_or(""))
+    let proxy = match obj.get("proxy") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(proxy)) => proxy,
+        Some(other) => {
+            err(
+                problems,
+                format!("proxy must be an object, not {}", json_kind(other)),
+            );
+            &empty
+        }
+    };
+    report_unsupported(proxy, &[PROXY_FIELDS], location, "proxy.", problems);
+    let proxy_fields = Fields {
+        obj: proxy,
+        location,
+        prefix: "proxy.",
+    };
+    let listen_path = ListenPath::try_new(proxy_fields.text("listen_path", problems).unwrap_or(""))
         .map_err(|e| err(problems, format!("proxy.listen_path: {e}")))
         .ok();
-    let upstream = UpstreamTarget::try_new(string_field(proxy, "target_url").unwrap_or(""))
+    let upstream = UpstreamTarget::try_new(proxy_fields.text("target_url", problems).unwrap_or(""))
         .map_err(|e| err(problems, format!("proxy.target_url: {e}")))
         .ok();
-    let strip = proxy
-        .get("strip_listen_path")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let strip = proxy_fields.flag("strip_listen_path", problems);
 
-    let keyless = obj
-        .get("use_keyless")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let jwt = obj
-        .get("enable_jwt")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let keyless = fields.flag("use_keyless", problems);
+    let jwt = fields.flag("enable_jwt", problems);
     let auth = match (keyless, jwt) {
         (true, _) => Some(ApiAuth::Keyless),
         (false, true) => {
-            let method = string_field(obj, "jwt_signing_method").unwrap_or("");
+            let method = fields.text("jwt_signing_method", problems).unwrap_or("");
             let algs = algorithms(method).map_err(|e| err(problems, e)).ok();
-            let keys = match string_field(obj, "jwt_source") {
+            let keys = match fields.text("jwt_source", problems) {
                 Some(src) => key_source(src, method).map_err(|e| err(problems, e)).ok(),
                 None => {
                     err(problems, "jwt_source is empty: per-key JWT secrets are not supported; set a JWKS URL, PEM key or secret".into());
@@ -299,34 +394,29 @@ fn convert_api(
             .ok()
     };
     let mut identity_claims = Vec::new();
-    if let Some(field) = string_field(obj, "jwt_identity_base_field") {
+    if let Some(field) = fields.text("jwt_identity_base_field", problems) {
         identity_claims.extend(claim(field, problems));
     }
     // Tyk falls back to `sub` when the identity field is missing.
     identity_claims.extend(claim("sub", problems));
     identity_claims.dedup();
-    let scope_map: HashMap<String, Vec<portico_core::PolicyId>> = obj
-        .get("jwt_scope_to_policy_mapping")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(scope, pol)| pol.as_str().map(|p| (scope.clone(), vec![p.into()])))
-                .collect()
-        })
-        .unwrap_or_default();
+    let identity = IdentitySpec::try_new(identity_claims)
+        .map_err(|e| err(problems, e))
+        .ok();
     let policies = PolicySource {
-        policy_claim: string_field(obj, "jwt_policy_field_name").and_then(|c| claim(c, problems)),
-        scope_claim: string_field(obj, "jwt_scope_claim_name").and_then(|c| claim(c, problems)),
-        scope_map,
-        default_policies: obj
-            .get("jwt_default_policies")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(Into::into).collect())
-            .unwrap_or_default(),
+        policy_claim: fields
+            .text("jwt_policy_field_name", problems)
+            .and_then(|c| claim(c, problems)),
+        scope_claim: fields
+            .text("jwt_scope_claim_name", problems)
+            .and_then(|c| claim(c, problems)),
+        scope_map: fields.scope_map("jwt_scope_to_policy_mapping", problems),
+        default_policies: fields.policy_ids("jwt_default_policies", problems),
     };
+    let endpoints = endpoints::endpoint_rules(obj, location, problems);
     if problems[before..]
         .iter()
-        .any(|p| p.severity == portico_core::config::Severity::Error)
+        .any(|p| p.severity == Severity::Error)
     {
         return None;
     }
@@ -342,176 +432,10 @@ fn convert_api(
         timeouts: UpstreamTimeouts::default(),
         connections: ConnectionLimits::default(),
         auth: auth?,
-        identity: IdentitySpec::try_new(identity_claims).ok()?,
+        identity: identity?,
         policies,
         upstream_headers: UpstreamHeaders::default(),
-    })
-}
-
-/// Loads a Tyk `policies.json`: an object keyed by policy id, or an array of policies.
-pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
-    let location = path.display().to_string();
-    let mut problems = Vec::new();
-    let parsed = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read: {e}"))
-        .and_then(|t| {
-            serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}"))
-        });
-    let entries: Vec<(Option<String>, Map<String, Value>)> = match parsed {
-        Ok(Value::Object(map)) => map
-            .into_iter()
-            .filter_map(|(k, v)| v.as_object().cloned().map(|o| (Some(k), o)))
-            .collect(),
-        Ok(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|v| v.as_object().cloned().map(|o| (None, o)))
-            .collect(),
-        Ok(_) => {
-            problems.push(Problem::error(
-                &location,
-                "policies must be an object keyed by id or an array",
-            ));
-            return (Vec::new(), problems);
-        }
-        Err(e) => {
-            problems.push(Problem::error(&location, e));
-            return (Vec::new(), problems);
-        }
-    };
-    let policies = entries
-        .into_iter()
-        .filter_map(|(key, obj)| convert_policy(key, &obj, &location, &mut problems))
-        .collect();
-    (policies, problems)
-}
-
-fn number(obj: &Map<String, Value>, key: &str) -> f64 {
-    obj.get(key).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
-fn convert_policy(
-    key: Option<String>,
-    obj: &Map<String, Value>,
-    file: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<Policy> {
-    let id = key.or_else(|| {
-        string_field(obj, "id")
-            .or_else(|| string_field(obj, "_id"))
-            .map(str::to_string)
-    });
-    let Some(id) = id else {
-        problems.push(Problem::error(file, "a policy has no id"));
-        return None;
-    };
-    let location = format!("{file}: policy {id:?}");
-    report_unsupported(
-        obj,
-        POLICY_FIELDS,
-        POLICY_DESCRIPTIVE,
-        &location,
-        "",
-        problems,
-    );
-    if obj.get("active") == Some(&Value::Bool(false))
-        || obj.get("is_inactive") == Some(&Value::Bool(true))
-    {
-        problems.push(Problem::warning(&location, "inactive: not loaded"));
-        return None;
-    }
-    // Partitioned policies contribute only the parts they are flagged for.
-    let partitions = obj.get("partitions").and_then(Value::as_object);
-    let partitioned = partitions.is_some_and(|p| {
-        ["quota", "rate_limit", "acl"]
-            .iter()
-            .any(|k| p.get(*k) == Some(&Value::Bool(true)))
-    });
-    let part = |name: &str| {
-        !partitioned || partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true))
-    };
-    if partitions.and_then(|p| p.get("per_api")) == Some(&Value::Bool(true)) {
-        problems.push(Problem::warning(
-            &location,
-            "partitions.per_api is not supported; the policy-wide limits apply",
-        ));
-    }
-
-    let mut access = HashMap::new();
-    if part("acl") {
-        for (api_id, rights) in obj
-            .get("access_rights")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            let mut rules = Vec::new();
-            for url in rights
-                .get("allowed_urls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let pattern = url.get("url").and_then(Value::as_str).unwrap_or("");
-                let methods = url.get("methods").and_then(Value::as_array).map(|m| {
-                    m.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                });
-                let methods = methods.filter(|m| !m.is_empty());
-                match AccessRule::try_new(pattern, methods) {
-                    Ok(rule) => rules.push(rule),
-                    Err(e) => problems.push(Problem::error(
-                        &location,
-                        format!("access_rights.{api_id}.allowed_urls: {e}"),
-                    )),
-                }
-            }
-            if rights.get("limit").is_some_and(is_set) {
-                problems.push(Problem::warning(&location, format!("access_rights.{api_id}.limit (per-API limits) is not supported; the policy-wide limits apply")));
-            }
-            access.insert(api_id.as_str().into(), ApiAccess { rules });
-        }
-    }
-    let rate = if part("rate_limit") {
-        let (requests, per) = (number(obj, "rate"), number(obj, "per"));
-        (requests > 0.0 && per > 0.0)
-            .then(|| RateLimit::try_new(requests as u64, (per * 1000.0) as u64).ok())
-            .flatten()
-    } else {
-        None
-    };
-    let quota = if part("quota") {
-        let max = number(obj, "quota_max");
-        if max < 0.0 {
-            Some(Quota::Unlimited)
-        } else if max == 0.0 {
-            None
-        } else {
-            let m = max;
-            {
-                let renewal_ms = (number(obj, "quota_renewal_rate") * 1000.0) as u64;
-                match Quota::limited(m as u64, renewal_ms) {
-                    Ok(q) => Some(q),
-                    Err(e) => {
-                        problems.push(Problem::error(
-                            &location,
-                            format!("quota_renewal_rate: {e}"),
-                        ));
-                        return None;
-                    }
-                }
-            }
-        }
-    } else {
-        None
-    };
-    Some(Policy {
-        name: string_field(obj, "name").unwrap_or(&id).to_string(),
-        id: id.into(),
-        access,
-        rate,
-        quota,
+        endpoints,
     })
 }
 
@@ -551,33 +475,148 @@ mod tests {
         assert!(is_set(&serde_json::json!({"a": {"b": "x"}})));
     }
 
-    #[test]
-    fn policy_partitions_and_limits() {
-        let obj = serde_json::json!({
-            "name": "plan", "rate": 10, "per": 1, "quota_max": 100, "quota_renewal_rate": 3600,
-            "access_rights": {"a1": {"allowed_urls": [{"url": "/x", "methods": ["GET"]}]}},
-            "partitions": {"quota": true, "rate_limit": true, "acl": false}
+    fn jwt_api(extra: Value) -> Value {
+        let mut api = serde_json::json!({
+            "api_id": "a", "enable_jwt": true, "jwt_signing_method": "rsa",
+            "jwt_source": "https://idp.example/jwks",
+            "proxy": {"listen_path": "/a/", "target_url": "http://127.0.0.1:9"}
         });
+        api.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        api
+    }
+
+    fn convert(api: Value) -> (Option<ApiSpec>, Vec<Problem>) {
         let mut problems = Vec::new();
-        let p = convert_policy(
-            Some("plan".into()),
-            obj.as_object().unwrap(),
-            "f",
-            &mut problems,
+        let spec = convert_api(api.as_object().unwrap(), "a.json", &mut problems);
+        (spec, problems)
+    }
+
+    /// A fresh folder under the system temp folder, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::SeqCst);
+            let dir =
+                std::env::temp_dir().join(format!("portico-tyk-{name}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn internal_apis_are_not_routed_and_policies_granting_them_still_load() {
+        let dir = TempDir::new("internal");
+        let apps = dir.0.join("apps");
+        std::fs::create_dir(&apps).unwrap();
+        // Its auth mode alone would be an error, were it loaded.
+        let internal = serde_json::json!({"api_id": "inner", "internal": true, "use_basic_auth": true,
+            "proxy": {"listen_path": "/inner/", "target_url": "http://127.0.0.1:9"}});
+        std::fs::write(apps.join("inner.json"), internal.to_string()).unwrap();
+        std::fs::write(
+            apps.join("outer.json"),
+            jwt_api(serde_json::json!({})).to_string(),
         )
         .unwrap();
-        assert!(p.access.is_empty(), "acl partition off: limits only");
-        assert_eq!(p.rate, Some(RateLimit::try_new(10, 1000).unwrap()));
-        assert_eq!(p.quota, Some(Quota::limited(100, 3_600_000).unwrap()));
-        let unlimited = serde_json::json!({"quota_max": -1, "rate": 0, "per": 0});
-        let p = convert_policy(
-            Some("u".into()),
-            unlimited.as_object().unwrap(),
-            "f",
-            &mut problems,
+        let policies = dir.0.join("policies.json");
+        std::fs::write(
+            &policies,
+            r#"{"p": {"access_rights": {"inner": {}, "a": {}}, "rate": 1, "per": 1}}"#,
         )
         .unwrap();
-        assert_eq!((p.rate, p.quota), (None, Some(Quota::Unlimited)));
+        let sources = crate::ConfigSources {
+            tyk_apps_dir: Some(apps),
+            tyk_policies_file: Some(policies),
+            ..Default::default()
+        };
+        let loaded = crate::load(&sources, &crate::env::MapEnv::default()).unwrap();
+        let ids: Vec<&str> = loaded.gateway.apis.iter().map(|a| &*a.id).collect();
+        assert_eq!(ids, ["a"]);
+        assert!(
+            loaded.warnings.iter().any(|w| w.location.ends_with("inner.json")
+                && w.message
+                    == "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed"),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn white_and_black_lists_become_the_apis_endpoint_rules() {
+        let (api, problems) = convert(jwt_api(serde_json::json!({"version_data": {
+        "not_versioned": true, "versions": {"Default": {"name": "Default", "use_extended_paths": true,
+        "extended_paths": {
+            "white_list": [{"path": "/users/{id}", "method_actions": {"GET": {"action": "no_action", "code": 200}}}],
+            "black_list": [{"path": "/users/root", "method_actions": {"GET": {"action": "no_action", "code": 200}}}]
+        }}}}})));
         assert!(problems.is_empty(), "{problems:?}");
+        let rules = &api.unwrap().endpoints;
+        assert!(rules.permits("GET", "/a/users/7", "/users/7"));
+        assert!(!rules.permits("POST", "/a/users/7", "/users/7"));
+        assert!(!rules.permits("GET", "/a/orders", "/orders"));
+        assert!(!rules.permits("GET", "/a/users/root", "/users/root"));
+        let (api, _) = convert(jwt_api(serde_json::json!({})));
+        assert!(api.unwrap().endpoints.is_empty());
+    }
+
+    #[test]
+    fn what_would_widen_access_is_refused() {
+        for (extra, expected) in [
+            (
+                serde_json::json!({"use_standard_auth": true}),
+                "use_standard_auth",
+            ),
+            (
+                serde_json::json!({"enable_ip_whitelisting": true, "allowed_ips": ["10.0.0.0/8"]}),
+                "allowed_ips",
+            ),
+            (
+                serde_json::json!({"version_data": {"not_versioned": true, "versions": {"Default": {
+                "use_extended_paths": true, "extended_paths": {"ignored": [{"path": "/public", "method": "GET"}]}}}}}),
+                "ignored",
+            ),
+            (
+                serde_json::json!({"jwt_default_policies": "plan"}),
+                "jwt_default_policies must be an array",
+            ),
+            (
+                serde_json::json!({"jwt_scope_to_policy_mapping": {"read": ["a", "b"]}}),
+                "jwt_scope_to_policy_mapping",
+            ),
+            (
+                serde_json::json!({"jwt_policy_field_name": 7}),
+                "jwt_policy_field_name must be a string",
+            ),
+            (
+                serde_json::json!({"internal": "yes"}),
+                "internal must be true or false",
+            ),
+            (
+                serde_json::json!({"proxy": "/a/"}),
+                "proxy must be an object",
+            ),
+        ] {
+            let (api, problems) = convert(jwt_api(extra.clone()));
+            assert!(api.is_none(), "{extra}");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.severity == Severity::Error && p.message.contains(expected)),
+                "{extra}: {problems:?}"
+            );
+        }
+        // A restriction reported as an error is not also listed as merely unsupported.
+        let (_, problems) = convert(jwt_api(serde_json::json!({"use_standard_auth": true})));
+        assert_eq!(problems.len(), 1, "{problems:?}");
     }
 }

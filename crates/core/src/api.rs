@@ -3,7 +3,7 @@
 use crate::claims::ClaimPath;
 use crate::identity::IdentitySpec;
 use crate::jwt::JwtSpec;
-use crate::policy::PolicyId;
+use crate::policy::{EndpointRules, PolicyId};
 use crate::url::HttpUrl;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -239,6 +239,8 @@ pub struct ApiSpec {
     pub identity: IdentitySpec,
     pub policies: PolicySource,
     pub upstream_headers: UpstreamHeaders,
+    /// Allow and block rules for every request to this API, before any policy (default: none).
+    pub endpoints: EndpointRules,
 }
 
 impl ApiSpec {
@@ -261,6 +263,7 @@ impl ApiSpec {
             identity: IdentitySpec::default(),
             policies: PolicySource::default(),
             upstream_headers: UpstreamHeaders::default(),
+            endpoints: EndpointRules::default(),
         }
     }
 }

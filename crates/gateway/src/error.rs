@@ -38,6 +38,8 @@ pub enum EdgeErrorKind {
     BadRequest(&'static str),
     /// No API at this path.
     NoRoute,
+    /// The API's endpoint rules (Tyk white/black lists) refuse this method and path.
+    EndpointNotAllowed,
     /// No bearer token was sent.
     MissingToken,
     /// A token was sent and rejected.
@@ -95,6 +97,7 @@ impl EdgeError {
             | NoIdentity
             | InsufficientScope(_)
             | RequestTimeout
+            | EndpointNotAllowed
             | TooManyRequests { .. } => Fault::Client,
             BadGateway | GatewayTimeout | UpstreamBusy { .. } => Fault::Upstream,
             LimiterUnavailable { .. } => Fault::Internal,
@@ -127,7 +130,7 @@ impl EdgeError {
             BadRequest(_) => StatusCode::BAD_REQUEST,
             NoRoute => StatusCode::NOT_FOUND,
             MissingToken | InvalidToken(_) | NoIdentity => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | EndpointNotAllowed => StatusCode::FORBIDDEN,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             LimiterUnavailable { .. } | UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +149,7 @@ impl EdgeError {
             InvalidToken(_) => "invalid_token",
             NoIdentity => "no_identity",
             InsufficientScope(_) => "insufficient_scope",
+            EndpointNotAllowed => "endpoint_not_allowed",
             RequestTimeout => "request_timeout",
             TooManyRequests { quota: false, .. } => "rate_limited",
             TooManyRequests { quota: true, .. } => "quota_exceeded",
@@ -166,6 +170,7 @@ impl EdgeError {
             InvalidToken(e) => e.to_string(),
             NoIdentity => "the token has no usable identity claim".into(),
             InsufficientScope(why) => (*why).into(),
+            EndpointNotAllowed => "this API does not serve this method and path".into(),
             RequestTimeout => "the request body stopped arriving".into(),
             TooManyRequests { quota: false, .. } => "rate limit exceeded".into(),
             TooManyRequests { quota: true, .. } => "quota exceeded".into(),

@@ -2,7 +2,7 @@
 //! [`crate::stages`]; this file only puts them in order:
 //!
 //! 1. [`route`] — which API serves this path; paths the upstream could read differently are
-//!    refused.
+//!    refused, and so are endpoints the API's own allow and block lists exclude.
 //! 2. [`authenticate`] — the bearer token, verified (or found in the admission cache).
 //! 3. [`identity`] — who is calling: identity, session id, policies.
 //! 4. [`access`] — do the policies grant this API, method and path; which limits apply.
@@ -84,6 +84,7 @@ impl Gateway {
         let (api, rest) = route::route(pipeline, uri)?;
         ctx.api = Some(api);
         ctx.rest = rest;
+        route::check_endpoint(api, req.method(), uri, rest)?;
 
         if let Some(verifier) = &api.verifier {
             let token = authenticate::authenticate(

@@ -88,3 +88,39 @@ async fn path_parameters_only_where_an_api_opts_in() {
             .starts_with("HTTP/1.1 400")
     );
 }
+
+#[tokio::test]
+async fn endpoint_allow_and_block_lists_apply_to_every_caller() {
+    use portico_core::policy::{AccessRule, EndpointRules};
+    let up = Upstream::start().await;
+    let mut open = api("open", "/open", &up.url(), vec![]);
+    open.auth = ApiAuth::Keyless;
+    open.endpoints = EndpointRules {
+        allow: vec![AccessRule::try_new("/items", Some(vec!["GET".into()])).unwrap()],
+        block: vec![AccessRule::try_new_anywhere("/items/secret", None).unwrap()],
+    };
+    let gw = start_gateway(&config(vec![open], vec![])).await;
+    assert!(
+        status_of(&gw, "/open/items/1")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(
+        status_of(&gw, "/open/other")
+            .await
+            .starts_with("HTTP/1.1 403"),
+        "not on the allow list"
+    );
+    assert!(
+        status_of(&gw, "/open/items/secret")
+            .await
+            .starts_with("HTTP/1.1 403"),
+        "blocked"
+    );
+    assert!(
+        status_of(&gw, "/open/items/%73ecret")
+            .await
+            .starts_with("HTTP/1.1 403"),
+        "blocked, encoded"
+    );
+}

@@ -18,7 +18,7 @@ use portico_core::config::{
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
-use portico_core::policy::{AccessRule, ApiAccess, Policy, Quota, RateLimit};
+use portico_core::policy::{AccessRule, ApiAccess, EndpointRules, Policy, Quota, RateLimit};
 use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec, ListenPath};
 use std::collections::HashMap;
 use std::path::Path;
@@ -327,6 +327,7 @@ fn convert_api(
         identity: identity?,
         policies,
         upstream_headers,
+        endpoints: EndpointRules::default(),
     })
 }
 

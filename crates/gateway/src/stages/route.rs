@@ -7,7 +7,7 @@
 
 use crate::error::{EdgeError, EdgeErrorKind};
 use crate::pipeline::{ApiRuntime, Pipeline};
-use http::Uri;
+use http::{Method, Uri};
 
 pub fn route<'p>(
     pipeline: &'p Pipeline,
@@ -25,6 +25,21 @@ pub fn route<'p>(
         );
     }
     Ok((api, rest))
+}
+
+/// The API's own endpoint rules (allow and block lists), for every caller, keyless included.
+pub fn check_endpoint(
+    api: &ApiRuntime,
+    method: &Method,
+    uri: &Uri,
+    rest: &str,
+) -> Result<(), EdgeError> {
+    let rules = &api.spec.endpoints;
+    if rules.is_empty() || rules.permits(method.as_str(), uri.path(), rest) {
+        Ok(())
+    } else {
+        Err(EdgeErrorKind::EndpointNotAllowed.into())
+    }
 }
 
 /// Refuses paths an upstream could normalise into another path: backslashes, `%2F` and `%5C`,

@@ -1,0 +1,480 @@
+//! Tyk `policies.json`: access rights, rate limits and quotas. A restriction Portico cannot
+//! apply as written is an error, never dropped.
+
+use super::limits::{self, quota_is_stricter, rate_is_stricter};
+use super::{Fields, is_set, json_kind, report_unsupported, string_field};
+use portico_core::config::{Problem, Severity};
+use portico_core::policy::{AccessRule, ApiAccess, Policy};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+const POLICY_FIELDS: &[&str] = &[
+    "id",
+    "_id",
+    "name",
+    "org_id",
+    "access_rights",
+    "rate",
+    "per",
+    "quota_max",
+    "quota_renewal_rate",
+    "active",
+    "is_inactive",
+    "partitions",
+];
+const POLICY_DESCRIPTIVE: &[&str] = &[
+    "tags",
+    "meta_data",
+    "last_updated",
+    "state",
+    "key_expires_in",
+    "hmac_enabled",
+];
+const ACCESS_FIELDS: &[&str] = &["api_id", "api_name", "versions", "allowed_urls", "limit"];
+/// Access-right members that narrow a grant in ways Portico does not enforce.
+const REFUSED_ACCESS_FIELDS: &[(&str, &str)] = &[
+    ("endpoints", "per-endpoint rate limits are not supported"),
+    (
+        "restricted_types",
+        "GraphQL type restrictions are not supported",
+    ),
+    (
+        "allowed_types",
+        "GraphQL type restrictions are not supported",
+    ),
+    (
+        "field_access_rights",
+        "GraphQL field restrictions are not supported",
+    ),
+];
+
+/// Loads a Tyk `policies.json`: an object keyed by policy id, or an array of policies.
+pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
+    let location = path.display().to_string();
+    let mut problems = Vec::new();
+    let parsed = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|t| {
+            serde_json::from_str::<Value>(&t).map_err(|e| format!("not valid JSON: {e}"))
+        });
+    let entries: Vec<(Option<String>, Value)> = match parsed {
+        Ok(Value::Object(map)) => map.into_iter().map(|(k, v)| (Some(k), v)).collect(),
+        Ok(Value::Array(items)) => items.into_iter().map(|v| (None, v)).collect(),
+        Ok(_) => {
+            problems.push(Problem::error(
+                &location,
+                "policies must be an object keyed by id or an array",
+            ));
+            return (Vec::new(), problems);
+        }
+        Err(e) => {
+            problems.push(Problem::error(&location, e));
+            return (Vec::new(), problems);
+        }
+    };
+    let mut policies = Vec::new();
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        match value {
+            Value::Object(obj) => {
+                policies.extend(convert_policy(key, &obj, &location, &mut problems))
+            }
+            other => problems.push(Problem::error(
+                &location,
+                format!(
+                    "policy {}: must be an object, not {}",
+                    key.unwrap_or_else(|| format!("[{i}]")),
+                    json_kind(&other)
+                ),
+            )),
+        }
+    }
+    (policies, problems)
+}
+
+pub(super) fn convert_policy(
+    key: Option<String>,
+    obj: &Map<String, Value>,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Policy> {
+    let id = key.or_else(|| {
+        string_field(obj, "id")
+            .or_else(|| string_field(obj, "_id"))
+            .map(str::to_string)
+    });
+    let Some(id) = id else {
+        problems.push(Problem::error(file, "a policy has no id"));
+        return None;
+    };
+    let location = format!("{file}: policy {id:?}");
+    let before = problems.len();
+    let err =
+        |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(&location, msg));
+    report_unsupported(
+        obj,
+        &[POLICY_FIELDS, POLICY_DESCRIPTIVE],
+        &location,
+        "",
+        problems,
+    );
+    let fields = Fields {
+        obj,
+        location: &location,
+        prefix: "",
+    };
+    let active = match obj.get("active") {
+        None | Some(Value::Null) => true,
+        Some(_) => fields.flag("active", problems),
+    };
+    if !active || fields.flag("is_inactive", problems) {
+        problems.push(Problem::warning(&location, "inactive: not loaded"));
+        return None;
+    }
+    // Partitioned policies contribute only the parts they are flagged for.
+    let partitions = match obj.get("partitions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(other) => {
+            err(
+                problems,
+                format!("partitions must be an object, not {}", json_kind(other)),
+            );
+            None
+        }
+    };
+    if let Some(p) = partitions {
+        let flags = Fields {
+            obj: p,
+            location: &location,
+            prefix: "partitions.",
+        };
+        for name in ["quota", "rate_limit", "acl", "per_api", "complexity"] {
+            flags.flag(name, problems);
+        }
+    }
+    let flagged = |name: &str| partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true));
+    let partitioned = ["quota", "rate_limit", "acl"].iter().any(|k| flagged(k));
+    let part = |name: &str| !partitioned || flagged(name);
+    if flagged("per_api") {
+        if partitioned {
+            err(problems, "partitions.per_api is set with other partitions: Tyk refuses to apply such a policy".into());
+        } else {
+            problems.push(Problem::warning(
+                &location,
+                "partitions.per_api is not supported; the policy-wide limits apply, with one counter for all its APIs",
+            ));
+        }
+    }
+
+    let rate = if part("rate_limit") {
+        limits::rate_limit(obj)
+            .map_err(|e| err(problems, format!("rate/per: {e}")))
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let quota = if part("quota") {
+        limits::quota(obj)
+            .map_err(|e| err(problems, format!("quota: {e}")))
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+
+    let mut access = HashMap::new();
+    if part("acl") {
+        let rights = match obj.get("access_rights") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(rights)) => Some(rights),
+            Some(other) => {
+                err(
+                    problems,
+                    format!("access_rights must be an object, not {}", json_kind(other)),
+                );
+                None
+            }
+        };
+        for (api_id, right) in rights.into_iter().flatten() {
+            let prefix = format!("access_rights.{api_id}.");
+            let right = match right {
+                Value::Null => &Map::new(),
+                Value::Object(right) => right,
+                other => {
+                    err(
+                        problems,
+                        format!("{prefix} must be an object, not {}", json_kind(other)),
+                    );
+                    continue;
+                }
+            };
+            let refused: Vec<&str> = REFUSED_ACCESS_FIELDS.iter().map(|(f, _)| *f).collect();
+            report_unsupported(
+                right,
+                &[ACCESS_FIELDS, &refused],
+                &location,
+                &prefix,
+                problems,
+            );
+            for (field, why) in REFUSED_ACCESS_FIELDS {
+                if right.get(*field).is_some_and(is_set) {
+                    err(problems, format!("{prefix}{field}: {why}"));
+                }
+            }
+            if let Some(limit) = right.get("limit").filter(|l| is_set(l)) {
+                check_api_limit(limit, &prefix, rate, quota, &location, problems);
+            }
+            let rules = allowed_urls(right.get("allowed_urls"), &prefix, &location, problems);
+            access.insert(api_id.as_str().into(), ApiAccess { rules });
+        }
+    }
+    if problems[before..]
+        .iter()
+        .any(|p| p.severity == Severity::Error)
+    {
+        return None;
+    }
+    Some(Policy {
+        name: string_field(obj, "name").unwrap_or(&id).to_string(),
+        id: id.into(),
+        access,
+        rate,
+        quota,
+    })
+}
+
+/// `allowed_urls`: regular expressions matched from the start of the path below the listen
+/// path, each with the methods it allows. As in Tyk, an entry without methods allows nothing.
+fn allowed_urls(
+    value: Option<&Value>,
+    prefix: &str,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<AccessRule> {
+    let err =
+        |problems: &mut Vec<Problem>, msg: String| problems.push(Problem::error(location, msg));
+    let entries = match value {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(entries)) => entries,
+        Some(other) => {
+            err(
+                problems,
+                format!(
+                    "{prefix}allowed_urls must be an array, not {}",
+                    json_kind(other)
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut rules = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = format!("{prefix}allowed_urls[{i}]");
+        let Some(entry) = entry.as_object() else {
+            err(
+                problems,
+                format!("{at} must be an object, not {}", json_kind(entry)),
+            );
+            continue;
+        };
+        let Some(pattern) = entry.get("url").and_then(Value::as_str) else {
+            err(
+                problems,
+                format!("{at}.url must be a string (a regular expression)"),
+            );
+            continue;
+        };
+        let methods: Option<Vec<String>> = match entry.get("methods") {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Array(ms)) => ms.iter().map(|m| m.as_str().map(str::to_string)).collect(),
+            Some(_) => None,
+        };
+        let Some(methods) = methods else {
+            err(
+                problems,
+                format!("{at}.methods must be an array of method names"),
+            );
+            continue;
+        };
+        if methods.is_empty() {
+            problems.push(Problem::warning(
+                location,
+                format!("{at} ({pattern:?}) lists no methods, so it allows nothing (as in Tyk)"),
+            ));
+        }
+        match AccessRule::try_new(pattern, Some(methods)) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => err(problems, format!("{at}: {e}")),
+        }
+    }
+    rules
+}
+
+/// A per-API `limit` that is stricter than the policy-wide limits Portico applies instead would
+/// be dropped: an error. A looser or equal one is only reported.
+fn check_api_limit(
+    limit: &Value,
+    prefix: &str,
+    rate: Option<portico_core::RateLimit>,
+    quota: Option<portico_core::Quota>,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(limit) = limit.as_object() else {
+        problems.push(Problem::error(
+            location,
+            format!("{prefix}limit must be an object, not {}", json_kind(limit)),
+        ));
+        return;
+    };
+    let parsed = limits::rate_limit(limit).and_then(|r| Ok((r, limits::quota(limit)?)));
+    match parsed {
+        Err(e) => problems.push(Problem::error(location, format!("{prefix}limit: {e}"))),
+        Ok((api_rate, api_quota)) if rate_is_stricter(api_rate, rate) || quota_is_stricter(api_quota, quota) => {
+            problems.push(Problem::error(
+                location,
+                format!("{prefix}limit is stricter than the policy-wide limits, and per-API limits are not supported; make the policy-wide limits at most as generous, or split the policy"),
+            ));
+        }
+        Ok(_) => problems.push(Problem::warning(
+            location,
+            format!("{prefix}limit (per-API limits) is not supported; the policy-wide limits apply, which are no more generous"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_core::policy::{Quota, RateLimit};
+    use serde_json::json;
+
+    fn convert(v: Value) -> (Option<Policy>, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let p = convert_policy(Some("p".into()), v.as_object().unwrap(), "f", &mut problems);
+        (p, problems)
+    }
+
+    fn error_text(problems: &[Problem]) -> String {
+        problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn policy_partitions_and_limits() {
+        let (p, problems) = convert(json!({
+            "name": "plan", "rate": 10, "per": 1, "quota_max": 100, "quota_renewal_rate": 3600,
+            "access_rights": {"a1": {"allowed_urls": [{"url": "/x", "methods": ["GET"]}]}},
+            "partitions": {"quota": true, "rate_limit": true, "acl": false}
+        }));
+        let p = p.unwrap();
+        assert!(p.access.is_empty(), "acl partition off: limits only");
+        assert_eq!(p.rate, Some(RateLimit::try_new(10, 1000).unwrap()));
+        assert_eq!(p.quota, Some(Quota::limited(100, 3_600_000).unwrap()));
+        let (p, more) = convert(json!({"quota_max": -1, "rate": 0, "per": 0}));
+        let p = p.unwrap();
+        assert_eq!((p.rate, p.quota), (None, Some(Quota::Unlimited)));
+        assert!(
+            problems.is_empty() && more.is_empty(),
+            "{problems:?} {more:?}"
+        );
+    }
+
+    #[test]
+    fn a_fractional_rate_is_a_limit_not_unlimited() {
+        let (p, problems) = convert(json!({"rate": 0.5, "per": 1, "access_rights": {"a": {}}}));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(1, 2000).unwrap()));
+    }
+
+    #[test]
+    fn unusable_limits_are_errors() {
+        for bad in [
+            json!({"rate": -5, "per": 1}),
+            json!({"rate": "100", "per": 1}),
+            json!({"rate": 10, "per": 0}),
+            json!({"rate": 1, "per": 0.0001}),
+            json!({"quota_max": 100, "quota_renewal_rate": 0}),
+            json!({"quota_max": -3}),
+            json!({"quota_max": true}),
+        ] {
+            let (p, problems) = convert(bad.clone());
+            assert!(
+                p.is_none() && !error_text(&problems).is_empty(),
+                "{bad}: {problems:?}"
+            );
+        }
+        // Not used by a partitioned policy: not checked either.
+        let (p, _) = convert(
+            json!({"rate": "x", "quota_max": 5, "quota_renewal_rate": 60, "partitions": {"quota": true}}),
+        );
+        assert!(p.is_some());
+    }
+
+    #[test]
+    fn allowed_urls_without_methods_allow_nothing() {
+        let (p, problems) = convert(json!({"access_rights": {"a": {"allowed_urls": [
+            {"url": "/open"}, {"url": "/read", "methods": ["GET"]}, {"url": "/none", "methods": []}
+        ]}}}));
+        let access = &p.unwrap().access["a"];
+        assert!(!access.allows("GET", "/open"));
+        assert!(!access.allows("GET", "/none"));
+        assert!(access.allows("GET", "/read"));
+        assert_eq!(
+            problems
+                .iter()
+                .filter(|p| p.message.contains("allows nothing"))
+                .count(),
+            2
+        );
+        for bad in [
+            json!({"access_rights": []}),
+            json!({"access_rights": {"a": "yes"}}),
+            json!({"access_rights": {"a": {"allowed_urls": {"url": "/x"}}}}),
+            json!({"access_rights": {"a": {"allowed_urls": [{"url": 5, "methods": ["GET"]}]}}}),
+            json!({"access_rights": {"a": {"allowed_urls": [{"url": "/x", "methods": "GET"}]}}}),
+            json!({"access_rights": {"a": {"allowed_urls": [{"url": "(", "methods": ["GET"]}]}}}),
+        ] {
+            let (p, problems) = convert(bad.clone());
+            assert!(p.is_none(), "{bad}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn per_api_limits_and_restrictions() {
+        let stricter =
+            json!({"rate": 10, "per": 1, "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}}});
+        let (p, problems) = convert(stricter);
+        assert!(
+            p.is_none() && error_text(&problems).contains("stricter"),
+            "{problems:?}"
+        );
+        let same = json!({"rate": 10, "per": 1, "quota_max": -1,
+            "access_rights": {"a": {"limit": {"rate": 10, "per": 1, "quota_max": -1}}}});
+        let (p, problems) = convert(same);
+        assert!(p.is_some(), "{problems:?}");
+        let endpoints = json!({"access_rights": {"a": {"endpoints": [{"path": "/x", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 1}}]}]}}});
+        let (p, problems) = convert(endpoints);
+        assert!(
+            p.is_none() && error_text(&problems).contains("endpoints"),
+            "{problems:?}"
+        );
+        let mixed = json!({"partitions": {"per_api": true, "quota": true}});
+        assert!(convert(mixed).0.is_none());
+        // A mistyped flag would silently grant the policy's whole access rights.
+        for bad in [
+            json!({"partitions": {"quota": "true"}, "access_rights": {"a": {}}}),
+            json!({"partitions": []}),
+            json!({"is_inactive": "true"}),
+        ] {
+            let (p, problems) = convert(bad.clone());
+            assert!(p.is_none() && !error_text(&problems).is_empty(), "{bad}");
+        }
+    }
+}
