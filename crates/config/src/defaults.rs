@@ -3,9 +3,12 @@
 //! checks the reference's default column against this list, so the two cannot drift.
 
 use crate::ProcessSettings;
-use portico_core::api::{ConnectionLimits, UpstreamHeaders, UpstreamTimeouts};
+use portico_core::api::{
+    ApiAuth, ConnectionLimits, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
+};
 use portico_core::config::{KeyFetchSettings, SessionSettings, TokenCacheSettings};
 use portico_core::jwt::{DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, KeySourceSpec};
+use portico_core::{ApiSpec, ListenPath};
 
 /// `(section, field, default)`: the section is the heading the field is listed under in
 /// `docs/configuration.md` (`Top level`, `jwks`, `apis[]`, …).
@@ -18,6 +21,12 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
     let headers = UpstreamHeaders::default();
     let connections = ConnectionLimits::default();
     let issuer = IssuerTrust::new(None, KeySourceSpec::Discovery);
+    let api = ApiSpec::new(
+        "api",
+        ListenPath::try_new("/").expect("a valid listen path"),
+        UpstreamTarget::try_new("http://127.0.0.1:1").expect("a valid upstream"),
+        ApiAuth::Keyless,
+    );
     let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
     vec![
         ("Top level", "listen", process.listen.to_string()),
@@ -126,6 +135,7 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             "upstream_headers.forward_rewrite_headers",
             headers.forward_rewrite_headers.to_string(),
         ),
+        ("apis[]", "websocket", api.websocket.to_string()),
         (
             "jwt.issuers[]",
             "require_at_jwt",

@@ -436,6 +436,9 @@ fn convert_api(
         policies,
         upstream_headers: UpstreamHeaders::default(),
         endpoints,
+        // Tyk switches WebSockets on gateway-wide (`enable_websockets` in tyk.conf), not in an
+        // API definition: nothing here to map, so an imported API stays without them.
+        websocket: false,
     })
 }
 

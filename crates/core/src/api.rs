@@ -241,12 +241,15 @@ pub struct ApiSpec {
     pub upstream_headers: UpstreamHeaders,
     /// Allow and block rules for every request to this API, before any policy (default: none).
     pub endpoints: EndpointRules,
+    /// Pass WebSocket upgrades through to the upstream (default false: an upgrade request is
+    /// sent on as a plain request, its `Upgrade` and `Connection` headers removed).
+    pub websocket: bool,
 }
 
 impl ApiSpec {
     /// An API with every optional setting at its default: named by its id, org `default`,
     /// listen path stripped, `sub` as identity, authentication only, default headers, timeouts
-    /// and limits.
+    /// and limits, no WebSocket pass-through.
     pub fn new(id: &str, listen_path: ListenPath, upstream: UpstreamTarget, auth: ApiAuth) -> Self {
         Self {
             id: id.into(),
@@ -264,6 +267,7 @@ impl ApiSpec {
             policies: PolicySource::default(),
             upstream_headers: UpstreamHeaders::default(),
             endpoints: EndpointRules::default(),
+            websocket: false,
         }
     }
 }

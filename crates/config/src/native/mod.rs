@@ -328,6 +328,7 @@ fn convert_api(
         policies,
         upstream_headers,
         endpoints: EndpointRules::default(),
+        websocket: s.websocket,
     })
 }
 
@@ -586,6 +587,7 @@ apis:
         let api = &c.gateway.apis[0];
         assert_eq!(api.listen_path.as_str(), "/orders");
         assert!(api.strip_listen_path);
+        assert!(!api.websocket);
         assert_eq!(api.org_id, "default");
         assert_eq!(api.timeouts, UpstreamTimeouts::default());
         assert!(api.policies.is_authentication_only());
@@ -596,6 +598,16 @@ apis:
         assert_eq!(jwt.issuers[0].keys, KeySourceSpec::Discovery);
         assert!(jwt.issuers[0].require_exp);
         assert_eq!(c.gateway.settings.jwks, KeyFetchSettings::default());
+    }
+
+    #[test]
+    fn websocket_is_read() {
+        let c = load(
+            &format!("{MINIMAL}    websocket: true\n"),
+            &MapEnv::default(),
+        );
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert!(c.gateway.apis[0].websocket);
     }
 
     #[test]

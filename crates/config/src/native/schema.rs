@@ -98,6 +98,8 @@ pub struct ApiSection {
     pub policies: PoliciesSection,
     #[serde(default)]
     pub upstream_headers: UpstreamHeadersSection,
+    #[serde(default)]
+    pub websocket: bool,
 }
 
 fn yes() -> bool {
