@@ -8,7 +8,8 @@
 //! 4. [`access`] — do the policies grant this API, method and path; which limits apply.
 //! 5. [`limit`] — rate limit, then quota, for the identity session.
 //! 6. [`upstream_headers`] — client-sent identity headers removed, the gateway's own added.
-//! 7. [`forward`] — the request to the upstream and its response.
+//! 7. [`forward`] — the request to the upstream and its response (a WebSocket upgrade is
+//!    noted before phase 6 drops its `Upgrade` header).
 //! 8. [`respond`] — rate-limit headers, request id, metrics, the one log line.
 //!
 //! Phases 2–5 are skipped for keyless APIs; 4–5 for authentication-only APIs.
@@ -111,8 +112,9 @@ impl Gateway {
             ctx.admission = Some(admission);
         }
 
+        let websocket = forward::take_websocket_upgrade(api, &mut req)?;
         upstream_headers::apply(pipeline, api, ctx, req.headers_mut());
-        forward::forward(pipeline, api, req, rest, client_ip).await
+        forward::forward(pipeline, api, req, rest, client_ip, websocket).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Listeners and connections: accept, set up the socket (and the TLS handshake on a TLS
-//! listener, ALPN `h2` or `http/1.1`), and serve each connection with HTTP/1.1 or HTTP/2.
+//! listener, ALPN `h2` or `http/1.1`), and serve each connection with HTTP/1.1 (upgrades
+//! allowed: WebSocket pass-through) or HTTP/2.
 //! What a request means is decided in [`crate::flow`].
 
 use crate::body::GatewayBody;
@@ -107,14 +108,14 @@ async fn serve<S, F>(
             let served = match tls {
                 None => {
                     builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await
                 }
                 Some(tls) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             builder
-                                .serve_connection(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                                 .await
                         }
                         Ok(Err(e)) => {

@@ -8,6 +8,7 @@
 //! - [`body`]: the streamed response body.
 //! - [`pool`]: idle connections per upstream address.
 //! - [`hop_by_hop`]: headers that never cross the gateway.
+//! - [`upgrade`]: WebSocket pass-through, the tunnel after a `101`.
 
 mod body;
 pub(crate) mod hop_by_hop;
@@ -15,10 +16,12 @@ mod pool;
 mod request;
 mod response;
 mod send;
+mod upgrade;
 
 pub use body::UpstreamBody;
 pub use pool::ConnectionPools;
 pub use request::{ClientIp, Forwarding};
+pub use upgrade::websocket_requested;
 
 use crate::body::{FullBody, GatewayBody};
 use crate::error::{EdgeError, EdgeErrorKind};
@@ -26,13 +29,14 @@ use crate::tls::UpstreamTls;
 use bytes::Buf;
 use http::header::HeaderValue;
 use http::uri::{Authority, PathAndQuery};
-use http::{Method, Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use pool::{Connection, UpstreamPool};
 use portico_core::api::{ConnectionLimits, UpstreamTarget, UpstreamTimeouts, UpstreamTlsSettings};
 use request::BodyFraming;
-use response::{Framing, Malformed, ResponseHead};
+use response::{Asked, Framing, Malformed, ResponseHead};
 use send::Sent;
 use std::io;
 use std::sync::Arc;
@@ -131,18 +135,23 @@ enum UpstreamError {
 /// 504 when its response head is not in within `read_ms` of the end of the request body, or
 /// it stops taking the body for `send_idle_ms`; 408 when the client stops sending its body for
 /// `send_idle_ms`; 503 when the API's upstream connections are all busy for `queue_ms`.
+///
+/// `websocket`, the client's side of a WebSocket upgrade: the upstream is asked to switch, and
+/// a `101` from it starts the tunnel ([`upgrade`]); any other answer is relayed as usual.
 pub async fn forward(
     upstream: &Upstream,
     request: Request<Incoming>,
     path: &str,
     forwarding: Forwarding<'_>,
     timeouts: UpstreamTimeouts,
+    websocket: Option<OnUpgrade>,
 ) -> Result<Response<GatewayBody>, EdgeError> {
     // Hop-by-hop headers are already gone (`stages::upstream_headers`).
     let (parts, mut body) = request.into_parts();
     let framing = BodyFraming::of(&parts.headers, http_body::Body::is_end_stream(&body));
-    let head = request::encode_head(&parts, upstream, path, forwarding, framing);
-    let head_request = parts.method == Method::HEAD;
+    let switch = websocket.is_some();
+    let head = request::encode_head(&parts, upstream, path, forwarding, framing, switch);
+    let asked = Asked::of(&parts.method, switch);
     // Without a body the request can be sent again; only idempotent ones are.
     let replayable = framing == BodyFraming::Empty && parts.method.is_idempotent();
     let connect_timeout = Duration::from_millis(timeouts.connect_ms);
@@ -154,7 +163,7 @@ pub async fn forward(
         .await
         .map_err(|e| failed(upstream, UpstreamError::Connect(e)))?;
     let response_head = loop {
-        match exchange(&mut conn, &head, &mut body, framing, head_request, timeouts).await {
+        match exchange(&mut conn, &head, &mut body, framing, asked, timeouts).await {
             Ok(head) => break head,
             Err(UpstreamError::ClosedEarly) if conn.reused() && replayable => {
                 conn = upstream
@@ -166,6 +175,18 @@ pub async fn forward(
             Err(e) => return Err(failed(upstream, e)),
         }
     };
+    if response_head.status == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client) = websocket
+    {
+        let address = upstream.address();
+        return Ok(upgrade::switch(
+            conn,
+            response_head,
+            client,
+            permit,
+            address,
+        ));
+    }
     conn.hold(permit);
     Ok(into_response(upstream, conn, response_head, timeouts))
 }
@@ -183,14 +204,14 @@ fn failed(upstream: &Upstream, error: UpstreamError) -> EdgeError {
     EdgeError::with_cause(kind, format!("{}: {error}", upstream.address()))
 }
 
-/// Writes the request and reads the final response head (1xx heads are skipped), or relays
-/// an answer the upstream gave before the body was in.
+/// Writes the request and reads the final response head (1xx heads other than `101` are
+/// skipped), or relays an answer the upstream gave before the body was in.
 async fn exchange(
     conn: &mut Connection,
     head: &[u8],
     body: &mut Incoming,
     framing: BodyFraming,
-    head_request: bool,
+    asked: Asked,
     timeouts: UpstreamTimeouts,
 ) -> Result<ResponseHead, UpstreamError> {
     let send_idle = Duration::from_millis(timeouts.send_idle_ms);
@@ -202,14 +223,14 @@ async fn exchange(
     let mut write_failed = None;
     if framing != BodyFraming::Empty {
         let chunked = framing == BodyFraming::Chunked;
-        match send::send_body(conn, body, chunked, head_request, send_idle).await? {
+        match send::send_body(conn, body, chunked, asked, send_idle).await? {
             Sent::Complete => {}
             Sent::EarlyAnswer(head) => return Ok(head),
             Sent::WriteFailed(e) => write_failed = Some(e),
         }
     }
     let read = Duration::from_millis(timeouts.read_ms);
-    match tokio::time::timeout(read, read_head(conn, head_request)).await {
+    match tokio::time::timeout(read, read_head(conn, asked)).await {
         Err(_) => Err(UpstreamError::HeadTimeout(timeouts.read_ms)),
         Ok(Ok(mut head)) => {
             // The upstream stopped reading the body but answered: relay it, never reuse.
@@ -222,16 +243,13 @@ async fn exchange(
     }
 }
 
-async fn read_head(
-    conn: &mut Connection,
-    head_request: bool,
-) -> Result<ResponseHead, UpstreamError> {
+async fn read_head(conn: &mut Connection, asked: Asked) -> Result<ResponseHead, UpstreamError> {
     let mut received = !conn.buf.is_empty();
     loop {
         if !conn.buf.is_empty()
-            && let Some(head) = response::parse(&mut conn.buf, head_request)?
+            && let Some(head) = response::parse(&mut conn.buf, asked)?
         {
-            if head.status.is_informational() {
+            if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS {
                 continue;
             }
             return Ok(head);

@@ -313,6 +313,12 @@ impl Connection {
     pub fn hold(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
         self.permit = Some(permit);
     }
+
+    /// The stream of a connection that switched protocols, and the bytes of the new protocol
+    /// already read past the `101` head. It never returns to a pool.
+    pub fn into_switched(self) -> (Stream, BytesMut) {
+        (self.stream, self.buf)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The request head sent upstream, written straight into one buffer: the client's method and
-//! end-to-end headers, the rewritten path, the upstream's `Host`, `X-Forwarded-*`, and the
-//! body's framing.
+//! end-to-end headers, the rewritten path, the upstream's `Host`, `X-Forwarded-*`, the body's
+//! framing, and for a WebSocket upgrade its `Upgrade` and `Connection`.
 
 use super::Upstream;
 use bytes::Bytes;
@@ -109,13 +109,15 @@ impl BodyFraming {
     }
 }
 
-/// The upstream request head for a request whose hop-by-hop headers are already gone.
+/// The upstream request head for a request whose hop-by-hop headers are already gone;
+/// `websocket` puts back the two that ask the upstream to switch.
 pub fn encode_head(
     parts: &Parts,
     upstream: &Upstream,
     path: &str,
     forwarding: Forwarding<'_>,
     body: BodyFraming,
+    websocket: bool,
 ) -> Vec<u8> {
     let headers = &parts.headers;
     let query = parts.uri.query();
@@ -174,6 +176,9 @@ pub fn encode_head(
     if !host_sent && let Some(host) = original_host {
         put(&mut head, b"x-forwarded-host", host);
     }
+    if websocket {
+        head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
+    }
     match body {
         BodyFraming::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         BodyFraming::Empty if expects_body(&parts.method) => {
@@ -204,7 +209,7 @@ mod tests {
     use portico_core::api::UpstreamTarget;
 
     fn head_for(request: http::Request<()>, body: BodyFraming) -> String {
-        head_with(request, body, true, false)
+        head_with(request, body, true, false, false)
     }
 
     fn head_with(
@@ -212,6 +217,7 @@ mod tests {
         body: BodyFraming,
         trusted_peer: bool,
         forward_rewrite_headers: bool,
+        websocket: bool,
     ) -> String {
         let pools = ConnectionPools::default();
         let target = UpstreamTarget::try_new("http://backend:8080/base").unwrap();
@@ -224,7 +230,10 @@ mod tests {
             trusted_peer,
             forward_rewrite_headers,
         };
-        String::from_utf8(encode_head(&parts, &upstream, "/items/1", forwarding, body)).unwrap()
+        String::from_utf8(encode_head(
+            &parts, &upstream, "/items/1", forwarding, body, websocket,
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -243,14 +252,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(
-            head_with(request(), BodyFraming::Empty, false, false),
+            head_with(request(), BodyFraming::Empty, false, false, false),
             "GET /base/items/1 HTTP/1.1\r\n\
              host: backend:8080\r\n\
              x-forwarded-for: 10.0.0.9\r\n\
              x-forwarded-proto: http\r\n\
              x-forwarded-host: gw.example\r\n\r\n"
         );
-        let trusted = head_with(request(), BodyFraming::Empty, true, true);
+        let trusted = head_with(request(), BodyFraming::Empty, true, true, false);
         for kept in [
             "x-forwarded-for: 192.0.2.1, 10.0.0.9\r\n",
             "x-forwarded-proto: https\r\n",
@@ -285,6 +294,30 @@ mod tests {
              accept: b\r\n\
              x-forwarded-for: 192.0.2.1, 10.0.0.9\r\n\
              x-forwarded-host: gw.example\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn websocket_upgrades_ask_the_upstream_to_switch() {
+        // What the client sent as `Upgrade`/`Connection` is gone (phase 6); the
+        // `Sec-WebSocket-*` headers are end-to-end.
+        let request = http::Request::get("http://gw.example/api/items/1")
+            .header("host", "gw.example")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head_with(request, BodyFraming::Empty, false, false, true),
+            "GET /base/items/1 HTTP/1.1\r\n\
+             host: backend:8080\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             sec-websocket-version: 13\r\n\
+             x-forwarded-for: 10.0.0.9\r\n\
+             x-forwarded-proto: http\r\n\
+             x-forwarded-host: gw.example\r\n\
+             connection: upgrade\r\n\
+             upgrade: websocket\r\n\r\n"
         );
     }
 

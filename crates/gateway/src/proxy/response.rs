@@ -1,5 +1,6 @@
 //! The upstream's response head: parsed with `httparse`, framed strictly by RFC 9112 §6.3, its
-//! hop-by-hop headers dropped.
+//! hop-by-hop headers dropped. A `101` is accepted only as the answer to a WebSocket upgrade,
+//! and only when it switches to `websocket`.
 
 use super::hop_by_hop::{connection_tokens, is_hop_by_hop};
 use bytes::{Buf, BytesMut};
@@ -11,10 +12,32 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 const ADDED_BY_GATEWAY: usize = 8;
 
+/// What the request asked for, as far as reading its answer depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Plain,
+    /// `HEAD`: no body follows, whatever the framing headers say.
+    Head,
+    /// A WebSocket upgrade: `101` to `websocket` is a valid answer.
+    WebSocket,
+}
+
+impl Asked {
+    pub fn of(method: &http::Method, websocket: bool) -> Self {
+        if websocket {
+            Asked::WebSocket
+        } else if method == http::Method::HEAD {
+            Asked::Head
+        } else {
+            Asked::Plain
+        }
+    }
+}
+
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// No body: a `HEAD` request, or a 1xx, 204 or 304 status.
+    /// No body: a `HEAD` request, or a 1xx (`101` included), 204 or 304 status.
     Empty,
     Length(u64),
     Chunked,
@@ -47,11 +70,13 @@ pub enum Malformed {
     ContentLength,
     #[error("protocol switch that was not asked for")]
     UnrequestedUpgrade,
+    #[error("switched to a protocol other than websocket")]
+    WrongUpgrade,
 }
 
 /// Parses a complete head from the front of `buf` and consumes it; `Ok(None)` when more
-/// bytes are needed.
-pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, Malformed> {
+/// bytes are needed. After a `101`, what is left in `buf` belongs to the new protocol.
+pub fn parse(buf: &mut BytesMut, asked: Asked) -> Result<Option<ResponseHead>, Malformed> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut slots);
     let len = match parsed.parse(buf) {
@@ -67,9 +92,11 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(Malformed::Status)?;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && asked != Asked::WebSocket {
         return Err(Malformed::UnrequestedUpgrade);
     }
+    let mut to_websocket = false;
     let http11 = parsed.version == Some(1);
 
     // Room for the headers the gateway adds (request id, rate limits) without a regrowth.
@@ -98,6 +125,8 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::UPGRADE {
+            to_websocket = h.value.trim_ascii().eq_ignore_ascii_case(b"websocket");
         } else if name == header::CONNECTION {
             for token in connection_tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -115,7 +144,11 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
         headers.append(name, value);
     }
 
-    let framing = if head_request
+    if switching && !to_websocket {
+        return Err(Malformed::WrongUpgrade);
+    }
+
+    let framing = if asked == Asked::Head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -143,7 +176,11 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHe
     for name in &connection_named {
         headers.remove(name);
     }
-    if let Some(n) = content_length {
+    if switching {
+        // The connection is no longer HTTP: nothing to frame, nothing to reuse.
+        headers.remove(header::CONTENT_LENGTH);
+        close = true;
+    } else if let Some(n) = content_length {
         match framing {
             Framing::Chunked | Framing::UntilClose => {
                 headers.remove(header::CONTENT_LENGTH);
@@ -186,8 +223,17 @@ mod tests {
     use super::*;
 
     fn parse_all(text: &str, head_request: bool) -> Result<ResponseHead, Malformed> {
+        let asked = if head_request {
+            Asked::Head
+        } else {
+            Asked::Plain
+        };
+        parse_asked(text, asked)
+    }
+
+    fn parse_asked(text: &str, asked: Asked) -> Result<ResponseHead, Malformed> {
         let mut buf = BytesMut::from(text);
-        let head = parse(&mut buf, head_request)?.expect("complete head");
+        let head = parse(&mut buf, asked)?.expect("complete head");
         Ok(head)
     }
 
@@ -209,9 +255,9 @@ mod tests {
     #[test]
     fn partial_heads_wait_and_the_rest_stays_buffered() {
         let mut buf = BytesMut::from("HTTP/1.1 204 No Content\r\nDate: x\r\n");
-        assert!(parse(&mut buf, false).unwrap().is_none());
+        assert!(parse(&mut buf, Asked::Plain).unwrap().is_none());
         buf.extend_from_slice(b"\r\nNEXT");
-        let head = parse(&mut buf, false).unwrap().unwrap();
+        let head = parse(&mut buf, Asked::Plain).unwrap().unwrap();
         assert_eq!(head.framing, Framing::Empty);
         assert_eq!(&buf[..], b"NEXT");
     }
@@ -271,6 +317,49 @@ mod tests {
     }
 
     #[test]
+    fn switching_protocols_only_to_the_websocket_asked_for() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Accept: abc\r\nContent-Length: 3\r\n\r\n\x81\x01x"[..],
+        );
+        let head = parse(&mut buf, Asked::WebSocket).unwrap().unwrap();
+        assert_eq!(head.status, 101);
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(!head.keep_alive);
+        assert_eq!(head.headers.len(), 1, "{:?}", head.headers);
+        assert_eq!(head.headers["sec-websocket-accept"], "abc");
+        assert_eq!(
+            &buf[..],
+            b"\x81\x01x",
+            "the new protocol's bytes stay buffered"
+        );
+
+        let h2c = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+        assert!(matches!(
+            parse_asked(h2c, Asked::WebSocket),
+            Err(Malformed::WrongUpgrade)
+        ));
+        let bare = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        assert!(matches!(
+            parse_asked(bare, Asked::WebSocket),
+            Err(Malformed::WrongUpgrade)
+        ));
+        let websocket = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        assert!(matches!(
+            parse_asked(websocket, Asked::Plain),
+            Err(Malformed::UnrequestedUpgrade)
+        ));
+        // Declined: an ordinary answer, read as for a GET.
+        let declined = parse_asked(
+            "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno",
+            Asked::WebSocket,
+        )
+        .unwrap();
+        assert_eq!(declined.framing, Framing::Length(2));
+        assert!(declined.keep_alive);
+    }
+
+    #[test]
     fn bad_heads_are_refused() {
         let refused = [
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
@@ -302,6 +391,9 @@ mod tests {
         while huge.len() <= MAX_HEAD_BYTES {
             huge.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
         }
-        assert!(matches!(parse(&mut huge, false), Err(Malformed::TooLarge)));
+        assert!(matches!(
+            parse(&mut huge, Asked::Plain),
+            Err(Malformed::TooLarge)
+        ));
     }
 }

@@ -5,7 +5,7 @@
 
 use super::UpstreamError;
 use super::pool::Connection;
-use super::response::{self, ResponseHead};
+use super::response::{self, Asked, ResponseHead};
 use bytes::{Buf, Bytes};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -31,7 +31,7 @@ pub async fn send_body(
     conn: &mut Connection,
     body: &mut Incoming,
     chunked: bool,
-    head_request: bool,
+    asked: Asked,
     idle: Duration,
 ) -> Result<Sent, UpstreamError> {
     let mut pending = Bytes::new();
@@ -55,7 +55,7 @@ pub async fn send_body(
                 }
                 Poll::Ready(Ok(_)) => {
                     while !conn.buf.is_empty() {
-                        match response::parse(&mut conn.buf, head_request)? {
+                        match response::parse(&mut conn.buf, asked)? {
                             Some(head) if head.status.is_informational() => {}
                             Some(mut head) => {
                                 head.keep_alive = false;
