@@ -28,6 +28,9 @@ pub struct Admission {
     pub session_hex: HeaderValue,
     /// The issuer of the token, for the upstream (`None`: unknown).
     pub issuer: Option<HeaderValue>,
+    /// The token's `client_id` and `scope` claims, for the upstream JWT.
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
     /// The policies the token brings (empty for authentication-only APIs).
     pub policies: Vec<Arc<Policy>>,
     /// Mapped claims, ready to send upstream.
@@ -148,6 +151,8 @@ mod tests {
             identity: HeaderValue::from_static("a"),
             session_hex: HeaderValue::from_static("00"),
             issuer: None,
+            client_id: None,
+            scope: None,
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,

@@ -58,6 +58,8 @@ pub enum EdgeErrorKind {
     BadGateway,
     /// The upstream did not answer in time.
     GatewayTimeout,
+    /// The gateway failed at something of its own.
+    Internal(&'static str),
     /// Too many requests are already in flight to this upstream.
     UpstreamBusy { retry_after_secs: u64 },
 }
@@ -100,7 +102,7 @@ impl EdgeError {
             | EndpointNotAllowed
             | TooManyRequests { .. } => Fault::Client,
             BadGateway | GatewayTimeout | UpstreamBusy { .. } => Fault::Upstream,
-            LimiterUnavailable { .. } => Fault::Internal,
+            LimiterUnavailable { .. } | Internal(_) => Fault::Internal,
         }
     }
 
@@ -135,6 +137,7 @@ impl EdgeError {
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             LimiterUnavailable { .. } | UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BadGateway => StatusCode::BAD_GATEWAY,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -155,6 +158,7 @@ impl EdgeError {
             TooManyRequests { quota: true, .. } => "quota_exceeded",
             LimiterUnavailable { .. } => "limiter_unavailable",
             BadGateway => "bad_gateway",
+            Internal(_) => "internal",
             GatewayTimeout => "gateway_timeout",
             UpstreamBusy { .. } => "upstream_busy",
         }
@@ -176,6 +180,7 @@ impl EdgeError {
             TooManyRequests { quota: true, .. } => "quota exceeded".into(),
             LimiterUnavailable { .. } => "rate limits cannot be checked right now".into(),
             BadGateway => "the upstream could not be reached".into(),
+            Internal(what) => (*what).into(),
             GatewayTimeout => "the upstream did not answer in time".into(),
             UpstreamBusy { .. } => "the upstream is at its connection limit".into(),
         }

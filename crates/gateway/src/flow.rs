@@ -81,6 +81,9 @@ impl Gateway {
         mut req: Request<Incoming>,
         client_ip: &ClientIp,
     ) -> Result<Response<GatewayBody>, EdgeError> {
+        if pipeline.serves_jwks_at(uri.path()) {
+            return Ok(crate::ops::jwks_response(pipeline));
+        }
         let (api, rest) = route::route(pipeline, uri)?;
         ctx.api = Some(api);
         ctx.rest = rest;
@@ -111,7 +114,7 @@ impl Gateway {
             ctx.admission = Some(admission);
         }
 
-        upstream_headers::apply(pipeline, api, ctx, req.headers_mut());
+        upstream_headers::apply(pipeline, api, ctx, req.headers_mut())?;
         forward::forward(pipeline, api, req, rest, client_ip).await
     }
 }

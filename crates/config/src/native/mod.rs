@@ -9,7 +9,8 @@ use super::env::Env;
 use super::{ProcessSettings, TlsListener};
 use base64::Engine;
 use portico_core::api::{
-    ApiAuth, ClientCertFiles, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget,
+    ApiAuth, ClientCertFiles, ConnectionLimits, DEFAULT_UPSTREAM_JWT_HEADER,
+    DEFAULT_UPSTREAM_JWT_TTL_SECS, PolicySource, UpstreamHeaders, UpstreamJwtSpec, UpstreamTarget,
     UpstreamTimeouts, UpstreamTlsSettings,
 };
 use portico_core::config::{
@@ -82,8 +83,23 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
                 .ok()
         })
         .collect();
+    let defaults_gw = GatewaySettings::default();
+    let jwks_path = file.jwks_path.clone();
+    if let Some(path) = &jwks_path
+        && !path.starts_with('/')
+    {
+        problems.push(Problem::error(
+            format!("{file_name}: jwks_path"),
+            "must start with '/'",
+        ));
+    }
     let settings = GatewaySettings {
         trusted_proxies,
+        gateway_name: file
+            .gateway_name
+            .clone()
+            .unwrap_or(defaults_gw.gateway_name),
+        jwks_path,
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
             min_refresh_secs: file
@@ -227,6 +243,9 @@ fn convert_api(
         err(problems, "timeouts", "timeouts must be > 0".into());
     }
     let upstream_tls = convert_upstream_tls(s.tls, upstream.as_ref(), loc, base_dir, problems);
+    let upstream_jwt = s.upstream_jwt.and_then(|j| {
+        convert_upstream_jwt(j, &format!("{loc}.upstream_jwt"), base_dir, env, problems)
+    });
     let connection_defaults = ConnectionLimits::default();
     let connections = ConnectionLimits {
         max_active: s
@@ -322,12 +341,70 @@ fn convert_api(
         upstream: upstream?,
         upstream_tls,
         timeouts,
+        upstream_jwt,
         connections,
         auth: auth?,
         identity: identity?,
         policies,
         upstream_headers,
         endpoints: EndpointRules::default(),
+    })
+}
+
+fn convert_upstream_jwt(
+    s: UpstreamJwtSection,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<UpstreamJwtSpec> {
+    let before = problems.len();
+    let algorithm = s
+        .algorithm
+        .parse::<Algorithm>()
+        .map_err(|e| problems.push(Problem::error(format!("{loc}.algorithm"), e)))
+        .ok();
+    if algorithm
+        .is_some_and(|a| !matches!(a, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA))
+    {
+        problems.push(Problem::error(
+            format!("{loc}.algorithm"),
+            "must be RS256, ES256 or EdDSA (an upstream must not hold a key that can mint tokens)",
+        ));
+    }
+    let pem = match (s.private_key_file, s.private_key_env) {
+        (Some(file), None) => read_file(&file, base_dir)
+            .map_err(|e| problems.push(Problem::error(loc, e)))
+            .ok(),
+        (None, Some(var)) => env.var(&var).or_else(|| {
+            problems.push(Problem::error(
+                loc,
+                format!("environment variable {var} is not set"),
+            ));
+            None
+        }),
+        _ => {
+            problems.push(Problem::error(
+                loc,
+                "give one of private_key_file or private_key_env",
+            ));
+            None
+        }
+    };
+    if s.kid.trim().is_empty() {
+        problems.push(Problem::error(format!("{loc}.kid"), "must not be empty"));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(UpstreamJwtSpec {
+        algorithm: algorithm?,
+        private_key_pem: pem?,
+        kid: s.kid,
+        header: s
+            .header
+            .unwrap_or_else(|| DEFAULT_UPSTREAM_JWT_HEADER.into()),
+        ttl_secs: s.ttl_secs.unwrap_or(DEFAULT_UPSTREAM_JWT_TTL_SECS),
     })
 }
 

@@ -53,6 +53,8 @@ pub fn admit(
         identity: identity_value,
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
         issuer: issuer_value,
+        client_id: string_claim(&verified.claims, "client_id"),
+        scope: string_claim(&verified.claims, "scope"),
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline
@@ -64,4 +66,11 @@ pub fn admit(
         pipeline.admissions.insert(key, admission.clone(), now_secs);
     }
     Ok(admission)
+}
+
+fn string_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
