@@ -5,7 +5,7 @@
 //! `\` as `/`, drop `;` parameters, resolve `..`), so a path they could read differently
 //! from the gateway's routing and access rules is refused with 400 before any rule sees it.
 
-use crate::error::{EdgeError, EdgeErrorKind};
+use crate::error::{BadRequest, EdgeError, EdgeErrorKind};
 use crate::pipeline::{ApiRuntime, Pipeline};
 use http::{Method, Uri};
 
@@ -20,9 +20,7 @@ pub fn route<'p>(
         .map(|(api, rest)| (&**api, rest))
         .ok_or(EdgeErrorKind::NoRoute)?;
     if !api.spec.allow_path_parameters && path.contains(';') {
-        return Err(
-            EdgeErrorKind::BadRequest("path parameters (;) are not accepted on this API").into(),
-        );
+        return Err(EdgeErrorKind::BadRequest(BadRequest::PathParameters).into());
     }
     Ok((api, rest))
 }
@@ -46,7 +44,7 @@ pub fn check_endpoint(
 /// double-encoded `/`, `\` and `.`, encoded control characters, empty segments (`//`), and
 /// `.`/`..` segments — also percent-encoded and also before a `;` (`..;`). One pass, no
 /// allocation: it runs on every request.
-pub fn check_path(path: &str) -> Result<(), &'static str> {
+pub fn check_path(path: &str) -> Result<(), BadRequest> {
     let bytes = path.as_bytes();
     // Per segment: its length and dots so far, and whether anything but dots was seen (all
     // before any `;`).
@@ -57,16 +55,16 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
         match b {
             b'/' => {
                 if !other && (dots == 1 || dots == 2) && len == dots {
-                    return Err("dot segments (. or ..) are not accepted in paths");
+                    return Err(BadRequest::DotSegment);
                 }
                 if len == 0 && !in_params && i > 0 && i < bytes.len() {
-                    return Err("empty path segments (//) are not accepted");
+                    return Err(BadRequest::EmptySegment);
                 }
                 (len, dots, other, in_params) = (0, 0, false, false);
                 i += 1;
                 continue;
             }
-            b'\\' => return Err("backslashes are not accepted in paths"),
+            b'\\' => return Err(BadRequest::Backslash),
             b';' => in_params = true,
             _ => {}
         }
@@ -80,15 +78,15 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
                 bytes.get(i + 2).and_then(hex),
             ) {
                 (Some(h), Some(l)) => (h << 4 | l, 3),
-                _ => return Err("malformed percent-encoding in the path"),
+                _ => return Err(BadRequest::MalformedEscape),
             }
         } else {
             (b, 1)
         };
         if width == 3 {
             match decoded {
-                b'/' | b'\\' => return Err("encoded / or \\ are not accepted in paths"),
-                0..0x20 | 0x7f => return Err("encoded control characters are not accepted"),
+                b'/' | b'\\' => return Err(BadRequest::EncodedSeparator),
+                0..0x20 | 0x7f => return Err(BadRequest::EncodedControl),
                 b'%' => {
                     let next = (
                         bytes.get(i + 3).and_then(hex),
@@ -97,7 +95,7 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
                     if let (Some(h), Some(l)) = next
                         && matches!(h << 4 | l, b'/' | b'\\' | b'.')
                     {
-                        return Err("double-encoded /, \\ or . are not accepted in paths");
+                        return Err(BadRequest::DoubleEncoded);
                     }
                 }
                 _ => {}

@@ -38,10 +38,7 @@ pub fn apply(
     api.identity_headers.insert(headers, admission);
     if let Some(jwt) = &api.upstream_jwt {
         let unsigned = |e: Box<dyn std::error::Error + Send + Sync>| {
-            EdgeError::with_cause(
-                EdgeErrorKind::Internal("the upstream JWT could not be signed"),
-                e,
-            )
+            EdgeError::with_cause(EdgeErrorKind::UpstreamJwtUnsigned, e)
         };
         let token = jwt
             .signer
