@@ -193,6 +193,13 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     }
 }
 
+/// Whether an error (not a warning) was found since `before`.
+fn has_errors_since(problems: &[Problem], before: usize) -> bool {
+    problems[before..]
+        .iter()
+        .any(|p| p.severity == portico_core::config::Severity::Error)
+}
+
 fn claim_path(raw: &str, location: &str, problems: &mut Vec<Problem>) -> Option<ClaimPath> {
     ClaimPath::try_new(raw)
         .map_err(|e| problems.push(Problem::error(location, e)))
@@ -328,7 +335,7 @@ fn convert_api(
         forward_authorization: s.upstream_headers.forward_authorization,
         forward_rewrite_headers: s.upstream_headers.forward_rewrite_headers,
     };
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     Some(ApiSpec {
@@ -394,7 +401,7 @@ fn convert_upstream_jwt(
     if s.kid.trim().is_empty() {
         problems.push(Problem::error(format!("{loc}.kid"), "must not be empty"));
     }
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     Some(UpstreamJwtSpec {
@@ -476,7 +483,7 @@ fn convert_jwt(
             )
         })
         .collect();
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     if issuers.is_empty() {
@@ -622,7 +629,7 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
             None
         }
     });
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     Some(Policy {
@@ -766,5 +773,48 @@ policies:
         assert_eq!(reader.quota, Some(Quota::Unlimited));
         assert!(reader.access["orders"].allows("GET", "/items/1"));
         assert!(!reader.access["orders"].allows("POST", "/items/1"));
+    }
+
+    #[test]
+    fn https_upstreams_tls_and_upstream_jwt() {
+        let yaml = MINIMAL.replace("http://127.0.0.1:9000", "https://backend.internal:8443/v1")
+            + "    tls:\n      insecure_skip_verify: true\n      server_name: backend\n    upstream_jwt:\n      algorithm: ES256\n      private_key_env: GW_KEY\n      kid: gw-1\n";
+        let env = MapEnv(HashMap::from([("GW_KEY".to_string(), "PEM".to_string())]));
+        let c = load(&yaml, &env);
+        let warnings: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("warning") && w.contains("tls.insecure_skip_verify")),
+            "{warnings:#?}"
+        );
+        assert!(
+            c.problems
+                .iter()
+                .all(|p| p.severity == portico_core::config::Severity::Warning)
+        );
+        let api = &c.gateway.apis[0];
+        assert!(api.upstream.url.is_https());
+        assert_eq!(api.upstream_tls.server_name.as_deref(), Some("backend"));
+        let jwt = api.upstream_jwt.as_ref().unwrap();
+        assert_eq!(
+            (jwt.kid.as_str(), jwt.header.as_str(), jwt.ttl_secs),
+            ("gw-1", "X-Portico-JWT", 60)
+        );
+
+        let hmac = yaml.replace("algorithm: ES256", "algorithm: HS256");
+        let c = load(&hmac, &env);
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.location.ends_with("upstream_jwt.algorithm"))
+        );
+        let tls_on_http = MINIMAL.to_string() + "    tls:\n      ca_file: ca.pem\n";
+        let c = load(&tls_on_http, &MapEnv::default());
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.message.contains("need an https:// upstream"))
+        );
     }
 }
