@@ -40,9 +40,14 @@ pub enum BadRequest {
     MalformedEscape,
     EncodedSeparator,
     EncodedControl,
+    EncodedUnreserved,
     DoubleEncoded,
     PathParameters,
     DuplicateAuthorization,
+    /// A request header name with `_`: some frameworks read it as the `-` spelling.
+    UnderscoreHeader,
+    /// The client's request body could not be read (the client aborted it).
+    UnreadableBody,
 }
 
 impl BadRequest {
@@ -52,11 +57,16 @@ impl BadRequest {
             BadRequest::EmptySegment => "empty path segments (//) are not accepted",
             BadRequest::Backslash => "backslashes are not accepted in paths",
             BadRequest::MalformedEscape => "malformed percent-encoding in the path",
-            BadRequest::EncodedSeparator => "encoded / or \\ are not accepted in paths",
+            BadRequest::EncodedSeparator => "encoded /, \\ or ; are not accepted in paths",
+            BadRequest::EncodedUnreserved => {
+                "percent-encoded letters, digits and -._~ are not accepted in paths"
+            }
             BadRequest::EncodedControl => "encoded control characters are not accepted",
-            BadRequest::DoubleEncoded => "double-encoded /, \\ or . are not accepted in paths",
+            BadRequest::DoubleEncoded => "double-encoded /, \\, ; or . are not accepted in paths",
             BadRequest::PathParameters => "path parameters (;) are not accepted on this API",
             BadRequest::DuplicateAuthorization => "more than one Authorization header",
+            BadRequest::UnderscoreHeader => "header names with _ are not accepted",
+            BadRequest::UnreadableBody => "the request body could not be read",
         }
     }
 }

@@ -238,6 +238,12 @@ impl Pipeline {
 }
 
 fn build_upstream_jwt(spec: &UpstreamJwtSpec, gateway_name: &str) -> Result<UpstreamJwt, String> {
+    if spec.header.contains('_') {
+        return Err(format!(
+            "{:?}: header names with _ are removed from requests; use -",
+            spec.header
+        ));
+    }
     let header = HeaderName::from_bytes(spec.header.as_bytes())
         .map_err(|_| format!("{:?} is not a valid header name", spec.header))?;
     let mut settings = UpstreamJwtSettings::new(

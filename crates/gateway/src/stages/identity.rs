@@ -30,14 +30,9 @@ pub fn admit(
         .map_err(|_| EdgeErrorKind::NoIdentity)?;
     let issuer = &api.issuers[verified.issuer_index];
     let session = SessionId::derive(&api.spec.org_id, &issuer.session_scope, &identity);
-    // An entry without a configured issuer names the token's own (signed) `iss`.
-    let issuer_value = issuer.header.clone().or_else(|| {
-        verified
-            .claims
-            .get("iss")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|iss| HeaderValue::from_str(iss).ok())
-    });
+    // An entry without a configured issuer vouches for no issuer: whoever holds its key can
+    // write any `iss`, so none is passed on.
+    let issuer_value = issuer.header.clone();
     let policies = if api.spec.policies.is_authentication_only() {
         Vec::new()
     } else {
@@ -51,6 +46,7 @@ pub fn admit(
     let admission = Arc::new(Admission {
         session,
         identity: identity_value,
+        identity_text: identity.value.clone(),
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
         issuer: issuer_value,
         client_id: string_claim(&verified.claims, "client_id"),

@@ -63,7 +63,7 @@ fn upstream_caller<'a>(api: &'a ApiRuntime, admission: &'a Admission) -> Upstrea
         });
     UpstreamCaller {
         api_id: &api.spec.id,
-        identity: admission.identity.to_str().unwrap_or(""),
+        identity: &admission.identity_text,
         issuer: admission.issuer.as_ref().and_then(|i| i.to_str().ok()),
         client_id: admission.client_id.as_deref(),
         scope: admission.scope.as_deref(),
@@ -83,6 +83,11 @@ pub struct IdentityHeaderNames {
 impl IdentityHeaderNames {
     pub fn try_new(config: &UpstreamHeaders) -> Result<Self, String> {
         let parse = |name: &str| {
+            if name.contains('_') {
+                return Err(format!(
+                    "{name:?}: header names with _ are removed from requests; use -"
+                ));
+            }
             HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("{name:?} is not a valid header name"))
         };
