@@ -22,6 +22,8 @@ WORK=${WORK:-/tmp/portico-bench}
 ISS=https://bench.portico.local
 AUD=bench-api
 UPSTREAM=127.0.0.1:18080
+# The same upstream over TLS (a CA made here signs its certificate for localhost).
+UPSTREAM_TLS_PORT=18443
 HAPROXY=127.0.0.1:18081
 NGINX=127.0.0.1:18082
 PORTICO=127.0.0.1:18083
@@ -81,6 +83,16 @@ if [ "$MODE" != "--quick" ]; then
   mint "$WORK/rs256.key" RS256 --claims "{$base,\"sub\":\"limited-{i}\"}" --count 100 > "$WORK/rs256-limited.txt"
 fi
 
+# ---- TLS upstream certificate -----------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/ca.key" -out "$WORK/ca.crt" -days 2 \
+  -subj "/CN=Portico bench CA" -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$WORK/upstream.key" -out "$WORK/upstream.csr" \
+  -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$WORK/upstream.ext"
+openssl x509 -req -in "$WORK/upstream.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
+  -CAcreateserial -out "$WORK/upstream.crt" -days 2 -extfile "$WORK/upstream.ext" 2>/dev/null
+
 # ---- peers -----------------------------------------------------------------------------
 cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1;
@@ -92,6 +104,9 @@ http {
   keepalive_requests 10000000;
   server {
     listen $UPSTREAM backlog=8192;
+    listen 127.0.0.1:$UPSTREAM_TLS_PORT ssl backlog=8192;
+    ssl_certificate $WORK/upstream.crt;
+    ssl_certificate_key $WORK/upstream.key;
     location / { default_type application/json; return 200 '{"ok":true,"from":"upstream"}'; }
   }
 }
@@ -105,10 +120,14 @@ http {
   access_log off;
   keepalive_requests 10000000;
   upstream up { server $UPSTREAM; keepalive 128; }
+  upstream up_tls { server 127.0.0.1:$UPSTREAM_TLS_PORT; keepalive 128; }
   limit_req_zone \$http_authorization zone=ids:32m rate=20r/s;
   server {
     listen $NGINX backlog=8192;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location /tls/ { proxy_pass https://up_tls; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_ssl_server_name on; proxy_ssl_name localhost; proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $WORK/ca.crt; proxy_ssl_session_reuse on; }
     location /limited/ { limit_req zone=ids burst=20 nodelay; limit_req_status 429;
       proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
@@ -189,6 +208,12 @@ apis:
       issuers:
         - { issuer: $ISS, public_key_file: $WORK/rs256.pub, algorithms: [RS256], audiences: [$AUD] }
     policies: { scope_map: { bench: [limited] } }
+  - id: tls
+    listen_path: /tls
+    upstream: https://localhost:$UPSTREAM_TLS_PORT
+    strip_listen_path: false
+    keyless: true
+    tls: { ca_file: $WORK/ca.crt }
 CONF
   for i in $(seq 1 "${1:-0}"); do
     printf '  - { id: extra-%s, listen_path: /extra/%s/api, upstream: "http://%s", keyless: true }\n' "$i" "$i" "$UPSTREAM"
@@ -234,6 +259,8 @@ for peer in "haproxy $HAPROXY" "portico $PORTICO"; do
 done
 check "haproxy ES256 valid" 127.0.0.1:18085 "$WORK/es256-one.txt" /es/bench 200
 check "portico ES256 valid" $PORTICO "$WORK/es256-one.txt" /es/bench 200
+check "nginx HTTPS upstream" $NGINX "$WORK/rs256-one.txt" /tls/bench 200
+check "portico HTTPS upstream" $PORTICO "$WORK/rs256-one.txt" /tls/bench 200
 [ $fail = 0 ] || { echo "correctness checks failed"; exit 1; }
 [ "$MODE" = "--quick" ] && { echo "quick mode: correctness only"; exit 0; }
 
@@ -270,6 +297,8 @@ scenario "ES256, one token" /es/bench "$WORK/es256-one.txt" haproxy=127.0.0.1:18
 # Raw verification: the token cache is off, so no token can be served from it.
 start_portico 0 0
 scenario "RS256, every token distinct" /bench "$WORK/rs256-distinct.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
+start_portico 0
+scenario "HTTPS upstream (no auth)" /tls/bench "$WORK/rs256-one.txt" nginx=$NGINX portico=$PORTICO
 start_portico 0
 scenario "rate limit rejecting" /limited/bench "$WORK/rs256-limited.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
 # 10,000 APIs against 1, interleaved in the same scenario so that machine drift cancels out:

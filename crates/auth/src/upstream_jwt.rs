@@ -43,8 +43,8 @@ use cache::{CacheKey, CachedToken, TokenCache};
 use portico_core::jwt::Algorithm;
 use serde_json::{Map, Value, json};
 
-/// Default token lifetime, in seconds.
-pub const DEFAULT_UPSTREAM_JWT_TTL_SECS: u64 = 60;
+/// Default token lifetime, in seconds (defined with the API settings it belongs to).
+pub use portico_core::api::DEFAULT_UPSTREAM_JWT_TTL_SECS;
 /// Shortest accepted token lifetime, in seconds.
 pub const MIN_UPSTREAM_JWT_TTL_SECS: u64 = 10;
 /// Longest accepted token lifetime, in seconds.

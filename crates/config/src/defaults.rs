@@ -4,8 +4,10 @@
 
 use crate::ProcessSettings;
 use portico_core::api::{
-    ApiAuth, ConnectionLimits, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
+    ApiAuth, ConnectionLimits, DEFAULT_UPSTREAM_JWT_HEADER, DEFAULT_UPSTREAM_JWT_TTL_SECS,
+    UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
 };
+use portico_core::config::GatewaySettings;
 use portico_core::config::{KeyFetchSettings, SessionSettings, TokenCacheSettings};
 use portico_core::jwt::{DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, KeySourceSpec};
 use portico_core::{ApiSpec, ListenPath};
@@ -30,6 +32,21 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
     let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
     vec![
         ("Top level", "listen", process.listen.to_string()),
+        (
+            "Top level",
+            "gateway_name",
+            GatewaySettings::default().gateway_name,
+        ),
+        (
+            "apis[]",
+            "upstream_jwt.header",
+            DEFAULT_UPSTREAM_JWT_HEADER.into(),
+        ),
+        (
+            "apis[]",
+            "upstream_jwt.ttl_secs",
+            DEFAULT_UPSTREAM_JWT_TTL_SECS.to_string(),
+        ),
         (
             "Top level",
             "admin_listen",

@@ -49,7 +49,14 @@ const API_FIELDS: &[&str] = &[
 ];
 /// Fields that describe rather than configure; never reported.
 const DESCRIPTIVE_FIELDS: &[&str] = &["id", "_id", "slug", "api_model", "tags", "definition"];
-const PROXY_FIELDS: &[&str] = &["listen_path", "target_url", "strip_listen_path"];
+const PROXY_FIELDS: &[&str] = &[
+    "listen_path",
+    "target_url",
+    "strip_listen_path",
+    "transport",
+];
+/// `proxy.transport` fields Portico reads.
+const TRANSPORT_FIELDS: &[&str] = &["ssl_insecure_skip_verify"];
 
 /// False for values that mean "not set" in Tyk's exports: null, false, 0, "", [], {}.
 fn is_set(value: &Value) -> bool {
@@ -347,6 +354,29 @@ fn convert_api(
         .map_err(|e| err(problems, format!("proxy.target_url: {e}")))
         .ok();
     let strip = proxy_fields.flag("strip_listen_path", problems);
+    let transport = match proxy.get("transport") {
+        Some(Value::Object(t)) => t.clone(),
+        _ => Map::new(),
+    };
+    report_unsupported(
+        &transport,
+        &[TRANSPORT_FIELDS],
+        location,
+        "proxy.transport.",
+        problems,
+    );
+    let insecure_skip_verify = Fields {
+        obj: &transport,
+        location,
+        prefix: "proxy.transport.",
+    }
+    .flag("ssl_insecure_skip_verify", problems);
+    if insecure_skip_verify {
+        problems.push(Problem::warning(
+            location,
+            "proxy.transport.ssl_insecure_skip_verify: the upstream's certificate is not verified",
+        ));
+    }
 
     let keyless = fields.flag("use_keyless", problems);
     let jwt = fields.flag("enable_jwt", problems);
@@ -428,7 +458,10 @@ fn convert_api(
         strip_listen_path: strip,
         allow_path_parameters: false,
         upstream: upstream?,
-        upstream_tls: Default::default(),
+        upstream_tls: portico_core::api::UpstreamTlsSettings {
+            insecure_skip_verify,
+            ..Default::default()
+        },
         timeouts: UpstreamTimeouts::default(),
         connections: ConnectionLimits::default(),
         auth: auth?,
@@ -439,6 +472,7 @@ fn convert_api(
         // Tyk switches WebSockets on gateway-wide (`enable_websockets` in tyk.conf), not in an
         // API definition: nothing here to map, so an imported API stays without them.
         websocket: false,
+        upstream_jwt: None,
     })
 }
 

@@ -108,6 +108,37 @@ pub struct ClientCertFiles {
     pub key_file: PathBuf,
 }
 
+/// The gateway-signed JWT an API's upstream gets, telling it the call came through the gateway
+/// and who made it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UpstreamJwtSpec {
+    /// RS256, ES256 or EdDSA.
+    pub algorithm: crate::jwt::Algorithm,
+    /// The private key, PEM (PKCS#8; PKCS#1 for RSA).
+    pub private_key_pem: String,
+    /// `kid` of the key, as published in the gateway's JWKS.
+    pub kid: String,
+    /// The request header carrying the token (default `X-Portico-JWT`).
+    pub header: String,
+    /// Token lifetime in seconds (default 60, 10..=3600).
+    pub ttl_secs: u64,
+}
+
+impl std::fmt::Debug for UpstreamJwtSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamJwtSpec")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("header", &self.header)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Defaults of an upstream JWT's optional settings.
+pub const DEFAULT_UPSTREAM_JWT_HEADER: &str = "X-Portico-JWT";
+pub const DEFAULT_UPSTREAM_JWT_TTL_SECS: u64 = 60;
+
 /// Where an API's policies come from. All empty: authentication only, no limits.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySource {
@@ -244,6 +275,8 @@ pub struct ApiSpec {
     /// Pass WebSocket upgrades through to the upstream (default false: an upgrade request is
     /// sent on as a plain request, its `Upgrade` and `Connection` headers removed).
     pub websocket: bool,
+    /// A gateway-signed JWT for the upstream (default none).
+    pub upstream_jwt: Option<UpstreamJwtSpec>,
 }
 
 impl ApiSpec {
@@ -268,6 +301,7 @@ impl ApiSpec {
             upstream_headers: UpstreamHeaders::default(),
             endpoints: EndpointRules::default(),
             websocket: false,
+            upstream_jwt: None,
         }
     }
 }

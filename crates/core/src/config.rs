@@ -130,7 +130,7 @@ impl Default for TokenCacheSettings {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub jwks: KeyFetchSettings,
     pub sessions: SessionSettings,
@@ -138,6 +138,24 @@ pub struct GatewaySettings {
     /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are kept (and
     /// extended); from anyone else they are replaced. Default: none.
     pub trusted_proxies: Vec<crate::net::IpNet>,
+    /// The gateway's name: `iss` of the upstream JWTs it signs (default `portico`).
+    pub gateway_name: String,
+    /// A path on the gateway listener that serves the upstream JWTs' JWKS (default none; the
+    /// admin listener always serves it at `/.well-known/jwks.json`).
+    pub jwks_path: Option<String>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            jwks: KeyFetchSettings::default(),
+            sessions: SessionSettings::default(),
+            token_cache: TokenCacheSettings::default(),
+            trusted_proxies: Vec::new(),
+            gateway_name: "portico".into(),
+            jwks_path: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 const SHARDS: usize = 16;
+/// Entries looked at to make room in a full shard.
+const EVICTION_SAMPLE: usize = 8;
 
 /// A token admitted to one API.
 #[derive(Debug)]
@@ -26,8 +28,13 @@ pub struct Admission {
     pub session: SessionId,
     pub identity: HeaderValue,
     pub session_hex: HeaderValue,
+    /// The identity as text (for the upstream JWT; any UTF-8).
+    pub identity_text: String,
     /// The issuer of the token, for the upstream (`None`: unknown).
     pub issuer: Option<HeaderValue>,
+    /// The token's `client_id` and `scope` claims, for the upstream JWT.
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
     /// The policies the token brings (empty for authentication-only APIs).
     pub policies: Vec<Arc<Policy>>,
     /// Mapped claims, ready to send upstream.
@@ -119,11 +126,23 @@ impl AdmissionCache {
     pub fn insert(&self, key: CacheKey, admission: Arc<Admission>, now_secs: u64) {
         let mut shard = self.shard(&key).lock();
         if shard.len() >= self.per_shard_capacity && !shard.contains_key(&key) {
-            shard.retain(|_, a| a.is_usable(now_secs));
-            if shard.len() >= self.per_shard_capacity
-                && let Some(victim) = shard.keys().next().copied()
-            {
-                shard.remove(&victim);
+            // O(1): of a few entries, the unusable ones go; if none is, the first. Keys are
+            // SHA-256 digests, so which entries come first is arbitrary, and a cache miss
+            // costs one verification, nothing more.
+            let sample: Vec<(CacheKey, bool)> = shard
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .map(|(k, a)| (*k, a.is_usable(now_secs)))
+                .collect();
+            let mut evicted = false;
+            for (victim, usable) in &sample {
+                if !usable {
+                    shard.remove(victim);
+                    evicted = true;
+                }
+            }
+            if !evicted && let Some((victim, _)) = sample.first() {
+                shard.remove(victim);
             }
         }
         shard.insert(key, admission);
@@ -147,7 +166,10 @@ mod tests {
             session: SessionId::from_label("a"),
             identity: HeaderValue::from_static("a"),
             session_hex: HeaderValue::from_static("00"),
+            identity_text: "a".into(),
             issuer: None,
+            client_id: None,
+            scope: None,
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,

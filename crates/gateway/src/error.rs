@@ -30,12 +30,60 @@ impl Fault {
     }
 }
 
+/// Why a request is malformed or ambiguous: what the gateway checks could differ from what
+/// the upstream would see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    DotSegment,
+    EmptySegment,
+    Backslash,
+    MalformedEscape,
+    EncodedSeparator,
+    EncodedControl,
+    EncodedUnreserved,
+    DoubleEncoded,
+    PathParameters,
+    DuplicateAuthorization,
+    /// A request header name with `_`: some frameworks read it as the `-` spelling.
+    UnderscoreHeader,
+    /// The client's request body could not be read (the client aborted it).
+    UnreadableBody,
+}
+
+impl BadRequest {
+    pub fn detail(self) -> &'static str {
+        match self {
+            BadRequest::DotSegment => "dot segments (. or ..) are not accepted in paths",
+            BadRequest::EmptySegment => "empty path segments (//) are not accepted",
+            BadRequest::Backslash => "backslashes are not accepted in paths",
+            BadRequest::MalformedEscape => "malformed percent-encoding in the path",
+            BadRequest::EncodedSeparator => "encoded /, \\ or ; are not accepted in paths",
+            BadRequest::EncodedUnreserved => {
+                "percent-encoded letters, digits and -._~ are not accepted in paths"
+            }
+            BadRequest::EncodedControl => "encoded control characters are not accepted",
+            BadRequest::DoubleEncoded => "double-encoded /, \\, ; or . are not accepted in paths",
+            BadRequest::PathParameters => "path parameters (;) are not accepted on this API",
+            BadRequest::DuplicateAuthorization => "more than one Authorization header",
+            BadRequest::UnderscoreHeader => "header names with _ are not accepted",
+            BadRequest::UnreadableBody => "the request body could not be read",
+        }
+    }
+}
+
+/// Why a valid token is not enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No policy at all.
+    NoPolicy,
+    ApiNotGranted,
+    MethodOrPathNotGranted,
+}
+
 /// What went wrong.
 #[derive(Debug)]
 pub enum EdgeErrorKind {
-    /// The request is malformed or ambiguous (what the gateway checks could differ from what
-    /// the upstream would see).
-    BadRequest(&'static str),
+    BadRequest(BadRequest),
     /// No API at this path.
     NoRoute,
     /// The API's endpoint rules (Tyk white/black lists) refuse this method and path.
@@ -47,19 +95,28 @@ pub enum EdgeErrorKind {
     /// The token is valid but names no usable identity.
     NoIdentity,
     /// The token is valid but grants nothing for this API, method or path.
-    InsufficientScope(&'static str),
+    InsufficientScope(Denied),
     /// The client stopped sending its request body.
     RequestTimeout,
     /// Over the rate limit or quota.
-    TooManyRequests { retry_after_secs: u64, quota: bool },
+    TooManyRequests {
+        retry_after_secs: u64,
+        quota: bool,
+    },
     /// The limiter could not decide (a remote store is down) and the rule is to fail closed.
-    LimiterUnavailable { retry_after_secs: u64 },
+    LimiterUnavailable {
+        retry_after_secs: u64,
+    },
     /// The upstream refused or broke the connection, or answered nonsense.
     BadGateway,
     /// The upstream did not answer in time.
     GatewayTimeout,
+    /// The gateway could not sign the upstream JWT.
+    UpstreamJwtUnsigned,
     /// Too many requests are already in flight to this upstream.
-    UpstreamBusy { retry_after_secs: u64 },
+    UpstreamBusy {
+        retry_after_secs: u64,
+    },
 }
 
 /// A classified failure with its cause.
@@ -100,7 +157,7 @@ impl EdgeError {
             | EndpointNotAllowed
             | TooManyRequests { .. } => Fault::Client,
             BadGateway | GatewayTimeout | UpstreamBusy { .. } => Fault::Upstream,
-            LimiterUnavailable { .. } => Fault::Internal,
+            LimiterUnavailable { .. } | UpstreamJwtUnsigned => Fault::Internal,
         }
     }
 
@@ -135,6 +192,7 @@ impl EdgeError {
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             LimiterUnavailable { .. } | UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BadGateway => StatusCode::BAD_GATEWAY,
+            UpstreamJwtUnsigned => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -155,6 +213,7 @@ impl EdgeError {
             TooManyRequests { quota: true, .. } => "quota_exceeded",
             LimiterUnavailable { .. } => "limiter_unavailable",
             BadGateway => "bad_gateway",
+            UpstreamJwtUnsigned => "upstream_jwt_unsigned",
             GatewayTimeout => "gateway_timeout",
             UpstreamBusy { .. } => "upstream_busy",
         }
@@ -164,18 +223,27 @@ impl EdgeError {
     fn detail(&self) -> String {
         use EdgeErrorKind::*;
         match &self.kind {
-            BadRequest(why) => (*why).into(),
+            BadRequest(why) => why.detail().into(),
             NoRoute => "no API is served at this path".into(),
             MissingToken => "this API requires a bearer token".into(),
             InvalidToken(e) => e.to_string(),
             NoIdentity => "the token has no usable identity claim".into(),
-            InsufficientScope(why) => (*why).into(),
+            InsufficientScope(Denied::NoPolicy) => {
+                "the token's scopes and policies grant no access".into()
+            }
+            InsufficientScope(Denied::ApiNotGranted) => {
+                "the token grants no access to this API".into()
+            }
+            InsufficientScope(Denied::MethodOrPathNotGranted) => {
+                "the token grants no access to this method or path".into()
+            }
             EndpointNotAllowed => "this API does not serve this method and path".into(),
             RequestTimeout => "the request body stopped arriving".into(),
             TooManyRequests { quota: false, .. } => "rate limit exceeded".into(),
             TooManyRequests { quota: true, .. } => "quota exceeded".into(),
             LimiterUnavailable { .. } => "rate limits cannot be checked right now".into(),
             BadGateway => "the upstream could not be reached".into(),
+            UpstreamJwtUnsigned => "the upstream JWT could not be signed".into(),
             GatewayTimeout => "the upstream did not answer in time".into(),
             UpstreamBusy { .. } => "the upstream is at its connection limit".into(),
         }

@@ -82,6 +82,9 @@ impl Gateway {
         mut req: Request<Incoming>,
         client_ip: &ClientIp,
     ) -> Result<Response<GatewayBody>, EdgeError> {
+        if pipeline.serves_jwks_at(uri.path()) {
+            return Ok(crate::ops::jwks_response(pipeline));
+        }
         let (api, rest) = route::route(pipeline, uri)?;
         ctx.api = Some(api);
         ctx.rest = rest;
@@ -113,7 +116,7 @@ impl Gateway {
         }
 
         let websocket = forward::take_websocket_upgrade(api, &mut req)?;
-        upstream_headers::apply(pipeline, api, ctx, req.headers_mut());
+        upstream_headers::apply(pipeline, api, ctx, req.headers_mut())?;
         forward::forward(pipeline, api, req, rest, client_ip, websocket).await
     }
 }

@@ -1,8 +1,9 @@
-//! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health` and
-//! `/ready`. They will sit beside the admin REST API.
+//! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health`,
+//! `/ready`, and `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs). They will sit beside the admin REST API.
 
 use crate::Gateway;
 use crate::body::{FullBody, GatewayBody};
+use crate::pipeline::Pipeline;
 use crate::server::serve_connections;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -35,6 +36,7 @@ fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<GatewayBody> {
             "text/plain; version=0.0.4",
             gateway.metrics().render(),
         ),
+        "/.well-known/jwks.json" => return jwks_response(&gateway.pipeline.load()),
         "/health" | "/ready" => (
             StatusCode::OK,
             "application/json",
@@ -51,6 +53,20 @@ fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<GatewayBody> {
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// The upstream JWT signers' public keys (`{"keys": [...]}`), for upstreams to verify with.
+pub fn jwks_response(pipeline: &Pipeline) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(pipeline.jwks()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
     );
     response
 }

@@ -5,9 +5,12 @@ use crate::admission::AdmissionCache;
 use crate::metrics::{ApiMetrics, GatewayMetrics};
 use crate::proxy::{ConnectionPools, Upstream};
 use crate::stages::upstream_headers::IdentityHeaderNames;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use portico_auth::upstream_jwt::{Jwks, UpstreamJwtSettings, UpstreamJwtSigner};
 use portico_auth::{JwtVerifier, KeySourceRegistry};
 use portico_core::api::ApiAuth;
+use portico_core::api::UpstreamJwtSpec;
 use portico_core::config::{ConfigError, GatewayConfig, Problem};
 use portico_core::net::IpNet;
 use portico_core::{ApiSpec, ClaimPath, PolicySet};
@@ -28,7 +31,16 @@ pub struct ApiRuntime {
     pub identity_headers: IdentityHeaderNames,
     /// Per trusted issuer entry (by `VerifiedToken::issuer_index`): what scopes its sessions.
     pub issuers: Vec<IssuerScope>,
+    /// The gateway-signed JWT for the upstream, when configured.
+    pub upstream_jwt: Option<UpstreamJwt>,
     pub metrics: ApiMetrics,
+}
+
+/// An API's upstream JWT: the header it travels in and the signer (with its token cache).
+#[derive(Debug)]
+pub struct UpstreamJwt {
+    pub header: HeaderName,
+    pub signer: UpstreamJwtSigner,
 }
 
 /// What makes identities from one trusted issuer entry unique.
@@ -51,6 +63,10 @@ pub struct Pipeline {
     /// request before the routed API adds its own.
     identity_header_names: Vec<HeaderName>,
     trusted_proxies: Vec<IpNet>,
+    /// The public keys of every API's upstream JWT signer, as a JWKS document.
+    jwks: Bytes,
+    /// Where the gateway listener serves `jwks` (`None`: only the admin listener does).
+    jwks_path: Option<String>,
 }
 
 impl Pipeline {
@@ -65,6 +81,7 @@ impl Pipeline {
         problems.retain(|p| p.severity == portico_core::config::Severity::Error);
         let mut apis = Vec::with_capacity(config.apis.len());
         let mut routes = HashMap::with_capacity(config.apis.len());
+        let mut jwks = Jwks::new();
         let mut identity_header_names: Vec<HeaderName> =
             IdentityHeaderNames::try_new(&portico_core::UpstreamHeaders::default())
                 .expect("the default names are valid")
@@ -121,7 +138,31 @@ impl Pipeline {
                     })
                     .collect(),
             };
-            for name in identity_headers.names() {
+            let upstream_jwt = match spec
+                .upstream_jwt
+                .as_ref()
+                .map(|j| build_upstream_jwt(j, &config.settings.gateway_name))
+            {
+                None => None,
+                Some(Ok(j)) => {
+                    if let Err(e) = jwks.add(&j.signer) {
+                        problems.push(Problem::error(
+                            format!("API {:?}: upstream_jwt", spec.id),
+                            e.to_string(),
+                        ));
+                    }
+                    Some(j)
+                }
+                Some(Err(e)) => {
+                    problems.push(Problem::error(
+                        format!("API {:?}: upstream_jwt", spec.id),
+                        e,
+                    ));
+                    continue;
+                }
+            };
+            let upstream_jwt_header = upstream_jwt.as_ref().map(|j| j.header.clone());
+            for name in identity_headers.names().chain(&upstream_jwt_header) {
                 if !identity_header_names.contains(name) {
                     identity_header_names.push(name.clone());
                 }
@@ -133,6 +174,7 @@ impl Pipeline {
                 upstream,
                 identity_headers,
                 issuers,
+                upstream_jwt,
                 metrics: ApiMetrics::new(metrics, spec.id.clone()),
                 verifier,
                 spec: spec.clone(),
@@ -148,6 +190,8 @@ impl Pipeline {
             admissions: AdmissionCache::new(config.settings.token_cache),
             identity_header_names,
             trusted_proxies: config.settings.trusted_proxies.clone(),
+            jwks: Bytes::from(jwks.to_json().to_string()),
+            jwks_path: config.settings.jwks_path.clone(),
         })
     }
 
@@ -169,6 +213,16 @@ impl Pipeline {
         }
     }
 
+    /// The upstream JWT signers' public keys, as a JWKS document.
+    pub fn jwks(&self) -> Bytes {
+        self.jwks.clone()
+    }
+
+    /// Whether the gateway listener serves the JWKS at `path`.
+    pub fn serves_jwks_at(&self, path: &str) -> bool {
+        self.jwks_path.as_deref() == Some(path)
+    }
+
     /// Whether `peer`'s forwarding headers are kept (`trusted_proxies`).
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         !self.trusted_proxies.is_empty() && self.trusted_proxies.iter().any(|n| n.contains(peer))
@@ -181,4 +235,24 @@ impl Pipeline {
     pub fn apis(&self) -> &[Arc<ApiRuntime>] {
         &self.apis
     }
+}
+
+fn build_upstream_jwt(spec: &UpstreamJwtSpec, gateway_name: &str) -> Result<UpstreamJwt, String> {
+    if spec.header.contains('_') {
+        return Err(format!(
+            "{:?}: header names with _ are removed from requests; use -",
+            spec.header
+        ));
+    }
+    let header = HeaderName::from_bytes(spec.header.as_bytes())
+        .map_err(|_| format!("{:?} is not a valid header name", spec.header))?;
+    let mut settings = UpstreamJwtSettings::new(
+        spec.algorithm,
+        spec.private_key_pem.clone(),
+        spec.kid.clone(),
+        gateway_name,
+    );
+    settings.ttl_secs = spec.ttl_secs;
+    let signer = UpstreamJwtSigner::new(settings).map_err(|e| e.to_string())?;
+    Ok(UpstreamJwt { header, signer })
 }

@@ -28,6 +28,8 @@ async fn identity_headers_cannot_be_forged_on_keyless_apis() {
             .header("x-portico-session", "0123")
             .header("x-portico-issuer", "https://idp")
             .header("x-email", "ceo@example.com")
+            .header("x_portico_identity", "alice")
+            .header("x_email", "ceo@example.com")
             .send()
             .await
             .unwrap(),
@@ -38,6 +40,8 @@ async fn identity_headers_cannot_be_forged_on_keyless_apis() {
         "x-portico-session",
         "x-portico-issuer",
         "x-email",
+        "x_portico_identity",
+        "x_email",
     ] {
         assert!(h.get(name).is_none(), "{name} reached the upstream: {h}");
     }

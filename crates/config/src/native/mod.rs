@@ -9,7 +9,8 @@ use super::env::Env;
 use super::{ProcessSettings, TlsListener};
 use base64::Engine;
 use portico_core::api::{
-    ApiAuth, ClientCertFiles, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget,
+    ApiAuth, ClientCertFiles, ConnectionLimits, DEFAULT_UPSTREAM_JWT_HEADER,
+    DEFAULT_UPSTREAM_JWT_TTL_SECS, PolicySource, UpstreamHeaders, UpstreamJwtSpec, UpstreamTarget,
     UpstreamTimeouts, UpstreamTlsSettings,
 };
 use portico_core::config::{
@@ -82,8 +83,23 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
                 .ok()
         })
         .collect();
+    let defaults_gw = GatewaySettings::default();
+    let jwks_path = file.jwks_path.clone();
+    if let Some(path) = &jwks_path
+        && !path.starts_with('/')
+    {
+        problems.push(Problem::error(
+            format!("{file_name}: jwks_path"),
+            "must start with '/'",
+        ));
+    }
     let settings = GatewaySettings {
         trusted_proxies,
+        gateway_name: file
+            .gateway_name
+            .clone()
+            .unwrap_or(defaults_gw.gateway_name),
+        jwks_path,
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
             min_refresh_secs: file
@@ -177,6 +193,13 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     }
 }
 
+/// Whether an error (not a warning) was found since `before`.
+fn has_errors_since(problems: &[Problem], before: usize) -> bool {
+    problems[before..]
+        .iter()
+        .any(|p| p.severity == portico_core::config::Severity::Error)
+}
+
 fn claim_path(raw: &str, location: &str, problems: &mut Vec<Problem>) -> Option<ClaimPath> {
     ClaimPath::try_new(raw)
         .map_err(|e| problems.push(Problem::error(location, e)))
@@ -227,6 +250,9 @@ fn convert_api(
         err(problems, "timeouts", "timeouts must be > 0".into());
     }
     let upstream_tls = convert_upstream_tls(s.tls, upstream.as_ref(), loc, base_dir, problems);
+    let upstream_jwt = s.upstream_jwt.and_then(|j| {
+        convert_upstream_jwt(j, &format!("{loc}.upstream_jwt"), base_dir, env, problems)
+    });
     let connection_defaults = ConnectionLimits::default();
     let connections = ConnectionLimits {
         max_active: s
@@ -309,7 +335,7 @@ fn convert_api(
         forward_authorization: s.upstream_headers.forward_authorization,
         forward_rewrite_headers: s.upstream_headers.forward_rewrite_headers,
     };
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     Some(ApiSpec {
@@ -322,6 +348,7 @@ fn convert_api(
         upstream: upstream?,
         upstream_tls,
         timeouts,
+        upstream_jwt,
         connections,
         auth: auth?,
         identity: identity?,
@@ -329,6 +356,63 @@ fn convert_api(
         upstream_headers,
         endpoints: EndpointRules::default(),
         websocket: s.websocket,
+    })
+}
+
+fn convert_upstream_jwt(
+    s: UpstreamJwtSection,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<UpstreamJwtSpec> {
+    let before = problems.len();
+    let algorithm = s
+        .algorithm
+        .parse::<Algorithm>()
+        .map_err(|e| problems.push(Problem::error(format!("{loc}.algorithm"), e)))
+        .ok();
+    if algorithm
+        .is_some_and(|a| !matches!(a, Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA))
+    {
+        problems.push(Problem::error(
+            format!("{loc}.algorithm"),
+            "must be RS256, ES256 or EdDSA (an upstream must not hold a key that can mint tokens)",
+        ));
+    }
+    let pem = match (s.private_key_file, s.private_key_env) {
+        (Some(file), None) => read_file(&file, base_dir)
+            .map_err(|e| problems.push(Problem::error(loc, e)))
+            .ok(),
+        (None, Some(var)) => env.var(&var).or_else(|| {
+            problems.push(Problem::error(
+                loc,
+                format!("environment variable {var} is not set"),
+            ));
+            None
+        }),
+        _ => {
+            problems.push(Problem::error(
+                loc,
+                "give one of private_key_file or private_key_env",
+            ));
+            None
+        }
+    };
+    if s.kid.trim().is_empty() {
+        problems.push(Problem::error(format!("{loc}.kid"), "must not be empty"));
+    }
+    if has_errors_since(problems, before) {
+        return None;
+    }
+    Some(UpstreamJwtSpec {
+        algorithm: algorithm?,
+        private_key_pem: pem?,
+        kid: s.kid,
+        header: s
+            .header
+            .unwrap_or_else(|| DEFAULT_UPSTREAM_JWT_HEADER.into()),
+        ttl_secs: s.ttl_secs.unwrap_or(DEFAULT_UPSTREAM_JWT_TTL_SECS),
     })
 }
 
@@ -400,7 +484,7 @@ fn convert_jwt(
             )
         })
         .collect();
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     if issuers.is_empty() {
@@ -546,7 +630,7 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
             None
         }
     });
-    if problems.len() > before {
+    if has_errors_since(problems, before) {
         return None;
     }
     Some(Policy {
@@ -701,5 +785,48 @@ policies:
         assert_eq!(reader.quota, Some(Quota::Unlimited));
         assert!(reader.access["orders"].allows("GET", "/items/1"));
         assert!(!reader.access["orders"].allows("POST", "/items/1"));
+    }
+
+    #[test]
+    fn https_upstreams_tls_and_upstream_jwt() {
+        let yaml = MINIMAL.replace("http://127.0.0.1:9000", "https://backend.internal:8443/v1")
+            + "    tls:\n      insecure_skip_verify: true\n      server_name: backend\n    upstream_jwt:\n      algorithm: ES256\n      private_key_env: GW_KEY\n      kid: gw-1\n";
+        let env = MapEnv(HashMap::from([("GW_KEY".to_string(), "PEM".to_string())]));
+        let c = load(&yaml, &env);
+        let warnings: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("warning") && w.contains("tls.insecure_skip_verify")),
+            "{warnings:#?}"
+        );
+        assert!(
+            c.problems
+                .iter()
+                .all(|p| p.severity == portico_core::config::Severity::Warning)
+        );
+        let api = &c.gateway.apis[0];
+        assert!(api.upstream.url.is_https());
+        assert_eq!(api.upstream_tls.server_name.as_deref(), Some("backend"));
+        let jwt = api.upstream_jwt.as_ref().unwrap();
+        assert_eq!(
+            (jwt.kid.as_str(), jwt.header.as_str(), jwt.ttl_secs),
+            ("gw-1", "X-Portico-JWT", 60)
+        );
+
+        let hmac = yaml.replace("algorithm: ES256", "algorithm: HS256");
+        let c = load(&hmac, &env);
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.location.ends_with("upstream_jwt.algorithm"))
+        );
+        let tls_on_http = MINIMAL.to_string() + "    tls:\n      ca_file: ca.pem\n";
+        let c = load(&tls_on_http, &MapEnv::default());
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.message.contains("need an https:// upstream"))
+        );
     }
 }

@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub worker_threads: Option<usize>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub gateway_name: Option<String>,
+    pub jwks_path: Option<String>,
     #[serde(default)]
     pub log: LogSection,
     #[serde(default)]
@@ -90,6 +92,7 @@ pub struct ApiSection {
     pub connections: ConnectionsSection,
     #[serde(default)]
     pub tls: UpstreamTlsSection,
+    pub upstream_jwt: Option<UpstreamJwtSection>,
     #[serde(default)]
     pub keyless: bool,
     pub jwt: Option<JwtSection>,
@@ -113,6 +116,17 @@ pub struct TimeoutsSection {
     pub read_ms: Option<u64>,
     pub send_idle_ms: Option<u64>,
     pub body_idle_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamJwtSection {
+    pub algorithm: String,
+    pub private_key_file: Option<PathBuf>,
+    pub private_key_env: Option<String>,
+    pub kid: String,
+    pub header: Option<String>,
+    pub ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -24,7 +24,7 @@ pub use request::{ClientIp, Forwarding};
 pub use upgrade::websocket_requested;
 
 use crate::body::{FullBody, GatewayBody};
-use crate::error::{EdgeError, EdgeErrorKind};
+use crate::error::{BadRequest, EdgeError, EdgeErrorKind};
 use crate::tls::UpstreamTls;
 use bytes::Buf;
 use http::header::HeaderValue;
@@ -196,6 +196,7 @@ fn failed(upstream: &Upstream, error: UpstreamError) -> EdgeError {
     let kind = match &error {
         UpstreamError::HeadTimeout(_) | UpstreamError::SendIdle => EdgeErrorKind::GatewayTimeout,
         UpstreamError::ClientBodyIdle => EdgeErrorKind::RequestTimeout,
+        UpstreamError::ClientBody(_) => EdgeErrorKind::BadRequest(BadRequest::UnreadableBody),
         UpstreamError::Busy => EdgeErrorKind::UpstreamBusy {
             retry_after_secs: 1,
         },

@@ -163,6 +163,14 @@ impl UpstreamPool {
         debug_assert!(conn.buf.is_empty());
         // Idle connections do not count as active.
         conn.permit = None;
+        // Bytes past the response may sit decrypted inside TLS, unseen by `buf`: such a
+        // connection would hand them to the next request as its response.
+        if let Stream::Tls(tls) = &mut conn.stream {
+            match tls.get_mut().1.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 => {}
+                _ => return,
+            }
+        }
         let entry = Idle {
             conn,
             since: self.sweeps.load(Ordering::Relaxed),

@@ -27,6 +27,10 @@ enum Treatment {
     TrustedOnly,
     /// Rewrite-style headers: removed unless the API forwards them.
     RewriteStyle,
+    /// Names with `_`: CGI, WSGI, PHP and Rack read `X_Portico_Identity` as
+    /// `X-Portico-Identity`, so they could smuggle a trusted header past its removal. Removed,
+    /// as nginx does by default.
+    Underscored,
 }
 
 /// A string match compiles to a switch on the length: cheaper than comparing names in turn
@@ -37,13 +41,22 @@ fn treatment(name: &HeaderName) -> Treatment {
         "x-forwarded-for" => Treatment::ForwardedFor,
         "x-forwarded-proto" => Treatment::ForwardedProto,
         "x-forwarded-host" => Treatment::ForwardedHost,
-        "forwarded" | "x-real-ip" => Treatment::TrustedOnly,
+        "forwarded"
+        | "x-real-ip"
+        | "true-client-ip"
+        | "x-client-ip"
+        | "x-cluster-client-ip"
+        | "x-url-scheme"
+        | "front-end-https" => Treatment::TrustedOnly,
         "x-original-url"
         | "x-rewrite-url"
         | "x-override-url"
         | "x-http-method-override"
         | "x-http-method"
         | "x-method-override" => Treatment::RewriteStyle,
+        // `X-Forwarded-Port`, `-Prefix`, `-Ssl`, `-Scheme`, `-Server`, …
+        other if other.starts_with("x-forwarded-") => Treatment::TrustedOnly,
+        other if other.as_bytes().contains(&b'_') => Treatment::Underscored,
         _ => Treatment::Pass,
     }
 }
@@ -147,6 +160,7 @@ pub fn encode_head(
             Treatment::ForwardedHost => trusted && !std::mem::replace(&mut host_sent, true),
             Treatment::TrustedOnly => trusted,
             Treatment::RewriteStyle => forwarding.forward_rewrite_headers,
+            Treatment::Underscored => false,
         };
         if send {
             put(&mut head, name.as_str().as_bytes(), value.as_bytes());
@@ -248,6 +262,9 @@ mod tests {
                 .header("x-real-ip", "192.0.2.1")
                 .header("x-original-url", "/admin")
                 .header("x-http-method-override", "DELETE")
+                .header("x-forwarded-prefix", "/admin")
+                .header("true-client-ip", "192.0.2.1")
+                .header("x_portico_identity", "alice")
                 .body(())
                 .unwrap()
         };
@@ -268,10 +285,16 @@ mod tests {
             "x-real-ip: 192.0.2.1\r\n",
             "x-original-url: /admin\r\n",
             "x-http-method-override: DELETE\r\n",
+            "x-forwarded-prefix: /admin\r\n",
+            "true-client-ip: 192.0.2.1\r\n",
         ] {
             assert!(trusted.contains(kept), "{kept:?} in {trusted}");
         }
         assert_eq!(trusted.matches("x-forwarded-proto").count(), 1);
+        assert!(
+            !trusted.contains("x_portico"),
+            "underscored names never pass"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! limits that then apply.
 
 use crate::admission::Admission;
-use crate::error::{EdgeError, EdgeErrorKind};
+use crate::error::{Denied, EdgeError, EdgeErrorKind};
 use crate::pipeline::ApiRuntime;
 use http::Method;
 use portico_core::merge::{AccessDecision, decide};
@@ -20,13 +20,13 @@ pub fn granted_limits(
     }
     let denied = |why| Err(EdgeErrorKind::InsufficientScope(why).into());
     if admission.policies.is_empty() {
-        return denied("the token's scopes and policies grant no access");
+        return denied(Denied::NoPolicy);
     }
     let grant = match decide(&admission.policies, &api.spec.id, method.as_str(), rest) {
         AccessDecision::Allowed(grant) => grant,
-        AccessDecision::ApiNotGranted => return denied("the token grants no access to this API"),
+        AccessDecision::ApiNotGranted => return denied(Denied::ApiNotGranted),
         AccessDecision::MethodOrPathDenied => {
-            return denied("the token grants no access to this method or path");
+            return denied(Denied::MethodOrPathNotGranted);
         }
     };
     let limits = Limits {

@@ -2,7 +2,7 @@
 //! verified by the API's verifier.
 
 use crate::admission::{Admission, CacheKey};
-use crate::error::{EdgeError, EdgeErrorKind};
+use crate::error::{BadRequest, EdgeError, EdgeErrorKind};
 use crate::flow::RequestContext;
 use crate::metrics::{GatewayMetrics, ReasonLabels};
 use crate::pipeline::{ApiRuntime, Pipeline};
@@ -34,7 +34,7 @@ pub async fn authenticate(
     // Which copy the upstream would read is anyone's guess: refuse rather than verify one and
     // forward all.
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
-        return Err(EdgeErrorKind::BadRequest("more than one Authorization header").into());
+        return Err(EdgeErrorKind::BadRequest(BadRequest::DuplicateAuthorization).into());
     }
     let token = bearer_token(headers).ok_or(EdgeErrorKind::MissingToken)?;
     let cache_key = pipeline.admissions.key(api.index, token);

@@ -30,14 +30,9 @@ pub fn admit(
         .map_err(|_| EdgeErrorKind::NoIdentity)?;
     let issuer = &api.issuers[verified.issuer_index];
     let session = SessionId::derive(&api.spec.org_id, &issuer.session_scope, &identity);
-    // An entry without a configured issuer names the token's own (signed) `iss`.
-    let issuer_value = issuer.header.clone().or_else(|| {
-        verified
-            .claims
-            .get("iss")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|iss| HeaderValue::from_str(iss).ok())
-    });
+    // An entry without a configured issuer vouches for no issuer: whoever holds its key can
+    // write any `iss`, so none is passed on.
+    let issuer_value = issuer.header.clone();
     let policies = if api.spec.policies.is_authentication_only() {
         Vec::new()
     } else {
@@ -51,8 +46,11 @@ pub fn admit(
     let admission = Arc::new(Admission {
         session,
         identity: identity_value,
+        identity_text: identity.value.clone(),
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
         issuer: issuer_value,
+        client_id: string_claim(&verified.claims, "client_id"),
+        scope: string_claim(&verified.claims, "scope"),
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline
@@ -64,4 +62,11 @@ pub fn admit(
         pipeline.admissions.insert(key, admission.clone(), now_secs);
     }
     Ok(admission)
+}
+
+fn string_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }

@@ -5,7 +5,7 @@
 //! `\` as `/`, drop `;` parameters, resolve `..`), so a path they could read differently
 //! from the gateway's routing and access rules is refused with 400 before any rule sees it.
 
-use crate::error::{EdgeError, EdgeErrorKind};
+use crate::error::{BadRequest, EdgeError, EdgeErrorKind};
 use crate::pipeline::{ApiRuntime, Pipeline};
 use http::{Method, Uri};
 
@@ -20,9 +20,7 @@ pub fn route<'p>(
         .map(|(api, rest)| (&**api, rest))
         .ok_or(EdgeErrorKind::NoRoute)?;
     if !api.spec.allow_path_parameters && path.contains(';') {
-        return Err(
-            EdgeErrorKind::BadRequest("path parameters (;) are not accepted on this API").into(),
-        );
+        return Err(EdgeErrorKind::BadRequest(BadRequest::PathParameters).into());
     }
     Ok((api, rest))
 }
@@ -42,76 +40,79 @@ pub fn check_endpoint(
     }
 }
 
-/// Refuses paths an upstream could normalise into another path: backslashes, `%2F` and `%5C`,
-/// double-encoded `/`, `\` and `.`, encoded control characters, empty segments (`//`), and
-/// `.`/`..` segments — also percent-encoded and also before a `;` (`..;`). One pass, no
-/// allocation: it runs on every request.
-pub fn check_path(path: &str) -> Result<(), &'static str> {
+/// Refuses paths an upstream could normalise into another path: backslashes; percent-encoded
+/// `/`, `\`, `;`, control characters and unreserved characters (letters, digits, `-._~`, which
+/// normalisers decode: `/%61pi` is `/api` to them but not to the route table); double-encoded
+/// `/`, `\`, `;` and `.`; malformed escapes; empty segments (`//`); and `.`/`..` segments, also
+/// before a `;` (`..;`). One pass, no allocation: it runs on every request.
+pub fn check_path(path: &str) -> Result<(), BadRequest> {
     let bytes = path.as_bytes();
-    // Per segment: its length and dots so far, and whether anything but dots was seen (all
-    // before any `;`).
+    // Per segment: its length and dots before any `;`, and whether anything else was seen.
     let (mut len, mut dots, mut other, mut in_params) = (0usize, 0usize, false, false);
     let mut i = 0;
     while i <= bytes.len() {
         let b = bytes.get(i).copied().unwrap_or(b'/');
         match b {
             b'/' => {
-                if !other && (dots == 1 || dots == 2) && len == dots {
-                    return Err("dot segments (. or ..) are not accepted in paths");
+                if !other && (dots == 1 || dots == 2) {
+                    return Err(BadRequest::DotSegment);
                 }
-                if len == 0 && !in_params && i > 0 && i < bytes.len() {
-                    return Err("empty path segments (//) are not accepted");
+                if len == 0 && i > 0 && i < bytes.len() {
+                    return Err(BadRequest::EmptySegment);
                 }
                 (len, dots, other, in_params) = (0, 0, false, false);
-                i += 1;
+            }
+            b'\\' => return Err(BadRequest::Backslash),
+            b'%' => {
+                let decoded = escape_at(bytes, i).ok_or(BadRequest::MalformedEscape)?;
+                match decoded {
+                    b'/' | b'\\' | b';' => return Err(BadRequest::EncodedSeparator),
+                    0..0x20 | 0x7f => return Err(BadRequest::EncodedControl),
+                    // `%25` then `2F`: `%2F` once decoded.
+                    b'%' if hex_pair(bytes, i + 3)
+                        .is_some_and(|d| matches!(d, b'/' | b'\\' | b';' | b'.')) =>
+                    {
+                        return Err(BadRequest::DoubleEncoded);
+                    }
+                    c if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') => {
+                        return Err(BadRequest::EncodedUnreserved);
+                    }
+                    _ => {}
+                }
+                other |= !in_params;
+                len += 1;
+                i += 3;
                 continue;
             }
-            b'\\' => return Err("backslashes are not accepted in paths"),
-            b';' => in_params = true,
-            _ => {}
-        }
-        if in_params {
-            i += 1;
-            continue;
-        }
-        let (decoded, width) = if b == b'%' {
-            match (
-                bytes.get(i + 1).and_then(hex),
-                bytes.get(i + 2).and_then(hex),
-            ) {
-                (Some(h), Some(l)) => (h << 4 | l, 3),
-                _ => return Err("malformed percent-encoding in the path"),
+            b';' => {
+                in_params = true;
+                len += 1;
             }
-        } else {
-            (b, 1)
-        };
-        if width == 3 {
-            match decoded {
-                b'/' | b'\\' => return Err("encoded / or \\ are not accepted in paths"),
-                0..0x20 | 0x7f => return Err("encoded control characters are not accepted"),
-                b'%' => {
-                    let next = (
-                        bytes.get(i + 3).and_then(hex),
-                        bytes.get(i + 4).and_then(hex),
-                    );
-                    if let (Some(h), Some(l)) = next
-                        && matches!(h << 4 | l, b'/' | b'\\' | b'.')
-                    {
-                        return Err("double-encoded /, \\ or . are not accepted in paths");
-                    }
-                }
-                _ => {}
+            b'.' if !in_params => {
+                dots += 1;
+                len += 1;
+            }
+            _ => {
+                other |= !in_params;
+                len += 1;
             }
         }
-        if decoded == b'.' {
-            dots += 1;
-        } else {
-            other = true;
-        }
-        len += 1;
-        i += width;
+        i += 1;
     }
     Ok(())
+}
+
+/// The byte a `%XX` escape at `at` stands for.
+fn escape_at(bytes: &[u8], at: usize) -> Option<u8> {
+    if bytes.get(at) != Some(&b'%') {
+        return None;
+    }
+    hex_pair(bytes, at + 1)
+}
+
+/// Two hex digits at `at`, as a byte.
+fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
+    Some(hex(bytes.get(at)?)? << 4 | hex(bytes.get(at + 1)?)?)
 }
 
 fn hex(b: &u8) -> Option<u8> {
@@ -137,10 +138,10 @@ mod tests {
             "/a/..b/c.d",
             "/a/.../b",
             "/v1/items/%20x",
-            "/a%2Db",
+            "/a%20b",
             "/a;x=1",
             "/a/b;v=2/c",
-            "/%7Euser",
+            "/%C3%A9t%C3%A9",
             "/a/.well-known/x",
         ] {
             assert_eq!(check_path(ok), Ok(()), "{ok}");

@@ -7,32 +7,68 @@
 //! keyless APIs included; only then are this API's own values added.
 
 use crate::admission::Admission;
+use crate::error::{EdgeError, EdgeErrorKind};
 use crate::flow::{RequestContext, X_REQUEST_ID};
 use crate::pipeline::{ApiRuntime, Pipeline};
 use crate::proxy::hop_by_hop::remove_hop_by_hop;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use portico_auth::upstream_jwt::UpstreamCaller;
 use portico_core::UpstreamHeaders;
 use serde_json::{Map, Value};
 
-/// Sets the headers the upstream trusts on the request that goes to it.
+/// Sets the headers the upstream trusts on the request that goes to it, the gateway-signed
+/// upstream JWT among them.
 pub fn apply(
     pipeline: &Pipeline,
     api: &ApiRuntime,
     ctx: &RequestContext<'_>,
     headers: &mut HeaderMap,
-) {
+) -> Result<(), EdgeError> {
     remove_hop_by_hop(headers);
     for name in pipeline.identity_header_names() {
         headers.remove(name);
     }
     headers.insert(X_REQUEST_ID, ctx.request_id.clone());
     let Some(admission) = &ctx.admission else {
-        return;
+        return Ok(());
     };
     if !api.spec.upstream_headers.forward_authorization {
         headers.remove(http::header::AUTHORIZATION);
     }
     api.identity_headers.insert(headers, admission);
+    if let Some(jwt) = &api.upstream_jwt {
+        let unsigned = |e: Box<dyn std::error::Error + Send + Sync>| {
+            EdgeError::with_cause(EdgeErrorKind::UpstreamJwtUnsigned, e)
+        };
+        let token = jwt
+            .signer
+            .token_for(&upstream_caller(api, admission), ctx.now_secs)
+            .map_err(|e| unsigned(e.into()))?;
+        let value = HeaderValue::from_maybe_shared(token).map_err(|e| unsigned(e.into()))?;
+        headers.insert(jwt.header.clone(), value);
+    }
+    Ok(())
+}
+
+/// Who the upstream JWT speaks of. Cached tokens are keyed by all of it, so a change of the
+/// caller's policies, scope or client gets a new token.
+fn upstream_caller<'a>(api: &'a ApiRuntime, admission: &'a Admission) -> UpstreamCaller<'a> {
+    let policies_fingerprint = admission
+        .policies
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, p| {
+            p.id.bytes()
+                .chain([0])
+                .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+        });
+    UpstreamCaller {
+        api_id: &api.spec.id,
+        identity: &admission.identity_text,
+        issuer: admission.issuer.as_ref().and_then(|i| i.to_str().ok()),
+        client_id: admission.client_id.as_deref(),
+        scope: admission.scope.as_deref(),
+        policies_fingerprint,
+    }
 }
 
 /// The configured header names, parsed once per config version.
@@ -47,6 +83,11 @@ pub struct IdentityHeaderNames {
 impl IdentityHeaderNames {
     pub fn try_new(config: &UpstreamHeaders) -> Result<Self, String> {
         let parse = |name: &str| {
+            if name.contains('_') {
+                return Err(format!(
+                    "{name:?}: header names with _ are removed from requests; use -"
+                ));
+            }
             HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("{name:?} is not a valid header name"))
         };
