@@ -46,6 +46,7 @@ const API_FIELDS: &[&str] = &[
     "jwt_expires_at_validation_skew",
     "proxy",
     "version_data",
+    "strip_auth_data",
 ];
 /// Fields that describe rather than configure; never reported.
 const DESCRIPTIVE_FIELDS: &[&str] = &["id", "_id", "slug", "api_model", "tags", "definition"];
@@ -354,6 +355,7 @@ fn convert_api(
         .map_err(|e| err(problems, format!("proxy.target_url: {e}")))
         .ok();
     let strip = proxy_fields.flag("strip_listen_path", problems);
+    let strip_auth_data = fields.flag("strip_auth_data", problems);
     let transport = match proxy.get("transport") {
         Some(Value::Object(t)) => t.clone(),
         _ => Map::new(),
@@ -467,7 +469,11 @@ fn convert_api(
         auth: auth?,
         identity: identity?,
         policies,
-        upstream_headers: UpstreamHeaders::default(),
+        upstream_headers: UpstreamHeaders {
+            // Tyk's `strip_auth_data`: the caller's credentials do not reach the upstream.
+            forward_authorization: !strip_auth_data,
+            ..UpstreamHeaders::default()
+        },
         endpoints,
         // Tyk switches WebSockets on gateway-wide (`enable_websockets` in tyk.conf), not in an
         // API definition: nothing here to map, so an imported API stays without them.

@@ -25,6 +25,10 @@ const REFUSED_MEMBERS: &[(&str, &str)] = &[
         "virtual (JavaScript) endpoints are not supported",
     ),
     ("go_plugin", "Go plugins are not supported"),
+    (
+        "url_rewrites",
+        "URL rewrites change the path the upstream receives; not supported",
+    ),
 ];
 fn refusal(member: &str) -> &'static str {
     REFUSED_MEMBERS
