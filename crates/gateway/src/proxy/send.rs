@@ -19,7 +19,8 @@ use std::time::Duration;
 pub enum Sent {
     /// The whole body is out.
     Complete,
-    /// The upstream answered before the body was in; the connection is not reused.
+    /// The upstream answered before the body was in: an error or a close (the connection is
+    /// then not reused), or a success relayed once the whole body is out.
     EarlyAnswer(ResponseHead),
     /// The upstream stopped reading (it may have answered and closed; read to find out).
     WriteFailed(io::Error),
@@ -40,13 +41,21 @@ pub async fn send_body(
     let mut progressed = false;
     // Bytes written but perhaps still held by TLS.
     let mut unflushed = false;
+    // A success answered early (a full-duplex upstream): sending goes on, and the answer is
+    // relayed once the body is out (RFC 9112 §9.3); reading stops so its body stays put.
+    let mut answered: Option<ResponseHead> = None;
     std::future::poll_fn(|cx| {
         loop {
             if std::mem::take(&mut progressed) {
                 timer.as_mut().reset(tokio::time::Instant::now() + idle);
             }
             // An answer already?
-            match conn.poll_fill(cx) {
+            let poll_answer = if answered.is_some() {
+                Poll::Pending
+            } else {
+                conn.poll_fill(cx)
+            };
+            match poll_answer {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(UpstreamError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -57,9 +66,14 @@ pub async fn send_body(
                     while !conn.buf.is_empty() {
                         match response::parse(&mut conn.buf, asked)? {
                             Some(head) if head.status.is_informational() => {}
-                            Some(mut head) => {
+                            // An error, or a close: the rest of the body is not wanted.
+                            Some(mut head) if head.status.as_u16() >= 400 || !head.keep_alive => {
                                 head.keep_alive = false;
                                 return Poll::Ready(Ok(Sent::EarlyAnswer(head)));
+                            }
+                            Some(head) => {
+                                answered = Some(head);
+                                break;
                             }
                             None => break,
                         }
@@ -103,7 +117,10 @@ pub async fn send_body(
                 }
             }
             if body_done {
-                return Poll::Ready(Ok(Sent::Complete));
+                return Poll::Ready(Ok(match answered.take() {
+                    Some(head) => Sent::EarlyAnswer(head),
+                    None => Sent::Complete,
+                }));
             }
             // The client's next piece.
             match Pin::new(&mut *body).poll_frame(cx) {
