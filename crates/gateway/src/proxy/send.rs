@@ -87,7 +87,7 @@ pub async fn send_body(
             if !pending.is_empty() {
                 match conn.poll_write(cx, &pending) {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Ok(Sent::WriteFailed(io::ErrorKind::WriteZero.into())));
+                        return Poll::Ready(Ok(stopped(answered.take(), io::ErrorKind::WriteZero.into())));
                     }
                     Poll::Ready(Ok(n)) => {
                         pending.advance(n);
@@ -95,7 +95,7 @@ pub async fn send_body(
                         unflushed = true;
                         continue;
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Ok(Sent::WriteFailed(e))),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Ok(stopped(answered.take(), e))),
                     Poll::Pending => {
                         return match timer.as_mut().poll(cx) {
                             Poll::Ready(()) => Poll::Ready(Err(UpstreamError::SendIdle)),
@@ -107,7 +107,7 @@ pub async fn send_body(
             if unflushed {
                 match conn.poll_flush(cx) {
                     Poll::Ready(Ok(())) => unflushed = false,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Ok(Sent::WriteFailed(e))),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Ok(stopped(answered.take(), e))),
                     Poll::Pending => {
                         return match timer.as_mut().poll(cx) {
                             Poll::Ready(()) => Poll::Ready(Err(UpstreamError::SendIdle)),
@@ -151,6 +151,17 @@ pub async fn send_body(
         }
     })
     .await
+}
+
+/// The upstream stopped taking the body: relay its answer if one came, else find out.
+fn stopped(answered: Option<ResponseHead>, error: io::Error) -> Sent {
+    match answered {
+        Some(mut head) => {
+            head.keep_alive = false;
+            Sent::EarlyAnswer(head)
+        }
+        None => Sent::WriteFailed(error),
+    }
 }
 
 fn chunk(data: &Bytes) -> Bytes {
