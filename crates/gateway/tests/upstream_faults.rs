@@ -297,3 +297,26 @@ async fn a_stalled_response_body_is_cut_off() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn an_early_success_lets_the_upload_finish() {
+    let up = ScriptedUpstream::start(vec![vec![
+        Reply::AnswerHeadThenRead("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        Reply::Send(OK),
+    ]])
+    .await;
+    let gw = gateway_for(&up).await;
+    let r = client()
+        .post(gw.url("/up/upload"))
+        .body(slow_body(5, 1000, std::time::Duration::from_millis(50)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    // The whole body reached the upstream, and the connection stayed usable.
+    assert_eq!(body_of(&gw, "/up/next").await, (200, "ok".into()));
+    let requests = up.requests();
+    assert!(requests[0].ends_with(&"x".repeat(1000)), "{}", requests[0].len());
+    assert_eq!(up.connections(), 1);
+}

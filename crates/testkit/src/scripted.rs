@@ -18,6 +18,9 @@ pub enum Reply {
     /// Write these bytes as soon as the request head is in (not waiting for its body), then
     /// close: an upstream refusing an upload early.
     AnswerHeadAndClose(&'static str),
+    /// Write these bytes as soon as the request head is in, then read the whole request (a
+    /// full-duplex upstream answering early with a success).
+    AnswerHeadThenRead(&'static str),
     /// Write these bytes, then stay silent (keeping the connection open) for a while.
     SendAndStall(&'static str),
 }
@@ -69,6 +72,21 @@ impl ScriptedUpstream {
 async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     for reply in replies {
+        if let Reply::AnswerHeadThenRead(bytes) = reply {
+            while find(&buf, b"\r\n\r\n").is_none() {
+                if fill(&mut stream, &mut buf).await.is_none() {
+                    return;
+                }
+            }
+            if stream.write_all(bytes.as_bytes()).await.is_err() {
+                return;
+            }
+            let Some(request) = read_request(&mut stream, &mut buf).await else {
+                return;
+            };
+            seen.lock().push(request);
+            continue;
+        }
         if let Reply::AnswerHeadAndClose(bytes) = reply {
             while find(&buf, b"\r\n\r\n").is_none() {
                 if fill(&mut stream, &mut buf).await.is_none() {
@@ -99,7 +117,9 @@ async fn serve(mut stream: TcpStream, replies: Vec<Reply>, seen: Arc<Mutex<Vec<S
                 tokio::time::sleep(std::time::Duration::from_secs(10)).await;
                 return;
             }
-            Reply::AnswerHeadAndClose(_) => unreachable!("handled above"),
+            Reply::AnswerHeadAndClose(_) | Reply::AnswerHeadThenRead(_) => {
+                unreachable!("handled above")
+            }
         }
     }
 }
