@@ -12,7 +12,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -20,6 +24,9 @@ use tokio_rustls::TlsAcceptor;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A client that takes none of our bytes for this long is disconnected (nginx's `send_timeout`):
+/// otherwise a client that stops reading would hold its upstream connection forever.
+const CLIENT_WRITE_STALL: Duration = Duration::from_secs(60);
 /// A TLS handshake must complete within this long.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,14 +115,14 @@ async fn serve<S, F>(
             let served = match tls {
                 None => {
                     builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(WriteStallGuard::new(stream)), service)
                         .await
                 }
                 Some(tls) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(TokioIo::new(WriteStallGuard::new(stream)), service)
                                 .await
                         }
                         Ok(Err(e)) => {
@@ -133,5 +140,92 @@ async fn serve<S, F>(
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// A client stream whose writes fail once they have made no progress for
+/// [`CLIENT_WRITE_STALL`]. No timer exists while writes go through.
+struct WriteStallGuard<S> {
+    inner: S,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteStallGuard<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write is pending: arms the timer, and errors once it fires.
+    fn check_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLIENT_WRITE_STALL)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no bytes for 60 s",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStallGuard<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.check_stall(cx).map(Err),
+            ready => {
+                this.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.check_stall(cx).map(Err),
+            ready => {
+                this.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.check_stall(cx).map(Err),
+            ready => {
+                this.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
