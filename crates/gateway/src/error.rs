@@ -48,6 +48,8 @@ pub enum BadRequest {
     UnderscoreHeader,
     /// The client's request body could not be read (the client aborted it).
     UnreadableBody,
+    /// `Upgrade: websocket` on something that is not an HTTP/1.1 `GET` without a body.
+    MalformedUpgrade,
 }
 
 impl BadRequest {
@@ -67,6 +69,9 @@ impl BadRequest {
             BadRequest::DuplicateAuthorization => "more than one Authorization header",
             BadRequest::UnderscoreHeader => "header names with _ are not accepted",
             BadRequest::UnreadableBody => "the request body could not be read",
+            BadRequest::MalformedUpgrade => {
+                "a WebSocket upgrade is an HTTP/1.1 GET without a body, with Connection: upgrade"
+            }
         }
     }
 }

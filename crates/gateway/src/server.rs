@@ -10,10 +10,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -115,14 +115,20 @@ async fn serve<S, F>(
             let served = match tls {
                 None => {
                     builder
-                        .serve_connection_with_upgrades(TokioIo::new(WriteStallGuard::new(stream)), service)
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(WriteStallGuard::new(stream)),
+                            service,
+                        )
                         .await
                 }
                 Some(tls) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             builder
-                                .serve_connection_with_upgrades(TokioIo::new(WriteStallGuard::new(stream)), service)
+                                .serve_connection_with_upgrades(
+                                    TokioIo::new(WriteStallGuard::new(stream)),
+                                    service,
+                                )
                                 .await
                         }
                         Ok(Err(e)) => {
@@ -184,7 +190,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteStallGuard<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Pending => this.check_stall(cx).map(Err),

@@ -317,6 +317,10 @@ async fn an_early_success_lets_the_upload_finish() {
     // The whole body reached the upstream, and the connection stayed usable.
     assert_eq!(body_of(&gw, "/up/next").await, (200, "ok".into()));
     let requests = up.requests();
-    assert!(requests[0].contains(&"x".repeat(1000)) && requests[0].len() > 5000, "{}", requests[0].len());
+    assert!(
+        requests[0].contains(&"x".repeat(1000)) && requests[0].len() > 5000,
+        "{}",
+        requests[0].len()
+    );
     assert_eq!(up.connections(), 1);
 }

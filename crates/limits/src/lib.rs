@@ -62,7 +62,8 @@ pub struct Decision {
 }
 
 /// A limiter that could not decide. The in-process limiter never fails; a remote one (Redis)
-/// reports an outage, and the gateway applies its fail-open or fail-closed rule.
+/// reports an outage. The gateway fails closed today (503 with `Retry-After`); the configurable
+/// rule (`fail_open_local` or `fail_closed`) comes with the Redis backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LimiterError {
     #[error("the limiter's store is unavailable: {0}")]

@@ -87,7 +87,10 @@ pub async fn send_body(
             if !pending.is_empty() {
                 match conn.poll_write(cx, &pending) {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Ok(stopped(answered.take(), io::ErrorKind::WriteZero.into())));
+                        return Poll::Ready(Ok(stopped(
+                            answered.take(),
+                            io::ErrorKind::WriteZero.into(),
+                        )));
                     }
                     Poll::Ready(Ok(n)) => {
                         pending.advance(n);

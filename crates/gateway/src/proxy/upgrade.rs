@@ -15,6 +15,7 @@ use super::hop_by_hop::connection_tokens;
 use super::pool::{Connection, Stream};
 use super::response::ResponseHead;
 use crate::body::{FullBody, GatewayBody};
+use crate::error::BadRequest;
 use bytes::BytesMut;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, Version};
@@ -33,7 +34,7 @@ const HALF_CLOSED_LINGER: Duration = Duration::from_secs(30);
 /// Whether a request asks to switch to WebSocket, read before its hop-by-hop headers go.
 /// `Ok(true)` for an HTTP/1.1 `GET` without a body whose `Upgrade` names `websocket` and whose
 /// `Connection` names `upgrade`; an `Upgrade: websocket` on anything else is refused.
-pub fn websocket_requested<B: http_body::Body>(req: &Request<B>) -> Result<bool, &'static str> {
+pub fn websocket_requested<B: http_body::Body>(req: &Request<B>) -> Result<bool, BadRequest> {
     let headers = req.headers();
     if !lists(headers, header::UPGRADE, b"websocket") {
         return Ok(false);
@@ -43,9 +44,7 @@ pub fn websocket_requested<B: http_body::Body>(req: &Request<B>) -> Result<bool,
         || !lists(headers, header::CONNECTION, b"upgrade")
         || !req.body().is_end_stream()
     {
-        return Err(
-            "a WebSocket upgrade is an HTTP/1.1 GET without a body, with Connection: upgrade",
-        );
+        return Err(BadRequest::MalformedUpgrade);
     }
     Ok(true)
 }
