@@ -25,8 +25,13 @@ pub fn apply(
     headers: &mut HeaderMap,
 ) -> Result<(), EdgeError> {
     remove_hop_by_hop(headers);
-    for name in pipeline.identity_header_names() {
-        headers.remove(name);
+    // Clients rarely send any of these: one pass over the (few) names present, most of them
+    // standard ones that compare in one step, is cheaper than a hash lookup per name.
+    let names = pipeline.identity_header_names();
+    if headers.keys().any(|k| names.contains(k)) {
+        for name in names {
+            headers.remove(name);
+        }
     }
     headers.insert(X_REQUEST_ID, ctx.request_id.clone());
     let Some(admission) = &ctx.admission else {
