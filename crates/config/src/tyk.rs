@@ -16,7 +16,7 @@ use base64::Engine;
 use portico_core::api::{
     ApiAuth, ConnectionLimits, PolicySource, UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
 };
-use portico_core::config::{Problem, Severity};
+use portico_core::config::{Problem, has_errors};
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
@@ -446,10 +446,7 @@ fn convert_api(
         default_policies: fields.policy_ids("jwt_default_policies", problems),
     };
     let endpoints = endpoints::endpoint_rules(obj, location, problems);
-    if problems[before..]
-        .iter()
-        .any(|p| p.severity == Severity::Error)
-    {
+    if has_errors(&problems[before..]) {
         return None;
     }
     Some(ApiSpec {
@@ -486,6 +483,7 @@ fn convert_api(
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
+    use portico_core::config::Severity;
 
     #[test]
     fn jwt_source_forms() {

@@ -42,6 +42,11 @@ impl Problem {
     }
 }
 
+/// Whether any of `problems` is an error (warnings do not count).
+pub fn has_errors(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| p.severity == Severity::Error)
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {

@@ -5,7 +5,7 @@ use crate::flow::RequestIds;
 use crate::metrics::{FetchMetrics, GatewayMetrics, LimiterMetrics};
 use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
-use crate::server::{serve_connections, serve_tls_connections};
+use crate::server::serve_connections;
 use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 pub struct Gateway {
     pub(crate) pipeline: ArcSwap<Pipeline>,
@@ -72,17 +73,7 @@ impl Gateway {
 
     /// Serves the data plane on `listener` (HTTP/1.1 and h2c) until `shutdown` completes.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let this = self.clone();
-        serve_connections(listener, shutdown, move |remote| {
-            let client_ip = ClientIp::new(remote);
-            let gateway = this.clone();
-            service_fn(move |req| {
-                let gateway = gateway.clone();
-                let client_ip = client_ip.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, &client_ip).await) }
-            })
-        })
-        .await;
+        self.serve_data_plane(listener, None, shutdown).await;
     }
 
     /// Serves the data plane over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN) until
@@ -93,10 +84,25 @@ impl Gateway {
         tls: &ServerTls,
         shutdown: impl Future<Output = ()>,
     ) {
-        let this = self.clone();
-        serve_tls_connections(listener, tls.acceptor(), shutdown, move |remote| {
-            let client_ip = ClientIp::new(remote).over_tls();
-            let gateway = this.clone();
+        self.serve_data_plane(listener, Some(tls.acceptor()), shutdown)
+            .await;
+    }
+
+    async fn serve_data_plane(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let over_tls = tls.is_some();
+        serve_connections(listener, tls, shutdown, move |remote| {
+            let client_ip = ClientIp::new(remote);
+            let client_ip = if over_tls {
+                client_ip.over_tls()
+            } else {
+                client_ip
+            };
+            let gateway = self.clone();
             service_fn(move |req| {
                 let gateway = gateway.clone();
                 let client_ip = client_ip.clone();

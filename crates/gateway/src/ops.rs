@@ -19,7 +19,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_connections(listener, shutdown, move |_| {
+    serve_connections(listener, None, shutdown, move |_| {
         let gateway = gateway.clone();
         service_fn(move |req: Request<Incoming>| {
             let gateway = gateway.clone();

@@ -30,45 +30,9 @@ const CLIENT_WRITE_STALL: Duration = Duration::from_secs(60);
 /// A TLS handshake must complete within this long.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `shutdown`, serving each with HTTP/1.1 or h2c.
+/// Accepts connections until `shutdown`: plain ones served with HTTP/1.1 or h2c, or, with
+/// `tls`, TLS ones served with HTTP/2 or HTTP/1.1 as ALPN chose.
 pub async fn serve_connections<S, F>(
-    listener: TcpListener,
-    shutdown: F,
-    make_service: impl Fn(SocketAddr) -> S,
-) where
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<GatewayBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    F: Future<Output = ()>,
-{
-    serve(listener, None, shutdown, make_service).await;
-}
-
-/// Accepts TLS connections until `shutdown`, serving each with HTTP/2 or HTTP/1.1 as ALPN
-/// chose.
-pub async fn serve_tls_connections<S, F>(
-    listener: TcpListener,
-    tls: TlsAcceptor,
-    shutdown: F,
-    make_service: impl Fn(SocketAddr) -> S,
-) where
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<GatewayBody>,
-            Error = Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-    F: Future<Output = ()>,
-{
-    serve(listener, Some(tls), shutdown, make_service).await;
-}
-
-async fn serve<S, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: F,

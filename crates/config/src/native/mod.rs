@@ -15,6 +15,7 @@ use portico_core::api::{
 };
 use portico_core::config::{
     GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings, TokenCacheSettings,
+    has_errors,
 };
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
@@ -193,13 +194,6 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
     }
 }
 
-/// Whether an error (not a warning) was found since `before`.
-fn has_errors_since(problems: &[Problem], before: usize) -> bool {
-    problems[before..]
-        .iter()
-        .any(|p| p.severity == portico_core::config::Severity::Error)
-}
-
 fn claim_path(raw: &str, location: &str, problems: &mut Vec<Problem>) -> Option<ClaimPath> {
     ClaimPath::try_new(raw)
         .map_err(|e| problems.push(Problem::error(location, e)))
@@ -335,7 +329,7 @@ fn convert_api(
         forward_authorization: s.upstream_headers.forward_authorization,
         forward_rewrite_headers: s.upstream_headers.forward_rewrite_headers,
     };
-    if has_errors_since(problems, before) {
+    if has_errors(&problems[before..]) {
         return None;
     }
     Some(ApiSpec {
@@ -402,7 +396,7 @@ fn convert_upstream_jwt(
     if s.kid.trim().is_empty() {
         problems.push(Problem::error(format!("{loc}.kid"), "must not be empty"));
     }
-    if has_errors_since(problems, before) {
+    if has_errors(&problems[before..]) {
         return None;
     }
     Some(UpstreamJwtSpec {
@@ -484,7 +478,7 @@ fn convert_jwt(
             )
         })
         .collect();
-    if has_errors_since(problems, before) {
+    if has_errors(&problems[before..]) {
         return None;
     }
     if issuers.is_empty() {
@@ -630,7 +624,7 @@ fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> O
             None
         }
     });
-    if has_errors_since(problems, before) {
+    if has_errors(&problems[before..]) {
         return None;
     }
     Some(Policy {

@@ -3,7 +3,7 @@
 
 use super::limits::{self, quota_is_stricter, rate_is_stricter};
 use super::{Fields, is_set, json_kind, report_unsupported, string_field};
-use portico_core::config::{Problem, Severity};
+use portico_core::config::{Problem, has_errors};
 use portico_core::policy::{AccessRule, ApiAccess, Policy};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -230,10 +230,7 @@ pub(super) fn convert_policy(
             access.insert(api_id.as_str().into(), ApiAccess { rules });
         }
     }
-    if problems[before..]
-        .iter()
-        .any(|p| p.severity == Severity::Error)
-    {
+    if has_errors(&problems[before..]) {
         return None;
     }
     Some(Policy {
@@ -348,6 +345,7 @@ fn check_api_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_core::config::Severity;
     use portico_core::policy::{Quota, RateLimit};
     use serde_json::json;
 
