@@ -7,9 +7,9 @@
 //! 3. [`identity`] — who is calling: identity, session id, policies.
 //! 4. [`access`] — do the policies grant this API, method and path; which limits apply.
 //! 5. [`limit`] — rate limit, then quota, for the identity session.
-//! 6. [`upstream_headers`] — client-sent identity headers removed, the gateway's own added.
-//! 7. [`forward`] — the request to the upstream and its response (a WebSocket upgrade is
-//!    noted before phase 6 drops its `Upgrade` header).
+//! 6. [`upstream_headers`] — what the gateway tells the upstream: identity, upstream JWT,
+//!    request id (client headers by those names never pass).
+//! 7. [`forward`] — the request to the upstream and its response, or a WebSocket tunnel.
 //! 8. [`respond`] — rate-limit headers, request id, metrics, the one log line.
 //!
 //! Phases 2–5 are skipped for keyless APIs; 4–5 for authentication-only APIs.
@@ -116,8 +116,8 @@ impl Gateway {
         }
 
         let websocket = forward::take_websocket_upgrade(api, &mut req)?;
-        upstream_headers::apply(pipeline, api, ctx, req.headers_mut())?;
-        forward::forward(pipeline, api, req, rest, client_ip, websocket).await
+        let trusted = upstream_headers::trusted_headers(pipeline, api, ctx)?;
+        forward::forward(pipeline, api, req, rest, client_ip, &trusted, websocket).await
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::admission::AdmissionCache;
 use crate::metrics::{ApiMetrics, GatewayMetrics};
 use crate::proxy::{ConnectionPools, Upstream};
-use crate::stages::upstream_headers::IdentityHeaderNames;
+use crate::stages::upstream_headers::{IdentityHeaderNames, trusted_header_name};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use portico_auth::upstream_jwt::{Jwks, UpstreamJwtSettings, UpstreamJwtSigner};
@@ -238,14 +238,7 @@ impl Pipeline {
 }
 
 fn build_upstream_jwt(spec: &UpstreamJwtSpec, gateway_name: &str) -> Result<UpstreamJwt, String> {
-    if spec.header.contains('_') {
-        return Err(format!(
-            "{:?}: header names with _ are removed from requests; use -",
-            spec.header
-        ));
-    }
-    let header = HeaderName::from_bytes(spec.header.as_bytes())
-        .map_err(|_| format!("{:?} is not a valid header name", spec.header))?;
+    let header = trusted_header_name(&spec.header)?;
     let mut settings = UpstreamJwtSettings::new(
         spec.algorithm,
         spec.private_key_pem.clone(),

@@ -160,8 +160,8 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
         ));
     }
 
-    let mut apis = Vec::new();
-    let mut api_locations = Vec::new();
+    let mut apis = Vec::with_capacity(file.apis.len());
+    let mut api_locations = Vec::with_capacity(file.apis.len());
     for (i, section) in file.apis.into_iter().enumerate() {
         let location = format!("{file_name}: apis[{i}] ({})", section.id);
         if let Some(api) = convert_api(section, &location, base_dir, env, &mut problems) {

@@ -20,7 +20,7 @@ mod upgrade;
 
 pub use body::UpstreamBody;
 pub use pool::ConnectionPools;
-pub use request::{ClientIp, Forwarding};
+pub use request::{ClientIp, Forwarding, OwnHeaders, is_managed_by_gateway};
 pub use upgrade::websocket_requested;
 
 use crate::body::{FullBody, GatewayBody};
@@ -130,7 +130,7 @@ enum UpstreamError {
     Malformed(#[from] Malformed),
 }
 
-/// Sends the request (path rewritten, forwarding headers added) and returns the upstream's
+/// Sends the request (path rewritten, forwarding headers and the gateway's `own` added) and returns the upstream's
 /// response, whose body streams. 502 when the upstream cannot be reached or answers nonsense;
 /// 504 when its response head is not in within `read_ms` of the end of the request body, or
 /// it stops taking the body for `send_idle_ms`; 408 when the client stops sending its body for
@@ -143,14 +143,14 @@ pub async fn forward(
     request: Request<Incoming>,
     path: &str,
     forwarding: Forwarding<'_>,
+    own: &impl OwnHeaders,
     timeouts: UpstreamTimeouts,
     websocket: Option<OnUpgrade>,
 ) -> Result<Response<GatewayBody>, EdgeError> {
-    // Hop-by-hop headers are already gone (`stages::upstream_headers`).
     let (parts, mut body) = request.into_parts();
     let framing = BodyFraming::of(&parts.headers, http_body::Body::is_end_stream(&body));
     let switch = websocket.is_some();
-    let head = request::encode_head(&parts, upstream, path, forwarding, framing, switch);
+    let head = request::encode_head(&parts, upstream, path, forwarding, framing, switch, own);
     let asked = Asked::of(&parts.method, switch);
     // Without a body the request can be sent again; only idempotent ones are.
     let replayable = framing == BodyFraming::Empty && parts.method.is_idempotent();

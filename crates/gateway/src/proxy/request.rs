@@ -1,8 +1,11 @@
-//! The request head sent upstream, written straight into one buffer: the client's method and
-//! end-to-end headers, the rewritten path, the upstream's `Host`, `X-Forwarded-*`, the body's
-//! framing, and for a WebSocket upgrade its `Upgrade` and `Connection`.
+//! The request head sent upstream, written straight into one buffer in one pass over the
+//! client's headers: its method and end-to-end headers, the rewritten path, the upstream's
+//! `Host`, `X-Forwarded-*`, the gateway's own headers ([`OwnHeaders`]), the body's framing, and
+//! for a WebSocket upgrade its `Upgrade` and `Connection`. This is the one place that decides
+//! which client headers reach the upstream.
 
 use super::Upstream;
+use super::hop_by_hop::{self, HOP_BY_HOP};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -14,10 +17,13 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// What the gateway does with a client header when writing the upstream head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Treatment {
-    /// Sent on unchanged.
+    /// Sent on unchanged, unless the gateway sends its own header by that name.
     Pass,
-    /// Written by the gateway itself (`Host`, and `Expect`, which hyper answers).
+    /// Written by the gateway itself (`Host`, `X-Request-Id`, and `Expect`, which hyper
+    /// answers).
     Rewritten,
+    /// Hop-by-hop (RFC 9110 §7.6.1): describes the client's connection only.
+    HopByHop,
     /// `X-Forwarded-For`: extended from a trusted proxy, else replaced.
     ForwardedFor,
     /// `X-Forwarded-Proto` / `-Host`: kept from a trusted proxy, else replaced.
@@ -37,7 +43,16 @@ enum Treatment {
 /// for every header of every request.
 fn treatment(name: &HeaderName) -> Treatment {
     match name.as_str() {
-        "host" | "expect" => Treatment::Rewritten,
+        "host" | "expect" | "x-request-id" => Treatment::Rewritten,
+        "connection"
+        | "keep-alive"
+        | "proxy-connection"
+        | "proxy-authenticate"
+        | "proxy-authorization"
+        | "te"
+        | "trailer"
+        | "transfer-encoding"
+        | "upgrade" => Treatment::HopByHop,
         "x-forwarded-for" => Treatment::ForwardedFor,
         "x-forwarded-proto" => Treatment::ForwardedProto,
         "x-forwarded-host" => Treatment::ForwardedHost,
@@ -59,6 +74,14 @@ fn treatment(name: &HeaderName) -> Treatment {
         other if other.as_bytes().contains(&b'_') => Treatment::Underscored,
         _ => Treatment::Pass,
     }
+}
+
+/// Names the gateway writes or frames the request with itself: an identity header by one of
+/// them would corrupt the request or be lost.
+pub fn is_managed_by_gateway(name: &HeaderName) -> bool {
+    treatment(name) != Treatment::Pass
+        || name == header::CONTENT_LENGTH
+        || name == header::AUTHORIZATION
 }
 
 /// The client connection as forwarding headers describe it, formatted once per connection.
@@ -122,8 +145,17 @@ impl BodyFraming {
     }
 }
 
-/// The upstream request head for a request whose hop-by-hop headers are already gone;
-/// `websocket` puts back the two that ask the upstream to switch.
+/// The headers the gateway itself sends the upstream, written after the client's.
+pub trait OwnHeaders {
+    /// Whether the client's header by this name is left out (asked only for headers that
+    /// would otherwise pass).
+    fn replaces(&self, name: &HeaderName) -> bool;
+    /// Writes the gateway's own headers, `put(name, value)` for each; values are valid header
+    /// values.
+    fn write(&self, put: &mut dyn FnMut(&[u8], &[u8]));
+}
+
+/// The upstream request head; `websocket` asks the upstream to switch.
 pub fn encode_head(
     parts: &Parts,
     upstream: &Upstream,
@@ -131,77 +163,146 @@ pub fn encode_head(
     forwarding: Forwarding<'_>,
     body: BodyFraming,
     websocket: bool,
+    own: &impl OwnHeaders,
 ) -> Vec<u8> {
-    let headers = &parts.headers;
-    let query = parts.uri.query();
-    let trusted = forwarding.trusted_peer;
-    let mut head = Vec::with_capacity(
-        256 + upstream.base_path.len()
-            + path.len()
-            + query.map_or(0, str::len)
-            + 64 * headers.len(),
-    );
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(upstream.base_path.as_bytes());
-    head.extend_from_slice(path.as_bytes());
-    if let Some(q) = query {
-        head.push(b'?');
-        head.extend_from_slice(q.as_bytes());
-    }
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    put(&mut head, b"host", upstream.host.as_bytes());
-    let (mut proto_sent, mut host_sent) = (false, false);
-    for (name, value) in headers {
-        let send = match treatment(name) {
-            Treatment::Pass => true,
-            Treatment::Rewritten | Treatment::ForwardedFor => false,
-            Treatment::ForwardedProto => trusted && !std::mem::replace(&mut proto_sent, true),
-            Treatment::ForwardedHost => trusted && !std::mem::replace(&mut host_sent, true),
-            Treatment::TrustedOnly => trusted,
-            Treatment::RewriteStyle => forwarding.forward_rewrite_headers,
-            Treatment::Underscored => false,
-        };
-        if send {
-            put(&mut head, name.as_str().as_bytes(), value.as_bytes());
+    let head = Head {
+        parts,
+        upstream,
+        path,
+        forwarding,
+        body,
+        websocket,
+    };
+    match head.encode(&parts.headers, own) {
+        Ok(bytes) => bytes,
+        // Rare: `Connection` names end-to-end headers, which go too.
+        Err(NamedByConnection) => {
+            let mut headers = parts.headers.clone();
+            hop_by_hop::remove_hop_by_hop(&mut headers);
+            head.encode(&headers, own)
+                .expect("no Connection header is left")
         }
     }
+}
 
-    head.extend_from_slice(b"x-forwarded-for: ");
-    if trusted {
-        for prior in headers.get_all(&X_FORWARDED_FOR) {
-            head.extend_from_slice(prior.as_bytes());
-            head.extend_from_slice(b", ");
-        }
-    }
-    head.extend_from_slice(&forwarding.client.text);
-    head.extend_from_slice(b"\r\n");
-    if !proto_sent {
-        put(
-            &mut head,
-            b"x-forwarded-proto",
-            forwarding.client.proto.as_bytes(),
+/// `Connection` names headers other than the standard hop-by-hop ones.
+#[derive(Debug)]
+struct NamedByConnection;
+
+fn names_other_headers(connection: &HeaderValue) -> bool {
+    hop_by_hop::connection_tokens(connection.as_bytes()).any(|token| {
+        !token.eq_ignore_ascii_case(b"close")
+            && !HOP_BY_HOP
+                .iter()
+                .any(|name| token.eq_ignore_ascii_case(name.as_str().as_bytes()))
+    })
+}
+
+struct Head<'a> {
+    parts: &'a Parts,
+    upstream: &'a Upstream,
+    path: &'a str,
+    forwarding: Forwarding<'a>,
+    body: BodyFraming,
+    websocket: bool,
+}
+
+impl Head<'_> {
+    fn encode(
+        &self,
+        headers: &HeaderMap,
+        own: &impl OwnHeaders,
+    ) -> Result<Vec<u8>, NamedByConnection> {
+        let Head {
+            parts,
+            upstream,
+            path,
+            forwarding,
+            body,
+            websocket,
+        } = *self;
+        let query = parts.uri.query();
+        let trusted = forwarding.trusted_peer;
+        // Room for the gateway's own headers too: growing the buffer copies the whole head.
+        let client_headers: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        let mut head = Vec::with_capacity(
+            512 + upstream.base_path.len()
+                + path.len()
+                + query.map_or(0, str::len)
+                + client_headers,
         );
-    }
-    let original_host = headers
-        .get(header::HOST)
-        .map(HeaderValue::as_bytes)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes()));
-    if !host_sent && let Some(host) = original_host {
-        put(&mut head, b"x-forwarded-host", host);
-    }
-    if websocket {
-        head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
-    }
-    match body {
-        BodyFraming::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        BodyFraming::Empty if expects_body(&parts.method) => {
-            head.extend_from_slice(b"content-length: 0\r\n");
+        head.extend_from_slice(parts.method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(upstream.base_path.as_bytes());
+        head.extend_from_slice(path.as_bytes());
+        if let Some(q) = query {
+            head.push(b'?');
+            head.extend_from_slice(q.as_bytes());
         }
-        _ => {}
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        put(&mut head, b"host", upstream.host.as_bytes());
+        let (mut proto_sent, mut host_sent) = (false, false);
+        for (name, value) in headers {
+            let send = match treatment(name) {
+                Treatment::Pass => !own.replaces(name),
+                Treatment::HopByHop => {
+                    if name == header::CONNECTION && names_other_headers(value) {
+                        return Err(NamedByConnection);
+                    }
+                    false
+                }
+                Treatment::Rewritten | Treatment::ForwardedFor => false,
+                Treatment::ForwardedProto => trusted && !std::mem::replace(&mut proto_sent, true),
+                Treatment::ForwardedHost => trusted && !std::mem::replace(&mut host_sent, true),
+                Treatment::TrustedOnly => trusted,
+                Treatment::RewriteStyle => forwarding.forward_rewrite_headers,
+                Treatment::Underscored => false,
+            };
+            if send {
+                put(&mut head, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+
+        head.extend_from_slice(b"x-forwarded-for: ");
+        if trusted {
+            for prior in headers.get_all(&X_FORWARDED_FOR) {
+                head.extend_from_slice(prior.as_bytes());
+                head.extend_from_slice(b", ");
+            }
+        }
+        head.extend_from_slice(&forwarding.client.text);
+        head.extend_from_slice(b"\r\n");
+        if !proto_sent {
+            put(
+                &mut head,
+                b"x-forwarded-proto",
+                forwarding.client.proto.as_bytes(),
+            );
+        }
+        let original_host = headers
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes()));
+        if !host_sent && let Some(host) = original_host {
+            put(&mut head, b"x-forwarded-host", host);
+        }
+        own.write(&mut |name, value| put(&mut head, name, value));
+        if websocket {
+            head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
+        }
+        match body {
+            BodyFraming::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            BodyFraming::Empty if expects_body(&parts.method) => {
+                head.extend_from_slice(b"content-length: 0\r\n");
+            }
+            _ => {}
+        }
+        head.extend_from_slice(b"\r\n");
+        Ok(head)
     }
-    head.extend_from_slice(b"\r\n");
-    head
 }
 
 /// Methods whose requests normally carry a body; some servers answer 411 without a length.
@@ -209,7 +310,9 @@ fn expects_body(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
+#[inline]
 fn put(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    head.reserve(name.len() + value.len() + 4);
     head.extend_from_slice(name);
     head.extend_from_slice(b": ");
     head.extend_from_slice(value);
@@ -245,9 +348,64 @@ mod tests {
             forward_rewrite_headers,
         };
         String::from_utf8(encode_head(
-            &parts, &upstream, "/items/1", forwarding, body, websocket,
+            &parts, &upstream, "/items/1", forwarding, body, websocket, &Own,
         ))
         .unwrap()
+    }
+
+    /// The gateway's own headers in these tests: it reserves `x-trusted` and sends its own.
+    struct Own;
+    impl OwnHeaders for Own {
+        fn replaces(&self, name: &HeaderName) -> bool {
+            name == "x-trusted"
+        }
+        fn write(&self, put: &mut dyn FnMut(&[u8], &[u8])) {
+            put(b"x-trusted", b"gateway");
+        }
+    }
+
+    #[test]
+    fn client_headers_by_the_gateways_names_and_hop_by_hop_never_pass() {
+        let request = |connection: &str| {
+            http::Request::get("http://gw.example/api/items/1")
+                .header("host", "gw.example")
+                .header("x-trusted", "forged")
+                .header("X-Request-Id", "forged")
+                .header("x-named", "by connection")
+                .header("te", "trailers")
+                .header("keep-alive", "timeout=5")
+                .header("accept", "a")
+                .header("connection", connection)
+                .body(())
+                .unwrap()
+        };
+        let expected = "GET /base/items/1 HTTP/1.1\r\n\
+                        host: backend:8080\r\n\
+                        {named}accept: a\r\n\
+                        x-forwarded-for: 10.0.0.9\r\n\
+                        x-forwarded-proto: http\r\n\
+                        x-forwarded-host: gw.example\r\n\
+                        x-trusted: gateway\r\n\r\n";
+        assert_eq!(
+            head_with(
+                request("keep-alive, close"),
+                BodyFraming::Empty,
+                false,
+                false,
+                false
+            ),
+            expected.replace("{named}", "x-named: by connection\r\n")
+        );
+        assert_eq!(
+            head_with(
+                request("Keep-Alive, X-Named, x-trusted"),
+                BodyFraming::Empty,
+                false,
+                false,
+                false
+            ),
+            expected.replace("{named}", "")
+        );
     }
 
     #[test]
@@ -274,7 +432,8 @@ mod tests {
              host: backend:8080\r\n\
              x-forwarded-for: 10.0.0.9\r\n\
              x-forwarded-proto: http\r\n\
-             x-forwarded-host: gw.example\r\n\r\n"
+             x-forwarded-host: gw.example\r\n\
+             x-trusted: gateway\r\n\r\n"
         );
         let trusted = head_with(request(), BodyFraming::Empty, true, true, false);
         for kept in [
@@ -316,16 +475,19 @@ mod tests {
              accept: a\r\n\
              accept: b\r\n\
              x-forwarded-for: 192.0.2.1, 10.0.0.9\r\n\
-             x-forwarded-host: gw.example\r\n\r\n"
+             x-forwarded-host: gw.example\r\n\
+             x-trusted: gateway\r\n\r\n"
         );
     }
 
     #[test]
     fn websocket_upgrades_ask_the_upstream_to_switch() {
-        // What the client sent as `Upgrade`/`Connection` is gone (phase 6); the
+        // What the client sent as `Upgrade`/`Connection` is not copied; the
         // `Sec-WebSocket-*` headers are end-to-end.
         let request = http::Request::get("http://gw.example/api/items/1")
             .header("host", "gw.example")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
             .header("sec-websocket-version", "13")
             .body(())
@@ -339,6 +501,7 @@ mod tests {
              x-forwarded-for: 10.0.0.9\r\n\
              x-forwarded-proto: http\r\n\
              x-forwarded-host: gw.example\r\n\
+             x-trusted: gateway\r\n\
              connection: upgrade\r\n\
              upgrade: websocket\r\n\r\n"
         );

@@ -5,13 +5,14 @@ use crate::body::GatewayBody;
 use crate::error::{EdgeError, EdgeErrorKind};
 use crate::pipeline::{ApiRuntime, Pipeline};
 use crate::proxy::{self, ClientIp, Forwarding};
+use crate::stages::upstream_headers::TrustedHeaders;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 /// The client's side of a WebSocket upgrade, when the API passes them through
-/// (`websocket: true`); taken before phase 6 removes `Upgrade` and `Connection`. On other
-/// APIs an upgrade request goes on as a plain request without those headers. 400 for an
+/// (`websocket: true`). On other
+/// APIs an upgrade request goes on as a plain request without those hop-by-hop headers. 400 for an
 /// `Upgrade: websocket` that is not an HTTP/1.1 `GET` without a body.
 pub fn take_websocket_upgrade(
     api: &ApiRuntime,
@@ -33,6 +34,7 @@ pub async fn forward(
     req: Request<Incoming>,
     rest: &str,
     client_ip: &ClientIp,
+    trusted: &TrustedHeaders<'_>,
     websocket: Option<OnUpgrade>,
 ) -> Result<Response<GatewayBody>, EdgeError> {
     let inbound_version = req.version();
@@ -52,6 +54,7 @@ pub async fn forward(
         req,
         path,
         forwarding,
+        trusted,
         api.spec.timeouts,
         websocket,
     )

@@ -1,58 +1,81 @@
 //! Phase 6, upstream headers: telling the upstream who called — identity, session id,
-//! issuer and mapped claims as headers, and the request id.
+//! issuer and mapped claims as headers, the gateway-signed upstream JWT, and the request id.
 //!
-//! What the upstream trusts must be impossible to forge on every route: hop-by-hop headers go
-//! first (so a client's `Connection: X-Portico-Identity` cannot delete what the gateway adds),
-//! then every identity header name configured on *any* API is removed from every request,
-//! keyless APIs included; only then are this API's own values added.
+//! What the upstream trusts must be impossible to forge on every route. Nothing is removed
+//! from the client's header map: the upstream head is written in one pass
+//! ([`crate::proxy`]), and that pass leaves out hop-by-hop headers (with those named in
+//! `Connection`, so a client's `Connection: X-Portico-Identity` cannot delete what the gateway
+//! adds), every identity header name configured on *any* API (keyless APIs included), and
+//! the client's `X-Request-Id`; it then writes [`TrustedHeaders`].
 
 use crate::admission::Admission;
 use crate::error::{EdgeError, EdgeErrorKind};
 use crate::flow::{RequestContext, X_REQUEST_ID};
 use crate::pipeline::{ApiRuntime, Pipeline};
-use crate::proxy::hop_by_hop::remove_hop_by_hop;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use crate::proxy::{OwnHeaders, is_managed_by_gateway};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, header};
 use portico_auth::upstream_jwt::UpstreamCaller;
 use portico_core::UpstreamHeaders;
 use serde_json::{Map, Value};
 
-/// Sets the headers the upstream trusts on the request that goes to it, the gateway-signed
-/// upstream JWT among them.
-pub fn apply(
-    pipeline: &Pipeline,
-    api: &ApiRuntime,
-    ctx: &RequestContext<'_>,
-    headers: &mut HeaderMap,
-) -> Result<(), EdgeError> {
-    remove_hop_by_hop(headers);
-    // Clients rarely send any of these: one pass over the (few) names present, most of them
-    // standard ones that compare in one step, is cheaper than a hash lookup per name.
-    let names = pipeline.identity_header_names();
-    if headers.keys().any(|k| names.contains(k)) {
-        for name in names {
-            headers.remove(name);
+/// The headers the gateway itself sends the upstream for one request.
+pub struct TrustedHeaders<'a> {
+    /// Client headers by these names never reach the upstream.
+    reserved: &'a [HeaderName],
+    forward_authorization: bool,
+    request_id: &'a HeaderValue,
+    caller: Option<(&'a IdentityHeaderNames, &'a Admission)>,
+    upstream_jwt: Option<(&'a HeaderName, Bytes)>,
+}
+
+/// What the upstream is told about this request; signs the upstream JWT (or takes it from
+/// the signer's cache).
+pub fn trusted_headers<'a>(
+    pipeline: &'a Pipeline,
+    api: &'a ApiRuntime,
+    ctx: &'a RequestContext<'_>,
+) -> Result<TrustedHeaders<'a>, EdgeError> {
+    let admission = ctx.admission.as_deref();
+    let upstream_jwt = match (&api.upstream_jwt, admission) {
+        (Some(jwt), Some(admission)) => {
+            let token = jwt
+                .signer
+                .token_for(&upstream_caller(api, admission), ctx.now_secs)
+                .map_err(|e| EdgeError::with_cause(EdgeErrorKind::UpstreamJwtUnsigned, e))?;
+            Some((&jwt.header, token))
+        }
+        _ => None,
+    };
+    Ok(TrustedHeaders {
+        reserved: pipeline.identity_header_names(),
+        // Keyless APIs have no token of their own to keep from the upstream.
+        forward_authorization: admission.is_none()
+            || api.spec.upstream_headers.forward_authorization,
+        request_id: &ctx.request_id,
+        caller: admission.map(|a| (&api.identity_headers, a)),
+        upstream_jwt,
+    })
+}
+
+impl OwnHeaders for TrustedHeaders<'_> {
+    #[inline]
+    fn replaces(&self, name: &HeaderName) -> bool {
+        // Clients rarely send any of these, and most of their headers are standard names,
+        // which differ from the (custom) reserved ones in one comparison.
+        (!self.forward_authorization && name == header::AUTHORIZATION)
+            || self.reserved.contains(name)
+    }
+
+    fn write(&self, put: &mut dyn FnMut(&[u8], &[u8])) {
+        put(X_REQUEST_ID.as_str().as_bytes(), self.request_id.as_bytes());
+        if let Some((names, admission)) = self.caller {
+            names.write(admission, put);
+        }
+        if let Some((name, token)) = &self.upstream_jwt {
+            put(name.as_str().as_bytes(), token);
         }
     }
-    headers.insert(X_REQUEST_ID, ctx.request_id.clone());
-    let Some(admission) = &ctx.admission else {
-        return Ok(());
-    };
-    if !api.spec.upstream_headers.forward_authorization {
-        headers.remove(http::header::AUTHORIZATION);
-    }
-    api.identity_headers.insert(headers, admission);
-    if let Some(jwt) = &api.upstream_jwt {
-        let unsigned = |e: Box<dyn std::error::Error + Send + Sync>| {
-            EdgeError::with_cause(EdgeErrorKind::UpstreamJwtUnsigned, e)
-        };
-        let token = jwt
-            .signer
-            .token_for(&upstream_caller(api, admission), ctx.now_secs)
-            .map_err(|e| unsigned(e.into()))?;
-        let value = HeaderValue::from_maybe_shared(token).map_err(|e| unsigned(e.into()))?;
-        headers.insert(jwt.header.clone(), value);
-    }
-    Ok(())
 }
 
 /// Who the upstream JWT speaks of. Cached tokens are keyed by all of it, so a change of the
@@ -76,6 +99,23 @@ fn upstream_caller<'a>(api: &'a ApiRuntime, admission: &'a Admission) -> Upstrea
     }
 }
 
+/// A configured name of a header the upstream trusts (identity headers, the upstream JWT).
+pub fn trusted_header_name(name: &str) -> Result<HeaderName, String> {
+    if name.contains('_') {
+        return Err(format!(
+            "{name:?}: header names with _ are removed from requests; use -"
+        ));
+    }
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid header name"))?;
+    if is_managed_by_gateway(&parsed) {
+        return Err(format!(
+            "{name:?} is a header the gateway writes or forwards by its own rules; choose another name"
+        ));
+    }
+    Ok(parsed)
+}
+
 /// The configured header names, parsed once per config version.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaderNames {
@@ -87,15 +127,7 @@ pub struct IdentityHeaderNames {
 
 impl IdentityHeaderNames {
     pub fn try_new(config: &UpstreamHeaders) -> Result<Self, String> {
-        let parse = |name: &str| {
-            if name.contains('_') {
-                return Err(format!(
-                    "{name:?}: header names with _ are removed from requests; use -"
-                ));
-            }
-            HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a valid header name"))
-        };
+        let parse = |name: &str| trusted_header_name(name);
         Ok(Self {
             identity: config.identity.as_deref().map(parse).transpose()?,
             session: config.session.as_deref().map(parse).transpose()?,
@@ -140,21 +172,47 @@ impl IdentityHeaderNames {
             .collect()
     }
 
-    /// Sets the identity headers of an admitted token.
-    pub fn insert(&self, headers: &mut HeaderMap, admission: &Admission) {
+    /// Writes the identity headers of an admitted token.
+    fn write(&self, admission: &Admission, put: &mut dyn FnMut(&[u8], &[u8])) {
+        let mut put_value = |name: &HeaderName, value: &HeaderValue| {
+            put(name.as_str().as_bytes(), value.as_bytes());
+        };
         if let Some(name) = &self.identity {
-            headers.insert(name.clone(), admission.identity.clone());
+            put_value(name, &admission.identity);
         }
         if let Some(name) = &self.session {
-            headers.insert(name.clone(), admission.session_hex.clone());
+            put_value(name, &admission.session_hex);
         }
         if let Some(name) = &self.issuer
             && let Some(issuer) = &admission.issuer
         {
-            headers.insert(name.clone(), issuer.clone());
+            put_value(name, issuer);
         }
         for (name, value) in &admission.claim_headers {
-            headers.insert(name.clone(), value.clone());
+            put_value(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trusted_header_name;
+
+    #[test]
+    fn names_the_gateway_manages_cannot_carry_identity() {
+        for name in [
+            "Host",
+            "Authorization",
+            "Content-Length",
+            "Connection",
+            "X-Forwarded-For",
+            "X-Forwarded-Prefix",
+            "X-Request-Id",
+            "X-Real-IP",
+            "X_Portico_Identity",
+        ] {
+            assert!(trusted_header_name(name).is_err(), "{name}");
+        }
+        assert!(trusted_header_name("X-Portico-Identity").is_ok());
     }
 }

@@ -132,6 +132,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             policies = loaded.gateway.policies.len(),
             "portico started"
         );
+        let listen_tls = loaded.process.listen_tls.clone();
+        // The gateway holds what it needs; the parsed files are not kept beside it (with many
+        // APIs they are most of the memory).
+        drop(loaded);
         let serving = tokio::spawn(
             gateway
                 .clone()
@@ -157,6 +161,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         tokio::spawn(reload_on_signal_or_change(
             gateway.clone(),
             sources,
+            listen_tls,
             certificates,
         ));
         wait_for_shutdown().await;
@@ -208,13 +213,11 @@ fn fingerprint(
 async fn reload_on_signal_or_change(
     gateway: Arc<Gateway>,
     sources: ConfigSources,
+    mut tls: Option<TlsListener>,
     certificates: Option<Arc<ReloadableCertResolver>>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    let mut tls = config::load(&sources, &ProcessEnv)
-        .ok()
-        .and_then(|l| l.process.listen_tls);
     let mut last = fingerprint(&sources, tls.as_ref());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
