@@ -141,3 +141,36 @@ async fn a_numeric_identity_is_not_the_string_of_its_digits() {
     let s = seen_headers(get(&gw.url("/orders/x"), Some(&string)).await).await;
     assert_ne!(n["x-portico-session"], s["x-portico-session"]);
 }
+
+#[tokio::test]
+async fn a_connection_naming_content_length_cannot_smuggle_a_request() {
+    use portico_testkit::scripted::{Reply, ScriptedUpstream};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let up = ScriptedUpstream::start(vec![vec![Reply::Send(OK), Reply::Send(OK)]]).await;
+    let key = rsa_key();
+    let mut open = api("open", "/open", &up.url(), vec![]);
+    open.auth = ApiAuth::Keyless;
+    let secured = api("secured", "/secured", &up.url(), vec![trust_pem(&key)]);
+    let gw = start_gateway(&config(vec![open, secured], vec![])).await;
+    let smuggled = "GET /secured/admin HTTP/1.1\r\nhost: up\r\nx-portico-identity: admin\r\n\r\n";
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "POST /open/x HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n\
+             connection: close, content-length\r\n\r\n{smuggled}",
+            smuggled.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let first = &up.requests()[0];
+    assert!(
+        first.ends_with(smuggled),
+        "the client's body is not the body of its request upstream: {first:?}"
+    );
+}

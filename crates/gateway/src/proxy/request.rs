@@ -409,6 +409,25 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_naming_content_length_keeps_the_body_framed() {
+        // `BodyFraming` is decided from the client's headers; the head must declare it even
+        // when `Connection` names `Content-Length`, or the body is read upstream as the next
+        // request (smuggled past authentication, with any headers it likes).
+        let request = http::Request::post("http://gw.example/api/items/1")
+            .header("host", "gw.example")
+            .header("content-length", "5")
+            .header("connection", "content-length")
+            .body(())
+            .unwrap();
+        let head = head_for(request, BodyFraming::Length);
+        assert!(
+            head.contains("content-length: 5\r\n")
+                || head.contains("transfer-encoding: chunked\r\n"),
+            "the body is not framed: {head}"
+        );
+    }
+
+    #[test]
     fn forwarding_headers_from_untrusted_peers_are_replaced() {
         let request = || {
             http::Request::get("http://gw.example/api/items/1")
