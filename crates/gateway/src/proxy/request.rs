@@ -19,8 +19,8 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 enum Treatment {
     /// Sent on unchanged, unless the gateway sends its own header by that name.
     Pass,
-    /// Written by the gateway itself (`Host`, `X-Request-Id`, and `Expect`, which hyper
-    /// answers).
+    /// Written by the gateway itself (`Host`, `X-Request-Id`, `Content-Length` from the body's
+    /// framing, and `Expect`, which hyper answers).
     Rewritten,
     /// Hop-by-hop (RFC 9110 §7.6.1): describes the client's connection only.
     HopByHop,
@@ -43,7 +43,7 @@ enum Treatment {
 /// for every header of every request.
 fn treatment(name: &HeaderName) -> Treatment {
     match name.as_str() {
-        "host" | "expect" | "x-request-id" => Treatment::Rewritten,
+        "host" | "expect" | "x-request-id" | "content-length" => Treatment::Rewritten,
         "connection"
         | "keep-alive"
         | "proxy-connection"
@@ -79,9 +79,7 @@ fn treatment(name: &HeaderName) -> Treatment {
 /// Names the gateway writes or frames the request with itself: an identity header by one of
 /// them would corrupt the request or be lost.
 pub fn is_managed_by_gateway(name: &HeaderName) -> bool {
-    treatment(name) != Treatment::Pass
-        || name == header::CONTENT_LENGTH
-        || name == header::AUTHORIZATION
+    treatment(name) != Treatment::Pass || name == header::AUTHORIZATION
 }
 
 /// The client connection as forwarding headers describe it, formatted once per connection.
@@ -294,6 +292,13 @@ impl Head<'_> {
             head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
         }
         match body {
+            // From the client's own headers, which decided the framing: `headers` may have
+            // lost it to a `Connection` that names it.
+            BodyFraming::Length => {
+                if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
+                    put(&mut head, b"content-length", length.as_bytes());
+                }
+            }
             BodyFraming::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
             BodyFraming::Empty if expects_body(&parts.method) => {
                 head.extend_from_slice(b"content-length: 0\r\n");
