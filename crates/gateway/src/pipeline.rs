@@ -59,8 +59,8 @@ pub struct Pipeline {
     routes: HashMap<String, usize>,
     pub policies: PolicySet,
     pub admissions: AdmissionCache,
-    /// Every identity header name of every API (and the defaults): removed from every
-    /// request before the routed API adds its own.
+    /// Every identity header name of every API (and the defaults): no client header by one
+    /// of these names reaches any upstream.
     identity_header_names: Vec<HeaderName>,
     trusted_proxies: Vec<IpNet>,
     /// The public keys of every API's upstream JWT signer, as a JWKS document.
@@ -162,6 +162,13 @@ impl Pipeline {
                 }
             };
             let upstream_jwt_header = upstream_jwt.as_ref().map(|j| j.header.clone());
+            if let Err(e) = identity_headers.check_distinct(upstream_jwt_header.as_ref()) {
+                problems.push(Problem::error(
+                    format!("API {:?}: upstream_jwt.header", spec.id),
+                    e,
+                ));
+                continue;
+            }
             for name in identity_headers.names().chain(&upstream_jwt_header) {
                 if !identity_header_names.contains(name) {
                     identity_header_names.push(name.clone());

@@ -60,16 +60,18 @@ async fn echo(
     }
     let method = req.method().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let mut headers: Map<String, Value> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            )
-        })
-        .collect();
+    // A repeated header is joined with ", " (as HTTP combines them), so a test that expects
+    // one value sees a forged second copy.
+    let mut headers: Map<String, Value> = Map::new();
+    for name in req.headers().keys() {
+        let values: Vec<String> = req
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        headers.insert(name.to_string(), Value::String(values.join(", ")));
+    }
     if client_cert {
         headers.insert("x-client-cert".into(), "present".into());
     }

@@ -20,7 +20,7 @@ mod upgrade;
 
 pub use body::UpstreamBody;
 pub use pool::ConnectionPools;
-pub use request::{ClientIp, Forwarding, OwnHeaders, is_managed_by_gateway};
+pub use request::{ClientIp, Forwarding, GatewayHeaders, is_managed_by_gateway};
 pub use upgrade::websocket_requested;
 
 use crate::body::{FullBody, GatewayBody};
@@ -130,8 +130,8 @@ enum UpstreamError {
     Malformed(#[from] Malformed),
 }
 
-/// Sends the request (path rewritten, forwarding headers and the gateway's `own` added) and returns the upstream's
-/// response, whose body streams. 502 when the upstream cannot be reached or answers nonsense;
+/// Sends the request (path rewritten, forwarding headers and the gateway's `own` headers
+/// added) and returns the upstream's response, whose body streams. 502 when the upstream cannot be reached or answers nonsense;
 /// 504 when its response head is not in within `read_ms` of the end of the request body, or
 /// it stops taking the body for `send_idle_ms`; 408 when the client stops sending its body for
 /// `send_idle_ms`; 503 when the API's upstream connections are all busy for `queue_ms`.
@@ -143,7 +143,7 @@ pub async fn forward(
     request: Request<Incoming>,
     path: &str,
     forwarding: Forwarding<'_>,
-    own: &impl OwnHeaders,
+    own: &impl GatewayHeaders,
     timeouts: UpstreamTimeouts,
     websocket: Option<OnUpgrade>,
 ) -> Result<Response<GatewayBody>, EdgeError> {

@@ -143,14 +143,16 @@ impl BodyFraming {
     }
 }
 
-/// The headers the gateway itself sends the upstream, written after the client's.
-pub trait OwnHeaders {
-    /// Whether the client's header by this name is left out (asked only for headers that
+/// The headers the gateway itself tells the upstream (identity, upstream JWT, request id),
+/// written after the client's.
+pub trait GatewayHeaders {
+    /// Whether the client's header by this name is withheld (asked only for headers that
     /// would otherwise pass).
-    fn replaces(&self, name: &HeaderName) -> bool;
-    /// Writes the gateway's own headers, `put(name, value)` for each; values are valid header
-    /// values.
-    fn write(&self, put: &mut dyn FnMut(&[u8], &[u8]));
+    fn withholds(&self, name: &HeaderName) -> bool;
+    /// Writes each header with `put(name, value)`; every value is a valid header value.
+    fn write(&self, put: &mut dyn FnMut(&HeaderName, &[u8]));
+    /// About how many bytes `write` adds.
+    fn size_hint(&self) -> usize;
 }
 
 /// The upstream request head; `websocket` asks the upstream to switch.
@@ -161,7 +163,7 @@ pub fn encode_head(
     forwarding: Forwarding<'_>,
     body: BodyFraming,
     websocket: bool,
-    own: &impl OwnHeaders,
+    own: &impl GatewayHeaders,
 ) -> Vec<u8> {
     let head = Head {
         parts,
@@ -171,14 +173,17 @@ pub fn encode_head(
         body,
         websocket,
     };
-    match head.encode(&parts.headers, own) {
+    match head.encode(&[], own) {
         Ok(bytes) => bytes,
-        // Rare: `Connection` names end-to-end headers, which go too.
+        // Rare: `Connection` names end-to-end headers, which are left out too.
         Err(NamedByConnection) => {
-            let mut headers = parts.headers.clone();
-            hop_by_hop::remove_hop_by_hop(&mut headers);
-            head.encode(&headers, own)
-                .expect("no Connection header is left")
+            let named: Vec<&[u8]> = parts
+                .headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .flat_map(|v| hop_by_hop::connection_tokens(v.as_bytes()))
+                .collect();
+            head.encode(&named, own).unwrap_or_default()
         }
     }
 }
@@ -196,6 +201,12 @@ fn names_other_headers(connection: &HeaderValue) -> bool {
     })
 }
 
+fn is_named(named: &[&[u8]], name: &HeaderName) -> bool {
+    named
+        .iter()
+        .any(|token| token.eq_ignore_ascii_case(name.as_str().as_bytes()))
+}
+
 struct Head<'a> {
     parts: &'a Parts,
     upstream: &'a Upstream,
@@ -206,10 +217,12 @@ struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// The head, leaving out the client's headers `named` by its `Connection` header; `Err`
+    /// when `named` is empty and the client's `Connection` names some.
     fn encode(
         &self,
-        headers: &HeaderMap,
-        own: &impl OwnHeaders,
+        named: &[&[u8]],
+        own: &impl GatewayHeaders,
     ) -> Result<Vec<u8>, NamedByConnection> {
         let Head {
             parts,
@@ -219,18 +232,20 @@ impl Head<'_> {
             body,
             websocket,
         } = *self;
+        let headers = &parts.headers;
         let query = parts.uri.query();
         let trusted = forwarding.trusted_peer;
-        // Room for the gateway's own headers too: growing the buffer copies the whole head.
+        // Room for the whole head: growing the buffer copies it.
         let client_headers: usize = headers
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum();
         let mut head = Vec::with_capacity(
-            512 + upstream.base_path.len()
+            128 + upstream.base_path.len()
                 + path.len()
                 + query.map_or(0, str::len)
-                + client_headers,
+                + client_headers
+                + own.size_hint(),
         );
         head.extend_from_slice(parts.method.as_str().as_bytes());
         head.push(b' ');
@@ -245,9 +260,10 @@ impl Head<'_> {
         let (mut proto_sent, mut host_sent) = (false, false);
         for (name, value) in headers {
             let send = match treatment(name) {
-                Treatment::Pass => !own.replaces(name),
+                Treatment::Pass => !own.withholds(name),
                 Treatment::HopByHop => {
-                    if name == header::CONNECTION && names_other_headers(value) {
+                    if named.is_empty() && name == header::CONNECTION && names_other_headers(value)
+                    {
                         return Err(NamedByConnection);
                     }
                     false
@@ -259,13 +275,13 @@ impl Head<'_> {
                 Treatment::RewriteStyle => forwarding.forward_rewrite_headers,
                 Treatment::Underscored => false,
             };
-            if send {
+            if send && (named.is_empty() || !is_named(named, name)) {
                 put(&mut head, name.as_str().as_bytes(), value.as_bytes());
             }
         }
 
         head.extend_from_slice(b"x-forwarded-for: ");
-        if trusted {
+        if trusted && (named.is_empty() || !is_named(named, &X_FORWARDED_FOR)) {
             for prior in headers.get_all(&X_FORWARDED_FOR) {
                 head.extend_from_slice(prior.as_bytes());
                 head.extend_from_slice(b", ");
@@ -287,13 +303,13 @@ impl Head<'_> {
         if !host_sent && let Some(host) = original_host {
             put(&mut head, b"x-forwarded-host", host);
         }
-        own.write(&mut |name, value| put(&mut head, name, value));
+        own.write(&mut |name, value| put(&mut head, name.as_str().as_bytes(), value));
         if websocket {
             head.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\n");
         }
         match body {
-            // From the client's own headers, which decided the framing: `headers` may have
-            // lost it to a `Connection` that names it.
+            // Always the gateway's: the client's `Content-Length` decided the framing, and is
+            // written whatever its `Connection` names.
             BodyFraming::Length => {
                 if let Some(length) = parts.headers.get(header::CONTENT_LENGTH) {
                     put(&mut head, b"content-length", length.as_bytes());
@@ -360,12 +376,22 @@ mod tests {
 
     /// The gateway's own headers in these tests: it reserves `x-trusted` and sends its own.
     struct Own;
-    impl OwnHeaders for Own {
-        fn replaces(&self, name: &HeaderName) -> bool {
+    impl GatewayHeaders for Own {
+        fn withholds(&self, name: &HeaderName) -> bool {
             name == "x-trusted"
         }
-        fn write(&self, put: &mut dyn FnMut(&[u8], &[u8])) {
-            put(b"x-trusted", b"gateway");
+        fn write(&self, put: &mut dyn FnMut(&HeaderName, &[u8])) {
+            put(&HeaderName::from_static("x-trusted"), b"gateway");
+        }
+        fn size_hint(&self) -> usize {
+            20
+        }
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_treated_as_one() {
+        for name in &HOP_BY_HOP {
+            assert_eq!(treatment(name), Treatment::HopByHop, "{name}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! WebSocket pass-through (RFC 6455 over HTTP/1.1). An upgrade request to an API with
-//! `websocket: true` is recognised before its hop-by-hop headers go ([`websocket_requested`]),
-//! and sent upstream with `Upgrade: websocket` and `Connection: upgrade` put back. When the
+//! `websocket: true` is recognised from its hop-by-hop headers ([`websocket_requested`]),
+//! which are not copied upstream, and sent with `Upgrade: websocket` and `Connection: upgrade` put back. When the
 //! upstream answers `101` to `websocket`, the client gets the `101` and a task of its own joins
 //! the two connections byte for byte ([`switch`]), frames uninspected. The upstream connection
 //! never returns to its pool, and the API's active-connection slot is held until the tunnel
@@ -31,7 +31,7 @@ use tokio::sync::OwnedSemaphorePermit;
 /// (and the connection slot it would hold).
 const HALF_CLOSED_LINGER: Duration = Duration::from_secs(30);
 
-/// Whether a request asks to switch to WebSocket, read before its hop-by-hop headers go.
+/// Whether a request asks to switch to WebSocket (from its hop-by-hop headers).
 /// `Ok(true)` for an HTTP/1.1 `GET` without a body whose `Upgrade` names `websocket` and whose
 /// `Connection` names `upgrade`; an `Upgrade: websocket` on anything else is refused.
 pub fn websocket_requested<B: http_body::Body>(req: &Request<B>) -> Result<bool, BadRequest> {

@@ -11,9 +11,9 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 /// The client's side of a WebSocket upgrade, when the API passes them through
-/// (`websocket: true`). On other
-/// APIs an upgrade request goes on as a plain request without those hop-by-hop headers. 400 for an
-/// `Upgrade: websocket` that is not an HTTP/1.1 `GET` without a body.
+/// (`websocket: true`). On other APIs an upgrade request goes on as a plain request, without
+/// its hop-by-hop headers. 400 for an `Upgrade: websocket` that is not an HTTP/1.1 `GET`
+/// without a body.
 pub fn take_websocket_upgrade(
     api: &ApiRuntime,
     req: &mut Request<Incoming>,

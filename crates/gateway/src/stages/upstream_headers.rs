@@ -12,7 +12,7 @@ use crate::admission::Admission;
 use crate::error::{EdgeError, EdgeErrorKind};
 use crate::flow::{RequestContext, X_REQUEST_ID};
 use crate::pipeline::{ApiRuntime, Pipeline};
-use crate::proxy::{OwnHeaders, is_managed_by_gateway};
+use crate::proxy::{GatewayHeaders, is_managed_by_gateway};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, header};
 use portico_auth::upstream_jwt::UpstreamCaller;
@@ -58,23 +58,41 @@ pub fn trusted_headers<'a>(
     })
 }
 
-impl OwnHeaders for TrustedHeaders<'_> {
+impl GatewayHeaders for TrustedHeaders<'_> {
     #[inline]
-    fn replaces(&self, name: &HeaderName) -> bool {
+    fn withholds(&self, name: &HeaderName) -> bool {
         // Clients rarely send any of these, and most of their headers are standard names,
         // which differ from the (custom) reserved ones in one comparison.
         (!self.forward_authorization && name == header::AUTHORIZATION)
             || self.reserved.contains(name)
     }
 
-    fn write(&self, put: &mut dyn FnMut(&[u8], &[u8])) {
-        put(X_REQUEST_ID.as_str().as_bytes(), self.request_id.as_bytes());
+    fn write(&self, put: &mut dyn FnMut(&HeaderName, &[u8])) {
+        put(&X_REQUEST_ID, self.request_id.as_bytes());
         if let Some((names, admission)) = self.caller {
             names.write(admission, put);
         }
         if let Some((name, token)) = &self.upstream_jwt {
-            put(name.as_str().as_bytes(), token);
+            // A JWS compact serialization: base64url and dots only.
+            debug_assert!(HeaderValue::from_bytes(token).is_ok());
+            put(name, token);
         }
+    }
+
+    fn size_hint(&self) -> usize {
+        let caller = self.caller.map_or(0, |(_, a)| {
+            128 + a.identity.len()
+                + a.issuer.as_ref().map_or(0, HeaderValue::len)
+                + a.claim_headers
+                    .iter()
+                    .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                    .sum::<usize>()
+        });
+        let jwt = self
+            .upstream_jwt
+            .as_ref()
+            .map_or(0, |(n, t)| n.as_str().len() + t.len() + 4);
+        48 + caller + jwt
     }
 }
 
@@ -128,7 +146,7 @@ pub struct IdentityHeaderNames {
 impl IdentityHeaderNames {
     pub fn try_new(config: &UpstreamHeaders) -> Result<Self, String> {
         let parse = |name: &str| trusted_header_name(name);
-        Ok(Self {
+        let names = Self {
             identity: config.identity.as_deref().map(parse).transpose()?,
             session: config.session.as_deref().map(parse).transpose()?,
             issuer: config.issuer.as_deref().map(parse).transpose()?,
@@ -137,7 +155,21 @@ impl IdentityHeaderNames {
                 .iter()
                 .map(|(c, h)| Ok((c.clone(), parse(h)?)))
                 .collect::<Result<_, String>>()?,
-        })
+        };
+        names.check_distinct(None)?;
+        Ok(names)
+    }
+
+    /// Two values for one header name would leave the upstream to pick one: refused, also
+    /// against the API's upstream JWT header.
+    pub fn check_distinct(&self, upstream_jwt: Option<&HeaderName>) -> Result<(), String> {
+        let all: Vec<&HeaderName> = self.names().chain(upstream_jwt).collect();
+        for (i, name) in all.iter().enumerate() {
+            if all[..i].contains(name) {
+                return Err(format!("{name:?} is configured for two upstream headers"));
+            }
+        }
+        Ok(())
     }
 
     /// Every header name the upstream is told to trust.
@@ -173,10 +205,8 @@ impl IdentityHeaderNames {
     }
 
     /// Writes the identity headers of an admitted token.
-    fn write(&self, admission: &Admission, put: &mut dyn FnMut(&[u8], &[u8])) {
-        let mut put_value = |name: &HeaderName, value: &HeaderValue| {
-            put(name.as_str().as_bytes(), value.as_bytes());
-        };
+    fn write(&self, admission: &Admission, put: &mut dyn FnMut(&HeaderName, &[u8])) {
+        let mut put_value = |name: &HeaderName, value: &HeaderValue| put(name, value.as_bytes());
         if let Some(name) = &self.identity {
             put_value(name, &admission.identity);
         }
