@@ -1,0 +1,19 @@
+-- Resources (APIs, policies, issuers, …): one row per kind and name. `spec` is sealed JSON
+-- (AES-256-GCM, bound to kind and name); `version` starts at 1 and grows by one per change.
+CREATE TABLE resources (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    spec BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+
+-- Grows by one with every committed change to `resources`: gateways compare it to know
+-- whether their configuration is current.
+CREATE TABLE config_revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+);
+INSERT INTO config_revision (id, revision) VALUES (1, 0);

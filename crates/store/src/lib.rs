@@ -1,0 +1,88 @@
+//! Portico's storage. Resources (APIs, policies, issuers, and later the portal's data) live
+//! in SQLite — a file in the data folder, the single-machine default — or in PostgreSQL,
+//! shared by many nodes. Nothing SQL leaves this crate: callers see [`Store`] and plain
+//! types.
+//!
+//! - [`resources`]: named, versioned documents with optimistic concurrency.
+//! - [`revision`]: the configuration revision and how nodes learn it changed.
+//! - [`seal`]: every spec is encrypted at rest.
+//!
+//! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
+
+mod backend;
+pub mod resources;
+pub mod revision;
+pub mod seal;
+
+pub use backend::{DatabaseUrl, StoreSettings};
+pub use resources::{Expect, PutOutcome, Resource, ResourceChange, StoredResource};
+pub use seal::{KeyError, SecretKey};
+
+use backend::Backend;
+use std::sync::Arc;
+
+/// A handle on the database: cheap to clone, safe to share.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    key: Arc<SecretKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached, or failed the operation (transient: retry later).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// `Expect::Version` did not match, or `Expect::Absent` found a resource.
+    #[error("{kind} {name:?} changed meanwhile: expected version {expected}, found {found}")]
+    Conflict {
+        kind: String,
+        name: String,
+        expected: i64,
+        found: i64,
+    },
+    #[error("{kind} {name:?} already exists (version {found})")]
+    Exists {
+        kind: String,
+        name: String,
+        found: i64,
+    },
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: String, name: String },
+    /// A stored spec does not open with this key (another key, or tampered with).
+    #[error("{kind} {name:?}: the stored spec does not decrypt with this secret key")]
+    Sealed { kind: String, name: String },
+    /// The migrations could not be applied (a newer Portico's database, or a broken one).
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl Store {
+    /// Connects and applies the migrations.
+    pub async fn open(settings: &StoreSettings, key: SecretKey) -> Result<Self, StoreError> {
+        let backend = Backend::connect(settings).await?;
+        backend.migrate().await?;
+        Ok(Self {
+            backend,
+            key: Arc::new(key),
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Closes every connection; in-flight operations finish first.
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+}

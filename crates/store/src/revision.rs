@@ -1,0 +1,81 @@
+//! The configuration revision: one number that grows with every committed change to
+//! resources. A gateway node compares it with the revision its running configuration was
+//! built from. PostgreSQL also announces each new revision (`NOTIFY portico_config`) so that
+//! nodes reload within moments; a periodic read catches anything a lost notification missed.
+//! SQLite (one machine) is read periodically only.
+
+use crate::backend::{Backend, on_pool};
+use crate::{Store, StoreError};
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub(crate) const BUMP: &str =
+    "UPDATE config_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision";
+pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+pub(crate) const CHANNEL: &str = "portico_config";
+const READ: &str = "SELECT revision FROM config_revision WHERE id = 1";
+
+impl Store {
+    /// The current revision (0: nothing was ever written).
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(&self.backend, pool => {
+            sqlx::query_scalar::<_, i64>(READ).fetch_one(pool).await?
+        }))
+    }
+
+    /// The latest revision seen, updated on every notification and at least every
+    /// `poll_every`. Read errors are logged and retried; the last value stays. The watch ends
+    /// when every receiver is gone.
+    pub fn watch_revision(&self, poll_every: Duration) -> watch::Receiver<Option<i64>> {
+        let (tx, rx) = watch::channel(None);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut listener = None;
+            let mut tick = tokio::time::interval(poll_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                if tx.is_closed() {
+                    return;
+                }
+                if listener.is_none()
+                    && let Backend::Postgres(pool) = &store.backend
+                {
+                    listener = listen(pool).await;
+                }
+                let notified = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    received = notified => {
+                        if let Err(e) = received {
+                            tracing::debug!(error = %e, "revision notifications lost; polling until they are back");
+                            listener = None;
+                        }
+                    }
+                }
+                match store.revision().await {
+                    Ok(revision) => {
+                        tx.send_if_modified(|seen| {
+                            let newer = *seen != Some(revision);
+                            *seen = Some(revision);
+                            newer
+                        });
+                    }
+                    Err(e) => tracing::debug!(error = %e, "reading the configuration revision"),
+                }
+            }
+        });
+        rx
+    }
+}
+
+async fn listen(pool: &sqlx::PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(CHANNEL).await.ok()?;
+    Some(listener)
+}

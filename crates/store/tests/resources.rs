@@ -1,0 +1,359 @@
+//! One suite, both backends: every test runs against SQLite (a file in a temp folder) and
+//! PostgreSQL (a fresh database on the machine's server).
+
+use portico_store::{
+    DatabaseUrl, Expect, PutOutcome, Resource, ResourceChange, SecretKey, Store, StoreError,
+    StoreSettings,
+};
+use portico_testkit::TempDir;
+use portico_testkit::postgres::TempDatabase;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A store and what keeps it alive.
+struct Fixture {
+    store: Store,
+    settings: StoreSettings,
+    key: String,
+    _dir: TempDir,
+    _db: Option<TempDatabase>,
+}
+
+impl Fixture {
+    async fn reopen(&self) -> Store {
+        Store::open(&self.settings, SecretKey::from_base64(&self.key).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn new_key() -> SecretKey {
+    SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap()
+}
+
+async fn sqlite() -> Fixture {
+    let dir = TempDir::new("store");
+    let settings = StoreSettings::new(DatabaseUrl::Sqlite(dir.path().join("portico.db")));
+    open(settings, dir, None).await
+}
+
+async fn postgres() -> Fixture {
+    let db = TempDatabase::create("store").await;
+    let settings = StoreSettings::new(db.url.parse().unwrap());
+    open(settings, TempDir::new("store-pg"), Some(db)).await
+}
+
+async fn open(settings: StoreSettings, dir: TempDir, db: Option<TempDatabase>) -> Fixture {
+    let key = SecretKey::generate_base64().unwrap();
+    let store = Store::open(&settings, SecretKey::from_base64(&key).unwrap())
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        settings,
+        key,
+        _dir: dir,
+        _db: db,
+    }
+}
+
+/// Runs each scenario on both backends.
+macro_rules! on_both_backends {
+    ($($name:ident => $scenario:ident;)*) => {
+        mod sqlite_backend {
+            $(#[tokio::test] async fn $name() { super::$scenario(super::sqlite().await).await })*
+        }
+        mod postgres_backend {
+            $(#[tokio::test] async fn $name() { super::$scenario(super::postgres().await).await })*
+        }
+    };
+}
+
+on_both_backends! {
+    resources_are_created_read_updated_and_deleted_with_versions => crud_with_versions;
+    writes_say_what_they_expect => expectations;
+    a_batch_is_all_or_nothing => batch_is_atomic;
+    concurrent_updates_of_one_version_have_one_winner => concurrent_updates;
+    specs_are_sealed_with_the_key => sealed_with_the_key;
+    migrations_apply_once_and_data_survives_reopening => reopen;
+    a_change_reaches_a_revision_watcher_within_a_second => watch_sees_changes;
+    bad_names_are_refused => bad_names;
+}
+
+fn api(name: &str, upstream: &str) -> Resource {
+    Resource {
+        kind: "Api".into(),
+        name: name.into(),
+        spec: json!({ "listen_path": format!("/{name}"), "upstream": upstream }),
+    }
+}
+
+async fn crud_with_versions(f: Fixture) {
+    let s = &f.store;
+    assert_eq!(s.revision().await.unwrap(), 0);
+    assert_eq!(s.get("Api", "payments").await.unwrap(), None);
+
+    let created = s
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    assert_eq!(created, PutOutcome::Created { version: 1 });
+    assert_eq!(s.revision().await.unwrap(), 1);
+
+    let unchanged = s
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    assert_eq!(unchanged, PutOutcome::Unchanged { version: 1 });
+    assert_eq!(
+        s.revision().await.unwrap(),
+        1,
+        "nothing written, no new revision"
+    );
+
+    let updated = s
+        .put(api("payments", "http://b"), Expect::Version(1))
+        .await
+        .unwrap();
+    assert_eq!(updated, PutOutcome::Updated { version: 2 });
+    let got = s.get("Api", "payments").await.unwrap().unwrap();
+    assert_eq!(got.version, 2);
+    assert_eq!(got.spec["upstream"], "http://b");
+    assert!(got.updated_at_ms >= got.created_at_ms);
+
+    s.put(api("orders", "http://o"), Expect::Absent)
+        .await
+        .unwrap();
+    let gold = Resource {
+        kind: "Policy".into(),
+        name: "gold".into(),
+        spec: json!({"rate": 10}),
+    };
+    s.put(gold, Expect::Any).await.unwrap();
+    let apis: Vec<String> = s
+        .list(Some("Api"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(apis, ["orders", "payments"]);
+    assert_eq!(s.list(None).await.unwrap().len(), 3);
+
+    assert_eq!(
+        s.delete("Api", "payments", Expect::Version(2))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.get("Api", "payments").await.unwrap(), None);
+    assert_eq!(s.revision().await.unwrap(), 5);
+}
+
+async fn expectations(f: Fixture) {
+    let s = &f.store;
+    s.put(api("payments", "http://a"), Expect::Absent)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put(api("payments", "http://b"), Expect::Absent).await,
+        Err(StoreError::Exists { found: 1, .. })
+    ));
+    assert!(matches!(
+        s.put(api("payments", "http://b"), Expect::Version(7)).await,
+        Err(StoreError::Conflict {
+            expected: 7,
+            found: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.put(api("unknown", "http://b"), Expect::Version(1)).await,
+        Err(StoreError::Conflict { found: 0, .. })
+    ));
+    assert!(matches!(
+        s.delete("Api", "payments", Expect::Version(2)).await,
+        Err(StoreError::Conflict {
+            expected: 2,
+            found: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.delete("Api", "unknown", Expect::Any).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let kept = s.get("Api", "payments").await.unwrap().unwrap();
+    assert_eq!(kept.spec["upstream"], "http://a");
+    assert_eq!(
+        s.revision().await.unwrap(),
+        1,
+        "failed writes leave no revision"
+    );
+}
+
+async fn batch_is_atomic(f: Fixture) {
+    let s = &f.store;
+    s.put(api("orders", "http://o"), Expect::Any).await.unwrap();
+    let delete_orders = |expect| ResourceChange::Delete {
+        kind: "Api".into(),
+        name: "orders".into(),
+        expect,
+    };
+    let failing = vec![
+        ResourceChange::Put(api("payments", "http://a"), Expect::Absent),
+        delete_orders(Expect::Any),
+        ResourceChange::Put(api("orders", "http://again"), Expect::Version(1)),
+    ];
+    assert!(matches!(
+        s.apply(failing).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        s.get("Api", "payments").await.unwrap(),
+        None,
+        "first change rolled back"
+    );
+    let orders = s.get("Api", "orders").await.unwrap().unwrap();
+    assert_eq!(orders.version, 1, "second change rolled back too");
+    assert_eq!(s.revision().await.unwrap(), 1);
+
+    let fine = vec![
+        ResourceChange::Put(api("payments", "http://a"), Expect::Absent),
+        delete_orders(Expect::Version(1)),
+    ];
+    assert_eq!(s.apply(fine).await.unwrap().len(), 2);
+    assert_eq!(s.revision().await.unwrap(), 2, "one revision per batch");
+}
+
+async fn concurrent_updates(f: Fixture) {
+    f.store
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = f.store.clone();
+            tokio::spawn(async move {
+                s.put(api("payments", &format!("http://{i}")), Expect::Version(1))
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for w in writers {
+        match w.await.unwrap() {
+            Ok(PutOutcome::Updated { version: 2 }) => won += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let got = f.store.get("Api", "payments").await.unwrap().unwrap();
+    assert_eq!(got.version, 2);
+}
+
+async fn sealed_with_the_key(f: Fixture) {
+    let secret = "hmac-secret-that-must-not-be-stored-in-clear";
+    let issuer = Resource {
+        kind: "Issuer".into(),
+        name: "corp".into(),
+        spec: json!({ "secret": secret }),
+    };
+    f.store.put(issuer, Expect::Any).await.unwrap();
+    if let DatabaseUrl::Sqlite(path) = &f.settings.url {
+        let wal = path.with_extension("db-wal");
+        for file in [path, &wal] {
+            let bytes = std::fs::read(file).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret in clear",
+                file.display()
+            );
+        }
+    }
+    let other_key = Store::open(&f.settings, new_key()).await.unwrap();
+    assert!(matches!(
+        other_key.get("Issuer", "corp").await,
+        Err(StoreError::Sealed { .. })
+    ));
+    let same_key = f.reopen().await;
+    let got = same_key.get("Issuer", "corp").await.unwrap().unwrap();
+    assert_eq!(got.spec["secret"], secret);
+}
+
+async fn reopen(f: Fixture) {
+    f.store
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    f.store.close().await;
+    let again = f.reopen().await;
+    let got = again.get("Api", "payments").await.unwrap().unwrap();
+    assert_eq!(got.version, 1);
+    assert_eq!(again.revision().await.unwrap(), 1);
+}
+
+async fn watch_sees_changes(f: Fixture) {
+    // PostgreSQL is told by NOTIFY, so its poll is slow here on purpose; SQLite polls.
+    let poll = match f.store.backend_name() {
+        "postgres" => Duration::from_secs(30),
+        _ => Duration::from_millis(200),
+    };
+    let mut seen = f.store.watch_revision(poll);
+    tokio::time::timeout(Duration::from_secs(5), seen.wait_for(|r| *r == Some(0)))
+        .await
+        .expect("first read")
+        .unwrap();
+    // The listener subscribes right after the first read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writer = f.reopen().await;
+    let start = Instant::now();
+    writer
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|r| *r == Some(1)))
+        .await
+        .expect("the change is seen within a second")
+        .unwrap();
+    eprintln!(
+        "{}: change seen after {:?}",
+        f.store.backend_name(),
+        start.elapsed()
+    );
+}
+
+async fn bad_names(f: Fixture) {
+    for (kind, name) in [("Api", ""), ("", "x"), ("Api", "a\nb")] {
+        let r = Resource {
+            kind: kind.into(),
+            name: name.into(),
+            spec: json!({}),
+        };
+        assert!(matches!(
+            f.store.put(r, Expect::Any).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable_within_the_timeout() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let mut settings = StoreSettings::new(url.parse().unwrap());
+    settings.timeout_ms = 500;
+    let start = Instant::now();
+    let opened = Store::open(&settings, new_key()).await;
+    assert!(
+        matches!(opened, Err(StoreError::Unavailable(_))),
+        "{opened:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
