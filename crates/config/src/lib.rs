@@ -3,6 +3,7 @@
 //! with its location. A library, so that the CLI, the admin API and `apply` share one loader.
 
 pub mod defaults;
+pub mod documents;
 pub mod env;
 pub mod native;
 pub mod tyk;

@@ -362,3 +362,40 @@ fn serve_tyk_files_and_reload_policy_edits_live() {
     assert_eq!(server.status("/orders/items", "POST", &token), 200);
     assert!(Path::new(&policies).exists());
 }
+
+#[test]
+fn serve_a_file_of_resource_documents() {
+    let up = upstream();
+    let dir = TempDir::new("documents");
+    let public_key = quickstart().join("keys/demo-public.pem");
+    let docs = dir.write(
+        "resources.yaml",
+        format!(
+            "kind: Issuer\nmetadata: {{name: demo}}\nspec: {{public_key_file: {key}, algorithms: [RS256]}}\n---\n\
+             kind: Api\nmetadata: {{name: orders}}\nspec:\n  listen_path: /orders\n  upstream: http://{up}\n  \
+             jwt: {{issuers: [demo]}}\n  policies: {{scope_map: {{orders:read: [reader]}}}}\n---\n\
+             kind: Policy\nmetadata: {{name: reader}}\nspec: {{apis: {{orders: {{allow: [{{path: /items, methods: [GET]}}]}}}}}}\n",
+            key = public_key.display()
+        ),
+    );
+    let out = run(&["validate", "--config", docs.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = Server::start(&["--config", docs.to_str().unwrap()]);
+    let token = mint(r#"{"sub":"u-1","scope":"orders:read"}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/orders/items", "POST", &token), 403);
+    assert_eq!(server.status("/orders/items", "GET", "not-a-token"), 401);
+
+    let broken = dir.write(
+        "broken.yaml",
+        "kind: Api\nmetadata: {name: orders}\nspec: {listen_path: /orders, upstream: 'http://x', jwt: {issuers: [nobody]}}\n",
+    );
+    let out = run(&["validate", "--config", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .contains("Api \"orders\": spec.jwt.issuers[0]: no Issuer document named \"nobody\""),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -39,9 +39,28 @@ pub fn load_file(path: &Path, env: &dyn Env) -> Result<NativeConfig, Problem> {
     let where_ = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Problem::error(&where_, format!("cannot read: {e}")))?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if crate::documents::is_documents_file(&text) {
+        let docs = crate::documents::parse_yaml(&text, &where_).map_err(|mut problems| {
+            // The first problem stops the file; the rest are in its message.
+            let first = problems.remove(0);
+            let rest: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.location, p.message))
+                .collect();
+            if rest.is_empty() {
+                first
+            } else {
+                Problem::error(
+                    first.location,
+                    format!("{}; {}", first.message, rest.join("; ")),
+                )
+            }
+        })?;
+        return Ok(crate::documents::to_native(&docs, &where_, &base_dir, env));
+    }
     let file: FileConfig =
         serde_saphyr::from_str(&text).map_err(|e| Problem::error(&where_, e.to_string()))?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(convert(file, &where_, &base_dir, env))
 }
 
