@@ -130,7 +130,11 @@ impl RedisLimiter {
     }
 
     /// Decides one request: in Redis when it is up, else by the configured rule.
-    pub async fn decide(&self, session: SessionId, limits: &Limits) -> Result<Decision, LimiterError> {
+    pub async fn decide(
+        &self,
+        session: SessionId,
+        limits: &Limits,
+    ) -> Result<Decision, LimiterError> {
         if limits.is_empty() {
             // Nothing to count: the same answer the in-process limiter gives, without a trip.
             return Ok(Decision {
@@ -213,24 +217,28 @@ impl RedisLimiter {
         .unwrap_or(Err(RedisFailure::Timeout("connect and decide")))
     }
 
-    async fn ask_redis(&self, session: SessionId, limits: &Limits) -> Result<Decision, RedisFailure> {
+    async fn ask_redis(
+        &self,
+        session: SessionId,
+        limits: &Limits,
+    ) -> Result<Decision, RedisFailure> {
         let Connected {
             generation,
             mut connection,
         } = self.connection().await?;
         let call = script::invocation(&self.script, session, limits);
-        let reply = match timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut connection)).await
-        {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => {
-                self.forget_connection(generation);
-                return Err(RedisFailure::Command(e));
-            }
-            Err(_) => {
-                self.forget_connection(generation);
-                return Err(RedisFailure::Timeout("script"));
-            }
-        };
+        let reply =
+            match timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut connection)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(e)) => {
+                    self.forget_connection(generation);
+                    return Err(RedisFailure::Command(e));
+                }
+                Err(_) => {
+                    self.forget_connection(generation);
+                    return Err(RedisFailure::Timeout("script"));
+                }
+            };
         script::decision(limits, &reply).map_err(|e| {
             self.forget_connection(generation);
             RedisFailure::Nonsense(e)

@@ -5,11 +5,13 @@
 //! - [`scripted`]: a raw TCP upstream that answers byte for byte, for fault injection.
 //! - [`idp`]: the real test IdP (`tests/idp`, npm `oidc-provider`) as a child process.
 //! - [`pki`]: CAs and certificates made in the test, as PEM files.
+//! - [`redis`]: a `redis-server` of the test's own, stoppable and restartable.
 //! - [`tempdir`]: folders removed on drop.
 
 pub mod gateway;
 pub mod idp;
 pub mod pki;
+pub mod redis;
 pub mod scripted;
 pub mod tempdir;
 

@@ -98,9 +98,7 @@ impl ProbeGuard<'_> {
     pub fn answered(mut self) {
         self.answered = true;
         let health = self.health;
-        health
-            .backoff_ms
-            .store(FIRST_BACKOFF_MS, Ordering::Release);
+        health.backoff_ms.store(FIRST_BACKOFF_MS, Ordering::Release);
         health.up.store(true, Ordering::Release);
         health.probing.store(false, Ordering::Release);
     }

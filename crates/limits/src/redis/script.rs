@@ -59,8 +59,14 @@ pub fn invocation<'s>(
 
 /// Reads the script's answer into the same [`Decision`] the in-process limiter gives.
 pub fn decision(limits: &Limits, reply: &[i64]) -> Result<Decision, String> {
-    let &[verdict, retry_after_ms, rate_remaining, rate_reset_ms, quota_remaining, quota_reset_ms] =
-        reply
+    let &[
+        verdict,
+        retry_after_ms,
+        rate_remaining,
+        rate_reset_ms,
+        quota_remaining,
+        quota_reset_ms,
+    ] = reply
     else {
         return Err(format!("expected 6 numbers, got {}", reply.len()));
     };
