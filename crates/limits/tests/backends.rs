@@ -125,9 +125,21 @@ fn scenarios() -> Vec<Scenario> {
                 // Rate-limited: the quota status shows what it would have been, but nothing is spent.
                 step(0, RateLimited, 1_000, Some((0, 2_000)), Some((0, 10_000))),
                 step(1_500, Allowed, 0, Some((0, 1_500)), Some((0, 8_500))),
-                step(3_500, QuotaExceeded, 6_500, Some((1, 1_000)), Some((0, 6_500))),
+                step(
+                    3_500,
+                    QuotaExceeded,
+                    6_500,
+                    Some((1, 1_000)),
+                    Some((0, 6_500)),
+                ),
                 // Had the quota rejection spent rate, 1 would not remain.
-                step(3_600, QuotaExceeded, 6_400, Some((1, 1_000)), Some((0, 6_400))),
+                step(
+                    3_600,
+                    QuotaExceeded,
+                    6_400,
+                    Some((1, 1_000)),
+                    Some((0, 6_400)),
+                ),
             ],
         },
         Scenario {
