@@ -126,6 +126,16 @@ pub enum LimiterBackend {
     Redis,
 }
 
+impl LimiterBackend {
+    /// The name the configuration file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimiterBackend::Local => "local",
+            LimiterBackend::Redis => "redis",
+        }
+    }
+}
+
 /// What the Redis limiter does while Redis is unreachable, slow or answers nonsense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisFailureRule {
@@ -133,6 +143,16 @@ pub enum RedisFailureRule {
     FailOpenLocal,
     /// Refuse the request: 503 with `Retry-After`.
     FailClosed,
+}
+
+impl RedisFailureRule {
+    /// The name the configuration file (and the metrics' `rule` label) uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisFailureRule::FailOpenLocal => "fail_open_local",
+            RedisFailureRule::FailClosed => "fail_closed",
+        }
+    }
 }
 
 /// Where rate-limit and quota counters live, and what happens when that store is away.
