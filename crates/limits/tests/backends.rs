@@ -88,7 +88,7 @@ fn scenarios() -> Vec<Scenario> {
                 step(0, Allowed, 0, Some((0, 3_000)), None),
                 step(0, RateLimited, 1_000, Some((0, 3_000)), None),
                 step(500, RateLimited, 500, Some((0, 2_500)), None),
-                step(700, RateLimited, 300, Some((0, 2_300)), None),
+                step(600, RateLimited, 400, Some((0, 2_400)), None),
                 // Had the rejections counted, this would be refused too.
                 step(1_500, Allowed, 0, Some((0, 2_500)), None),
                 step(1_600, RateLimited, 400, Some((0, 2_400)), None),
