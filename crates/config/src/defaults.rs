@@ -8,7 +8,9 @@ use portico_core::api::{
     UpstreamHeaders, UpstreamTarget, UpstreamTimeouts,
 };
 use portico_core::config::GatewaySettings;
-use portico_core::config::{KeyFetchSettings, SessionSettings, TokenCacheSettings};
+use portico_core::config::{
+    KeyFetchSettings, LimiterSettings, SessionSettings, TokenCacheSettings,
+};
 use portico_core::jwt::{DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, KeySourceSpec};
 use portico_core::{ApiSpec, ListenPath};
 
@@ -18,6 +20,7 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
     let process = ProcessSettings::default();
     let jwks = KeyFetchSettings::default();
     let sessions = SessionSettings::default();
+    let limits = LimiterSettings::default();
     let cache = TokenCacheSettings::default();
     let timeouts = UpstreamTimeouts::default();
     let headers = UpstreamHeaders::default();
@@ -100,6 +103,20 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             "idle_ttl_secs",
             sessions.idle_ttl_secs.to_string(),
         ),
+        ("limits", "backend", limits.backend.as_str().into()),
+        ("limits", "redis_url", limits.redis_url.to_string()),
+        ("limits", "timeout_ms", limits.timeout_ms.to_string()),
+        (
+            "limits",
+            "connect_timeout_ms",
+            limits.connect_timeout_ms.to_string(),
+        ),
+        (
+            "limits",
+            "on_redis_failure",
+            limits.on_redis_failure.as_str().into(),
+        ),
+        ("limits", "nodes", limits.nodes.to_string()),
         (
             "apis[]",
             "timeouts.connect_ms",

@@ -3,6 +3,7 @@
 use crate::api::{ApiAuth, ApiSpec};
 use crate::jwt::{IssuerTrust, KeySourceSpec};
 use crate::policy::PolicySet;
+use crate::redis_url::RedisUrl;
 use crate::url::HttpUrl;
 use std::collections::HashMap;
 use std::fmt;
@@ -116,6 +117,75 @@ impl Default for SessionSettings {
     }
 }
 
+/// Which store holds the rate-limit and quota counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterBackend {
+    /// In this process: exact for one node.
+    Local,
+    /// In Redis, shared by every gateway node pointed at it.
+    Redis,
+}
+
+impl LimiterBackend {
+    /// The name the configuration file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimiterBackend::Local => "local",
+            LimiterBackend::Redis => "redis",
+        }
+    }
+}
+
+/// What the Redis limiter does while Redis is unreachable, slow or answers nonsense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailureRule {
+    /// Decide in this process with each limit divided by `nodes`.
+    FailOpenLocal,
+    /// Refuse the request: 503 with `Retry-After`.
+    FailClosed,
+}
+
+impl RedisFailureRule {
+    /// The name the configuration file (and the metrics' `rule` label) uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisFailureRule::FailOpenLocal => "fail_open_local",
+            RedisFailureRule::FailClosed => "fail_closed",
+        }
+    }
+}
+
+/// Where rate-limit and quota counters live, and what happens when that store is away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterSettings {
+    /// Default [`LimiterBackend::Local`].
+    pub backend: LimiterBackend,
+    /// Used with [`LimiterBackend::Redis`] (default `redis://127.0.0.1:6379`).
+    pub redis_url: RedisUrl,
+    /// Longest wait for each Redis answer, in milliseconds (default 50).
+    pub timeout_ms: u64,
+    /// Longest wait for a connection to Redis, in milliseconds (default 200).
+    pub connect_timeout_ms: u64,
+    /// Default [`RedisFailureRule::FailOpenLocal`].
+    pub on_redis_failure: RedisFailureRule,
+    /// Gateway nodes sharing the counters; `fail_open_local` divides each limit by it
+    /// (default 1, at least 1).
+    pub nodes: u32,
+}
+
+impl Default for LimiterSettings {
+    fn default() -> Self {
+        Self {
+            backend: LimiterBackend::Local,
+            redis_url: RedisUrl::try_new("redis://127.0.0.1:6379").expect("a static, valid URL"),
+            timeout_ms: 50,
+            connect_timeout_ms: 200,
+            on_redis_failure: RedisFailureRule::FailOpenLocal,
+            nodes: 1,
+        }
+    }
+}
+
 /// The cache of verified tokens: a token seen again costs a hash and a lookup, not a
 /// signature check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +209,7 @@ impl Default for TokenCacheSettings {
 pub struct GatewaySettings {
     pub jwks: KeyFetchSettings,
     pub sessions: SessionSettings,
+    pub limits: LimiterSettings,
     pub token_cache: TokenCacheSettings,
     /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers are kept (and
     /// extended); from anyone else they are replaced. Default: none.
@@ -155,6 +226,7 @@ impl Default for GatewaySettings {
         Self {
             jwks: KeyFetchSettings::default(),
             sessions: SessionSettings::default(),
+            limits: LimiterSettings::default(),
             token_cache: TokenCacheSettings::default(),
             trusted_proxies: Vec::new(),
             gateway_name: "portico".into(),

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod net;
 pub mod policy;
 pub mod prehashed;
+pub mod redis_url;
 pub mod url;
 
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};
@@ -21,4 +22,5 @@ pub use config::{ConfigError, GatewayConfig};
 pub use identity::{Identity, IdentitySpec, SessionId};
 pub use merge::{AccessDecision, EffectiveGrant};
 pub use policy::{AccessRule, ApiAccess, Policy, PolicyId, PolicySet, Quota, RateLimit};
+pub use redis_url::RedisUrl;
 pub use url::HttpUrl;

@@ -10,8 +10,8 @@ use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use portico_auth::KeySourceRegistry;
-use portico_core::config::{ConfigError, GatewayConfig};
-use portico_limits::LocalLimiter;
+use portico_core::config::{ConfigError, GatewayConfig, Problem};
+use portico_limits::SessionLimiter;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub struct Gateway {
     pub(crate) pipeline: ArcSwap<Pipeline>,
-    pub(crate) limiter: Arc<LocalLimiter>,
+    pub(crate) limiter: Arc<SessionLimiter>,
     key_sources: KeySourceRegistry,
     connections: Arc<ConnectionPools>,
     pub(crate) metrics: Arc<GatewayMetrics>,
@@ -43,10 +43,16 @@ impl Gateway {
         let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
         let connections = ConnectionPools::new();
         let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
-        let limiter = Arc::new(LocalLimiter::with_observer(
+        // Built once: `limits` and `sessions` take effect at start, not on reload.
+        let limiter = SessionLimiter::from_settings(
+            &config.settings.limits,
             config.settings.sessions,
             Arc::new(LimiterMetrics(metrics.clone())),
-        ));
+        )
+        .map_err(|e| ConfigError {
+            problems: vec![Problem::error("limits.redis_url", e.to_string())],
+        })?;
+        let limiter = Arc::new(limiter);
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
             pipeline: ArcSwap::from_pointee(pipeline),

@@ -2,9 +2,11 @@
 //! API ids from config, status codes, fixed reason codes.
 
 use portico_auth::sources::KeyFetchObserver;
+use portico_core::config::RedisFailureRule;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -38,6 +40,12 @@ pub struct EvictionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureRuleLabels {
+    /// `fail_open_local` (decided in-process) or `fail_closed` (refused with 503).
+    pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -51,6 +59,9 @@ pub struct GatewayMetrics {
     pub jwks_fetches: Family<OutcomeLabels, Counter>,
     pub jwks_unknown_kid_refetches: Counter,
     pub session_evictions: Family<EvictionLabels, Counter>,
+    /// 1 while the limiter's counter store answers (always, for the in-process one), else 0.
+    pub limiter_backend_up: Gauge,
+    pub limiter_fallback_decisions: Family<FailureRuleLabels, Counter>,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -76,6 +87,20 @@ impl GatewayMetrics {
         let jwks_fetches = Family::<OutcomeLabels, Counter>::default();
         let jwks_unknown_kid_refetches = Counter::default();
         let session_evictions = Family::<EvictionLabels, Counter>::default();
+        let limiter_backend_up = Gauge::default();
+        limiter_backend_up.set(1);
+        let limiter_fallback_decisions = Family::<FailureRuleLabels, Counter>::default();
+        registry.register(
+            "limiter_backend_up",
+            "1 while the limiter's counter store (Redis) answers, 0 while requests are decided \
+             by the failure rule; always 1 for the in-process limiter",
+            limiter_backend_up.clone(),
+        );
+        registry.register(
+            "limiter_fallback_decisions",
+            "Limited requests decided without Redis, by the failure rule that decided them",
+            limiter_fallback_decisions.clone(),
+        );
         registry.register(
             "session_evictions",
             "Identity sessions dropped because the session map was full, by their state",
@@ -120,6 +145,8 @@ impl GatewayMetrics {
             jwks_fetches,
             jwks_unknown_kid_refetches,
             session_evictions,
+            limiter_backend_up,
+            limiter_fallback_decisions,
         })
     }
 
@@ -192,11 +219,24 @@ impl KeyFetchObserver for FetchMetrics {
     }
 }
 
-/// Counts identity sessions evicted from a full session map.
+/// Counts identity sessions evicted from a full session map, and tracks the limiter's store.
 #[derive(Debug, Clone)]
 pub struct LimiterMetrics(pub Arc<GatewayMetrics>);
 
 impl portico_limits::LimiterObserver for LimiterMetrics {
+    fn backend_changed(&self, up: bool) {
+        self.0.limiter_backend_up.set(i64::from(up));
+    }
+
+    fn decided_without_backend(&self, rule: RedisFailureRule) {
+        self.0
+            .limiter_fallback_decisions
+            .get_or_create(&FailureRuleLabels {
+                rule: rule.as_str(),
+            })
+            .inc();
+    }
+
     fn evicted(&self, at_rest: bool) {
         self.0
             .session_evictions

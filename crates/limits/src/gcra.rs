@@ -7,8 +7,8 @@ use portico_core::policy::RateLimit;
 
 const NS_PER_MS: u128 = 1_000_000;
 
-/// Emission interval and burst tolerance in nanoseconds.
-fn params(limit: RateLimit) -> (u64, u64) {
+/// Emission interval and burst tolerance in nanoseconds (the Redis script gets them from here).
+pub fn interval_and_tolerance_ns(limit: RateLimit) -> (u64, u64) {
     let period_ns = u128::from(limit.per_ms) * NS_PER_MS;
     let interval = (period_ns / u128::from(limit.requests)).max(1);
     let tolerance = period_ns.saturating_sub(interval);
@@ -35,7 +35,7 @@ fn ns_to_ms_ceil(ns: u64) -> u64 {
 
 /// Decides a request at `now_ns` given the stored `tat_ns`. Does not store anything.
 pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
-    let (interval, tolerance) = params(limit);
+    let (interval, tolerance) = interval_and_tolerance_ns(limit);
     let tat = tat_ns.max(now_ns);
     let status = |tat_after: u64| {
         let horizon = now_ns.saturating_add(tolerance);

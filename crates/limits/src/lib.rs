@@ -1,14 +1,22 @@
 //! Rate limits and quotas for identity sessions.
 //!
-//! [`Limiter`] is the one interface the gateway uses; [`LocalLimiter`] keeps counters in this
-//! process (bounded, expiring). A Redis backend for many gateway nodes implements the same
-//! trait. The math lives in [`gcra`] and [`quota`], free of storage and clocks.
+//! [`Limiter`] is the one interface the gateway uses. [`LocalLimiter`] keeps counters in this
+//! process (bounded, expiring); [`RedisLimiter`] keeps them in Redis, shared by every gateway
+//! node, with a configured rule for when Redis is away. [`SessionLimiter`] is either, built
+//! from the settings. The math lives in [`gcra`] and [`quota`], free of storage and clocks
+//! (the Redis script restates it; one scenario table tests both backends).
 
 pub mod gcra;
 mod local;
+mod observer;
 pub mod quota;
+pub mod redis;
+mod session_limiter;
 
-pub use local::{IgnoreEvictions, LimiterObserver, LocalLimiter};
+pub use local::LocalLimiter;
+pub use observer::{IgnoreEvictions, LimiterObserver};
+pub use redis::{RedisLimiter, RedisSetupError};
+pub use session_limiter::SessionLimiter;
 
 use portico_core::SessionId;
 use portico_core::policy::{Quota, RateLimit};
@@ -61,9 +69,8 @@ pub struct Decision {
     pub quota: Option<LimitStatus>,
 }
 
-/// A limiter that could not decide. The in-process limiter never fails; a remote one (Redis)
-/// reports an outage. The gateway fails closed today (503 with `Retry-After`); the configurable
-/// rule (`fail_open_local` or `fail_closed`) comes with the Redis backend.
+/// A limiter that could not decide. The in-process limiter never fails; the Redis one returns
+/// this while Redis is away under `fail_closed` (the gateway answers 503 with `Retry-After`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LimiterError {
     #[error("the limiter's store is unavailable: {0}")]

@@ -8,6 +8,7 @@
 //! quota. Each eviction is O(1) and counted ([`LimiterObserver`]); size `max_sessions` so
 //! that it does not happen.
 
+use crate::observer::{IgnoreEvictions, LimiterObserver};
 use crate::quota::QuotaState;
 use crate::{Decision, Limiter, LimiterError, Limits, Verdict, gcra, quota};
 use parking_lot::Mutex;
@@ -23,18 +24,6 @@ use tokio::time::Instant;
 const SHARDS: usize = 64;
 /// Sessions sampled to choose one to evict.
 const EVICTION_SAMPLE: usize = 8;
-
-/// Told about sessions dropped to make room; the gateway counts them in its metrics.
-pub trait LimiterObserver: Send + Sync + 'static {
-    /// `at_rest`: the session had no running counters, so nothing was lost.
-    fn evicted(&self, _at_rest: bool) {}
-}
-
-/// An observer that ignores everything.
-#[derive(Debug, Default)]
-pub struct IgnoreEvictions;
-
-impl LimiterObserver for IgnoreEvictions {}
 
 /// One shard: sessions in a vector (for O(1) random sampling and removal) and an index by id.
 #[derive(Default)]
@@ -234,20 +223,10 @@ impl LocalLimiter {
 
     /// Sweeps every `every` until the limiter is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
-        let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(this) = weak.upgrade() else { break };
-                let removed = this.sweep();
-                if removed > 0 {
-                    tracing::debug!(removed, "swept idle identity sessions");
-                }
-            }
-        });
+        spawn_sweeper_of(self, every, Self::sweep);
     }
 
-    fn decide(&self, session: SessionId, limits: &Limits) -> Decision {
+    pub(crate) fn decide(&self, session: SessionId, limits: &Limits) -> Decision {
         let now = self.now_ns();
         let id = session.as_u128();
         let mut shard = self.shard(id).lock();
@@ -294,6 +273,26 @@ impl LocalLimiter {
             quota: quota.map(|(_, q)| q.status),
         }
     }
+}
+
+/// Calls `sweep` on `owner` every `every` until `owner` is dropped (for the local limiter
+/// alone or inside another limiter).
+pub(crate) fn spawn_sweeper_of<T: Send + Sync + 'static>(
+    owner: &Arc<T>,
+    every: Duration,
+    sweep: fn(&T) -> usize,
+) {
+    let weak: Weak<T> = Arc::downgrade(owner);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(owner) = weak.upgrade() else { break };
+            let removed = sweep(&owner);
+            if removed > 0 {
+                tracing::debug!(removed, "swept idle identity sessions");
+            }
+        }
+    });
 }
 
 impl Limiter for LocalLimiter {

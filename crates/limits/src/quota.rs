@@ -52,7 +52,8 @@ pub fn check(max: u64, renewal_ms: u64, state: QuotaState, now_ns: u64) -> Quota
         status: LimitStatus {
             limit: max,
             window_ms: renewal_ms,
-            remaining: max - next.used,
+            // `used` exceeds `max` when a reload lowered `max` during the period.
+            remaining: max.saturating_sub(next.used),
             reset_ms,
         },
     }
@@ -90,6 +91,17 @@ mod tests {
         assert_eq!(renewed.status.remaining, 2);
         assert!(!at_rest(renewed.next, 71 * S));
         assert!(at_rest(renewed.next, 130 * S));
+    }
+
+    #[test]
+    fn a_max_lowered_below_the_count_so_far_rejects_with_nothing_remaining() {
+        let used = QuotaState {
+            used: 8,
+            renews_at_ns: 60 * S,
+        };
+        let o = check(5, 60_000, used, 10 * S);
+        assert!(!o.allowed);
+        assert_eq!(o.status.remaining, 0);
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! - [`idp`]: the real test IdP (`tests/idp`, npm `oidc-provider`) as a child process.
 //! - [`pki`]: CAs and certificates made in the test, as PEM files.
 //! - [`postgres`]: a fresh PostgreSQL database per test.
+//! - [`redis`]: a `redis-server` of the test's own, stoppable and restartable.
 //! - [`tempdir`]: folders removed on drop.
 
 pub mod gateway;
 pub mod idp;
 pub mod pki;
 pub mod postgres;
+pub mod redis;
 pub mod scripted;
 pub mod tempdir;
 

@@ -1,7 +1,10 @@
 //! The native YAML configuration file. Every field and its default is documented in
 //! `docs/configuration.md`; unknown fields are errors, not silently ignored.
 
+mod limits;
 mod schema;
+
+pub use limits::REDIS_URL_ENV;
 
 pub use schema::*;
 
@@ -149,6 +152,7 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
                 .max_ttl_secs
                 .unwrap_or(cache_defaults.max_ttl_secs),
         },
+        limits: limits::convert_limits(file.limits, file_name, env, &mut problems),
         sessions: SessionSettings {
             max_sessions: file
                 .sessions

@@ -29,6 +29,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub token_cache: TokenCacheSection,
     #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
     pub apis: Vec<ApiSection>,
     #[serde(default)]
     pub policies: Vec<PolicySection>,
@@ -72,6 +74,31 @@ pub struct SessionsSection {
 pub struct TokenCacheSection {
     pub max_entries: Option<usize>,
     pub max_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub backend: Option<LimiterBackendName>,
+    pub redis_url: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub on_redis_failure: Option<RedisFailureRuleName>,
+    pub nodes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimiterBackendName {
+    Local,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailureRuleName {
+    FailOpenLocal,
+    FailClosed,
 }
 
 #[derive(Debug, Deserialize)]

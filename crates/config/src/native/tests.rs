@@ -1,6 +1,7 @@
 //! The native file, read and converted: defaults, problems with their locations, secrets.
 use super::*;
 use crate::env::MapEnv;
+use portico_core::config::{LimiterBackend, LimiterSettings, RedisFailureRule, Severity};
 
 fn load(yaml: &str, env: &MapEnv) -> NativeConfig {
     let file: FileConfig = serde_saphyr::from_str(yaml).unwrap();
@@ -183,4 +184,118 @@ fn https_upstreams_tls_and_upstream_jwt() {
             .iter()
             .any(|p| p.message.contains("need an https:// upstream"))
     );
+}
+
+#[test]
+fn limits_default_to_the_local_backend() {
+    let c = load(MINIMAL, &MapEnv::default());
+    assert_eq!(c.gateway.settings.limits, LimiterSettings::default());
+    assert_eq!(c.gateway.settings.limits.backend, LimiterBackend::Local);
+}
+
+const REDIS_LIMITS: &str = r#"
+limits:
+  backend: redis
+  redis_url: redis://cache.internal:6380/1
+  timeout_ms: 20
+  connect_timeout_ms: 300
+  on_redis_failure: fail_closed
+  nodes: 3
+"#;
+
+#[test]
+fn limits_section_is_read() {
+    let c = load(REDIS_LIMITS, &MapEnv::default());
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let limits = &c.gateway.settings.limits;
+    assert_eq!(limits.backend, LimiterBackend::Redis);
+    assert_eq!(limits.redis_url.expose(), "redis://cache.internal:6380/1");
+    assert_eq!((limits.timeout_ms, limits.connect_timeout_ms), (20, 300));
+    assert_eq!(limits.on_redis_failure, RedisFailureRule::FailClosed);
+    assert_eq!(limits.nodes, 3);
+}
+
+#[test]
+fn the_environment_overrides_the_redis_url_and_is_checked_too() {
+    let env = MapEnv(HashMap::from([(
+        REDIS_URL_ENV.to_string(),
+        "redis://:pw@10.0.0.5:6379".to_string(),
+    )]));
+    let c = load(REDIS_LIMITS, &env);
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    assert_eq!(
+        c.gateway.settings.limits.redis_url.expose(),
+        "redis://:pw@10.0.0.5:6379"
+    );
+
+    let bad = MapEnv(HashMap::from([(
+        REDIS_URL_ENV.to_string(),
+        "http://:pw@10.0.0.5:6379".to_string(),
+    )]));
+    let c = load(REDIS_LIMITS, &bad);
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    assert_eq!(
+        c.problems[0].location,
+        format!("environment variable {REDIS_URL_ENV}")
+    );
+    assert!(
+        !c.problems[0].message.contains("pw"),
+        "no secret in the message"
+    );
+}
+
+#[test]
+fn bad_limits_are_errors_at_their_field() {
+    let c = load(
+        r#"
+limits:
+  backend: redis
+  redis_url: rediss://cache:6379
+  timeout_ms: 0
+  connect_timeout_ms: 0
+  nodes: 0
+"#,
+        &MapEnv::default(),
+    );
+    let mut found: Vec<(String, Severity)> = c
+        .problems
+        .iter()
+        .map(|p| (p.location.clone(), p.severity))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        [
+            (
+                "test.yaml: limits.connect_timeout_ms".into(),
+                Severity::Error
+            ),
+            ("test.yaml: limits.nodes".into(), Severity::Error),
+            ("test.yaml: limits.redis_url".into(), Severity::Error),
+            ("test.yaml: limits.timeout_ms".into(), Severity::Error),
+        ],
+        "{:?}",
+        c.problems
+    );
+    for unknown in [
+        "limits: {backend: memcached}",
+        "limits: {on_redis_failure: retry}",
+        "limits: {node: 2}",
+    ] {
+        assert!(
+            serde_saphyr::from_str::<FileConfig>(unknown).is_err(),
+            "{unknown}"
+        );
+    }
+}
+
+#[test]
+fn a_redis_url_without_the_redis_backend_is_a_warning() {
+    let c = load(
+        "limits:\n  redis_url: redis://cache:6379\n",
+        &MapEnv::default(),
+    );
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    assert_eq!(c.problems[0].severity, Severity::Warning);
+    assert_eq!(c.problems[0].location, "test.yaml: limits.redis_url");
 }

@@ -1,5 +1,6 @@
 //! Phase 5, limit: the identity session's rate limit, then its quota. A rejected request
-//! consumes nothing. A limiter that cannot decide fails closed (503 with `Retry-After`).
+//! consumes nothing. A limiter that cannot decide (Redis away under `fail_closed`) is a 503
+//! with `Retry-After`.
 
 use crate::error::{EdgeError, EdgeErrorKind};
 use crate::flow::RequestContext;

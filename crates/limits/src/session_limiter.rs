@@ -1,0 +1,57 @@
+//! [`SessionLimiter`]: the one limiter type the gateway holds, built from the `limits:`
+//! settings — the in-process backend or the Redis one — with static dispatch (the
+//! [`Limiter`] trait returns `impl Future`, so it cannot be a trait object).
+
+use crate::local::spawn_sweeper_of;
+use crate::observer::LimiterObserver;
+use crate::redis::{RedisLimiter, RedisSetupError};
+use crate::{Decision, Limiter, LimiterError, Limits, LocalLimiter};
+use portico_core::SessionId;
+use portico_core::config::{LimiterBackend, LimiterSettings, SessionSettings};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub enum SessionLimiter {
+    Local(LocalLimiter),
+    Redis(Box<RedisLimiter>),
+}
+
+impl SessionLimiter {
+    pub fn from_settings(
+        limits: &LimiterSettings,
+        sessions: SessionSettings,
+        observer: Arc<dyn LimiterObserver>,
+    ) -> Result<Self, RedisSetupError> {
+        Ok(match limits.backend {
+            LimiterBackend::Local => Self::Local(LocalLimiter::with_observer(sessions, observer)),
+            LimiterBackend::Redis => {
+                Self::Redis(Box::new(RedisLimiter::new(limits, sessions, observer)?))
+            }
+        })
+    }
+
+    /// The in-process counters: all of them (local), or the fallback's (Redis).
+    pub fn local(&self) -> &LocalLimiter {
+        match self {
+            Self::Local(local) => local,
+            Self::Redis(redis) => redis.fallback(),
+        }
+    }
+
+    /// Sweeps the in-process counters every `every` until the limiter is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
+        spawn_sweeper_of(self, every, |limiter| limiter.local().sweep());
+    }
+}
+
+impl Limiter for SessionLimiter {
+    async fn check(&self, session: SessionId, limits: &Limits) -> Result<Decision, LimiterError> {
+        match self {
+            // Synchronous and allocation-free, as before this type existed.
+            Self::Local(local) => Ok(local.decide(session, limits)),
+            // Boxed so that the Redis future's size does not grow every request's future.
+            Self::Redis(redis) => Box::pin(redis.decide(session, limits)).await,
+        }
+    }
+}
