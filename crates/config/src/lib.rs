@@ -147,7 +147,34 @@ pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigErro
             "no configuration given: use --config FILE and/or --tyk-apps DIR",
         ));
     }
-    problems.extend(gateway.check(&locations));
+    finish(gateway, process, &locations, problems)
+}
+
+/// Loads and checks a set of resource documents (from a file, the store or the admin API)
+/// the way [`load`] loads files.
+pub fn load_documents(
+    docs: &[documents::Document],
+    source: &str,
+    base_dir: &std::path::Path,
+    env: &dyn Env,
+) -> Result<Loaded, ConfigError> {
+    let native = documents::to_native(docs, source, base_dir, env);
+    finish(
+        native.gateway,
+        native.process,
+        &native.api_locations,
+        native.problems,
+    )
+}
+
+/// The whole-configuration checks, then errors (with the warnings) or the loaded result.
+fn finish(
+    gateway: GatewayConfig,
+    process: ProcessSettings,
+    locations: &[String],
+    mut problems: Vec<Problem>,
+) -> Result<Loaded, ConfigError> {
+    problems.extend(gateway.check(locations));
     let (errors, warnings): (Vec<_>, Vec<_>) = problems
         .into_iter()
         .partition(|p| p.severity == Severity::Error);

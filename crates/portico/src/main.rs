@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the gateway (and its admin listener) with embedded defaults.
     Serve(cli::serve::ServeArgs),
+    /// Run a gateway node whose configuration comes from the shared store.
+    Gateway(cli::gateway::GatewayArgs),
     /// Check a configuration; list every problem with its location.
     Validate(cli::ConfigArgs),
     /// Verify or mint JWTs.
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => cli::serve::run(args),
+        Command::Gateway(args) => cli::gateway::run(args),
         Command::Validate(args) => cli::validate(args),
         Command::Token(cmd) => cli::token::run(cmd),
     }

@@ -19,13 +19,12 @@ pub use resources::{Expect, PutOutcome, Resource, ResourceChange, StoredResource
 pub use seal::{KeyError, SecretKey};
 
 use backend::Backend;
-use std::sync::Arc;
 
 /// A handle on the database: cheap to clone, safe to share.
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
-    key: Arc<SecretKey>,
+    key: SecretKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +69,7 @@ impl Store {
     pub async fn open(settings: &StoreSettings, key: SecretKey) -> Result<Self, StoreError> {
         let backend = Backend::connect(settings).await?;
         backend.migrate().await?;
-        Ok(Self {
-            backend,
-            key: Arc::new(key),
-        })
+        Ok(Self { backend, key })
     }
 
     /// `sqlite` or `postgres`.

@@ -9,12 +9,14 @@ use base64::engine::general_purpose::STANDARD;
 use std::fmt;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 const FORMAT: u8 = 1;
 const KEY_LEN: usize = 32;
 
 /// The store's secret key (32 random bytes). Every node sharing a database needs the same.
-pub struct SecretKey(LessSafeKey);
+#[derive(Clone)]
+pub struct SecretKey(Arc<LessSafeKey>);
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,7 +51,7 @@ impl SecretKey {
             return Err(KeyError::Malformed);
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| KeyError::Malformed)?;
-        Ok(Self(LessSafeKey::new(key)))
+        Ok(Self(Arc::new(LessSafeKey::new(key))))
     }
 
     /// A new random key, in base64.
@@ -83,7 +85,8 @@ impl SecretKey {
         }
     }
 
-    pub(crate) fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    /// Encrypts `plaintext`, bound to `context` (which must be given again to open it).
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         // The system's randomness failing is not something a store write can recover from.
         aws_lc_rs::rand::fill(&mut nonce).expect("system randomness");
@@ -103,7 +106,7 @@ impl SecretKey {
     }
 
     /// `None`: not sealed with this key for this context (wrong key, tampered, moved).
-    pub(crate) fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let (&format, rest) = sealed.split_first()?;
         if format != FORMAT || rest.len() < NONCE_LEN {
             return None;

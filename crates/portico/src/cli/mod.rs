@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod gateway;
 pub mod serve;
 pub mod token;
 

@@ -77,6 +77,49 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        tracing::info!(
+            apis = loaded.gateway.apis.len(),
+            policies = loaded.gateway.policies.len(),
+            "portico started"
+        );
+        let listen_tls = loaded.process.listen_tls.clone();
+        // The gateway holds what it needs; the parsed files are not kept beside it (with many
+        // APIs they are most of the memory).
+        drop(loaded);
+        let listeners = Listeners {
+            listen,
+            admin_listen,
+            listen_tls: listen_tls.clone(),
+        };
+        let reloader_gateway = gateway.clone();
+        listeners
+            .run(gateway, move |certificates| {
+                reload_on_signal_or_change(reloader_gateway, sources, listen_tls, certificates)
+            })
+            .await
+    })
+}
+
+/// The gateway's listeners: plain, admin, and TLS when configured.
+pub(super) struct Listeners {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub listen_tls: Option<TlsListener>,
+}
+
+impl Listeners {
+    /// Binds every listener (exit 1 when one cannot be), serves until SIGINT/SIGTERM, and
+    /// runs `reloader` (given the TLS certificate to reload, if any) beside them.
+    pub async fn run<R, F>(self, gateway: Arc<Gateway>, reloader: R) -> ExitCode
+    where
+        R: FnOnce(Option<Arc<ReloadableCertResolver>>) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Listeners {
+            listen,
+            admin_listen,
+            listen_tls,
+        } = self;
         let (gateway_listener, admin_listener) = match (
             TcpListener::bind(listen).await,
             TcpListener::bind(admin_listen).await,
@@ -91,7 +134,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let tls = match &loaded.process.listen_tls {
+        let tls = match &listen_tls {
             None => None,
             Some(t) => {
                 let settings = ServerTlsSettings {
@@ -127,15 +170,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             "admin listening on http://{}",
             admin_listener.local_addr().map_or(admin_listen, |a| a)
         );
-        tracing::info!(
-            apis = loaded.gateway.apis.len(),
-            policies = loaded.gateway.policies.len(),
-            "portico started"
-        );
-        let listen_tls = loaded.process.listen_tls.clone();
-        // The gateway holds what it needs; the parsed files are not kept beside it (with many
-        // APIs they are most of the memory).
-        drop(loaded);
         let serving = tokio::spawn(
             gateway
                 .clone()
@@ -158,14 +192,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
             let stopped = stopped(stop_rx.clone());
             tokio::spawn(async move { gateway.serve_tls(listener, &server_tls, stopped).await })
         });
-        tokio::spawn(reload_on_signal_or_change(
-            gateway.clone(),
-            sources,
-            listen_tls,
-            certificates,
-        ));
+        let reloading = tokio::spawn(reloader(certificates));
         wait_for_shutdown().await;
         tracing::info!("shutting down");
+        reloading.abort();
         let _ = stop_tx.send(true);
         let _ = serving.await;
         let _ = admin.await;
@@ -173,7 +203,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             let _ = t.await;
         }
         ExitCode::SUCCESS
-    })
+    }
 }
 
 async fn wait_for_shutdown() {

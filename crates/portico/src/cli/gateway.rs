@@ -1,0 +1,322 @@
+//! `portico gateway`: a data-plane node whose APIs, policies and issuers come from the shared
+//! store (`--database` / `PORTICO_DATABASE_URL`). Every committed change reaches it within
+//! moments (PostgreSQL `NOTIFY`, and a periodic revision check in case a notification is
+//! lost); the new configuration is built completely and swapped in atomically.
+//!
+//! Each configuration it serves is also written, sealed with the store's secret key, to the
+//! data folder ([`LastGood`]): a node that loses the store keeps serving, and one started
+//! while the store is down serves that copy until the store is back.
+
+use super::print_problems;
+use super::serve::Listeners;
+use crate::logging;
+use portico_config::documents::{Document, Kind, Metadata};
+use portico_config::env::ProcessEnv;
+use portico_config::{self as config, Loaded, LogFormat};
+use portico_gateway::Gateway;
+use portico_store::{DatabaseUrl, SecretKey, Store, StoreSettings};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// The shared store: `postgres://USER@HOST/DB` or `sqlite:FILE`.
+    #[arg(long, value_name = "URL", env = "PORTICO_DATABASE_URL")]
+    pub database: DatabaseUrl,
+    /// Gateway listener (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin listener for /metrics and /health (default 127.0.0.1:8081).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+    /// Data folder: the last good configuration, and for SQLite the secret key.
+    #[arg(long, value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// File holding the store's secret key (base64 of 32 bytes); `PORTICO_SECRET_KEY` gives
+    /// the key itself. With SQLite the default is `DATA_DIR/secret.key`, created when missing;
+    /// PostgreSQL nodes must all be given the same key.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// How often the configuration revision is read besides notifications (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+}
+
+pub fn run(args: GatewayArgs) -> ExitCode {
+    logging::init(
+        LogFormat::Text,
+        &std::env::var("PORTICO_LOG").unwrap_or("info".into()),
+    );
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        eprintln!(
+            "error: cannot create data folder {}: {e}",
+            args.data_dir.display()
+        );
+        return ExitCode::from(1);
+    }
+    let key = match secret_key(&args) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let last_good = LastGood::new(&args.data_dir, key.clone());
+        let settings = StoreSettings::new(args.database.clone());
+        let store = match Store::open(&settings, key.clone()).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::error!(database = %args.database, error = %e, "the store is unavailable");
+                None
+            }
+        };
+        let (revision, loaded) = match &store {
+            Some(store) => match load(store).await {
+                Ok(current) => {
+                    last_good.save(current.0, &current.1);
+                    (current.0, build(&current.1, &args.data_dir))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the configuration from the store");
+                    from_last_good(&last_good, &args.data_dir)
+                }
+            },
+            None => from_last_good(&last_good, &args.data_dir),
+        };
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(problems) => {
+                print_problems(&problems);
+                return ExitCode::from(1);
+            }
+        };
+        let gateway = match Gateway::new(&loaded.gateway) {
+            Ok(g) => g,
+            Err(e) => {
+                print_problems(&e.problems);
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(
+            revision,
+            apis = loaded.gateway.apis.len(),
+            policies = loaded.gateway.policies.len(),
+            "gateway node started"
+        );
+        drop(loaded);
+        let listeners = Listeners {
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            listen_tls: None,
+        };
+        let follower = Follower {
+            gateway: gateway.clone(),
+            settings,
+            key,
+            store,
+            data_dir: args.data_dir.clone(),
+            last_good,
+            serving: revision,
+            poll: Duration::from_millis(args.poll_ms.max(50)),
+        };
+        listeners.run(gateway, move |_| follower.run()).await
+    })
+}
+
+fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
+    if let Ok(text) = std::env::var("PORTICO_SECRET_KEY") {
+        return SecretKey::from_base64(&text).map_err(|e| format!("PORTICO_SECRET_KEY: {e}"));
+    }
+    match (&args.secret_key_file, &args.database) {
+        (Some(file), _) => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            SecretKey::from_base64(&text).map_err(|e| format!("{}: {e}", file.display()))
+        }
+        (None, DatabaseUrl::Sqlite(_)) => {
+            SecretKey::load_or_create(&args.data_dir.join("secret.key")).map_err(|e| e.to_string())
+        }
+        (None, DatabaseUrl::Postgres(_)) => Err(
+            "a shared store needs the secret key every node shares: set PORTICO_SECRET_KEY \
+             or --secret-key-file (make one with `openssl rand -base64 32`)"
+                .into(),
+        ),
+    }
+}
+
+/// The resource documents in the store and the revision they were read at. The revision is
+/// read first: a change committed meanwhile moves it again and is read on the next round.
+async fn load(store: &Store) -> Result<(i64, Vec<Document>), String> {
+    let revision = store.revision().await.map_err(|e| e.to_string())?;
+    let resources = store.list(None).await.map_err(|e| e.to_string())?;
+    let documents = resources
+        .into_iter()
+        // Kinds the gateway does not serve (the portal's) are not its concern.
+        .filter_map(|r| {
+            Some(Document {
+                kind: Kind::parse(&r.kind)?,
+                metadata: Metadata {
+                    name: r.name,
+                    version: Some(r.version),
+                },
+                spec: r.spec,
+            })
+        })
+        .collect();
+    Ok((revision, documents))
+}
+
+fn build(
+    documents: &[Document],
+    data_dir: &Path,
+) -> Result<Loaded, Vec<portico_core::config::Problem>> {
+    config::load_documents(documents, "store", data_dir, &ProcessEnv).map_err(|e| e.problems)
+}
+
+fn from_last_good(
+    last_good: &LastGood,
+    data_dir: &Path,
+) -> (i64, Result<Loaded, Vec<portico_core::config::Problem>>) {
+    match last_good.load() {
+        Some((revision, documents)) => {
+            tracing::warn!(
+                revision,
+                "serving the last good configuration until the store is back"
+            );
+            (revision, build(&documents, data_dir))
+        }
+        None => (
+            0,
+            Err(vec![portico_core::config::Problem::error(
+                "store",
+                "unavailable, and no last good configuration in the data folder to start from",
+            )]),
+        ),
+    }
+}
+
+/// Follows the store: reloads when its revision moves, reconnects when it was away.
+struct Follower {
+    gateway: Arc<Gateway>,
+    settings: StoreSettings,
+    key: SecretKey,
+    store: Option<Store>,
+    data_dir: PathBuf,
+    last_good: LastGood,
+    serving: i64,
+    poll: Duration,
+}
+
+impl Follower {
+    async fn run(mut self) {
+        let store = loop {
+            if let Some(store) = self.store.take() {
+                break store;
+            }
+            tokio::time::sleep(self.poll).await;
+            if let Ok(store) = Store::open(&self.settings, self.key.clone()).await {
+                tracing::info!("the store is back");
+                self.store = Some(store);
+            }
+        };
+        let mut revisions = store.watch_revision(self.poll);
+        loop {
+            if revisions.changed().await.is_err() {
+                return;
+            }
+            let Some(revision) = *revisions.borrow_and_update() else {
+                continue;
+            };
+            if revision == self.serving {
+                continue;
+            }
+            match load(&store).await {
+                Ok((revision, documents)) => match build(&documents, &self.data_dir)
+                    .and_then(|loaded| self.gateway.reload(&loaded.gateway).map_err(|e| e.problems))
+                {
+                    Ok(()) => {
+                        tracing::info!(revision, "configuration reloaded from the store");
+                        self.serving = revision;
+                        self.last_good.save(revision, &documents);
+                    }
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(revision, location = %p.location, "{}", p.message);
+                        }
+                        tracing::error!(
+                            revision,
+                            "configuration rejected; still serving the previous one"
+                        );
+                        self.serving = revision;
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "reading the configuration from the store"),
+            }
+        }
+    }
+}
+
+/// The last configuration this node served, sealed in its data folder.
+struct LastGood {
+    path: PathBuf,
+    key: SecretKey,
+}
+
+const LAST_GOOD_CONTEXT: &[u8] = b"portico/last-good-config";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    revision: i64,
+    documents: Vec<Document>,
+}
+
+impl LastGood {
+    fn new(data_dir: &Path, key: SecretKey) -> Self {
+        Self {
+            path: data_dir.join("last-good-config.sealed"),
+            key,
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a file.
+    fn save(&self, revision: i64, documents: &[Document]) {
+        let snapshot = Snapshot {
+            revision,
+            documents: documents.to_vec(),
+        };
+        let Ok(plain) = serde_json::to_vec(&snapshot) else {
+            return;
+        };
+        let sealed = self.key.seal(LAST_GOOD_CONTEXT, &plain);
+        let temporary = self.path.with_extension("tmp");
+        let written = std::fs::write(&temporary, sealed)
+            .and_then(|()| std::fs::rename(&temporary, &self.path));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot save the last good configuration");
+        }
+    }
+
+    fn load(&self) -> Option<(i64, Vec<Document>)> {
+        let sealed = std::fs::read(&self.path).ok()?;
+        let Some(plain) = self.key.open(LAST_GOOD_CONTEXT, &sealed) else {
+            tracing::error!(path = %self.path.display(), "the last good configuration does not open with this secret key");
+            return None;
+        };
+        let snapshot: Snapshot = serde_json::from_slice(&plain).ok()?;
+        Some((snapshot.revision, snapshot.documents))
+    }
+}
