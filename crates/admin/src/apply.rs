@@ -3,15 +3,15 @@
 //! what would happen and writes nothing; `prune` also deletes the resources of the kinds the
 //! list names that it does not list.
 
+use crate::AdminState;
 use crate::body::JsonBody;
 use crate::checks::{self, Expected};
 use crate::document::Document;
 use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::kinds::{self, ResourceKind};
-use crate::AdminState;
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
 use portico_store::resources::ChangeOutcome;
 use portico_store::{Expect, PutOutcome, Resource, ResourceChange, StoredResource};
 use serde::{Deserialize, Serialize};

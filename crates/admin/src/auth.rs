@@ -142,8 +142,14 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_read_strictly() {
-        assert_eq!(bearer_token(&request_with(&["Bearer abc"])), Some(&b"abc"[..]));
-        assert_eq!(bearer_token(&request_with(&["bearer abc"])), Some(&b"abc"[..]));
+        assert_eq!(
+            bearer_token(&request_with(&["Bearer abc"])),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(
+            bearer_token(&request_with(&["bearer abc"])),
+            Some(&b"abc"[..])
+        );
         assert_eq!(bearer_token(&request_with(&[])), None);
         assert_eq!(bearer_token(&request_with(&["Basic abc"])), None);
         assert_eq!(bearer_token(&request_with(&["Bearer "])), None);

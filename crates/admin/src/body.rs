@@ -23,13 +23,15 @@ where
         if !is_json(&request) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::invalid("the body could not be read", Vec::new())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::invalid("the body could not be read", Vec::new())
+                }
+            })?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -42,7 +44,12 @@ fn is_json(request: &Request) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -94,8 +101,10 @@ mod tests {
         assert_eq!(fields[0].path, "metadata.name");
         assert!(fields[0].reason.contains("expected a string"), "{fields:?}");
 
-        let e = parse_json::<Vec<Document>>(br#"[{"kind":"Api","metadata":{"name":"a"},"spec":{}}, {"kind":1}]"#)
-            .unwrap_err();
+        let e = parse_json::<Vec<Document>>(
+            br#"[{"kind":"Api","metadata":{"name":"a"},"spec":{}}, {"kind":1}]"#,
+        )
+        .unwrap_err();
         assert_eq!(fields_of(e)[0].path, "[1].kind");
     }
 

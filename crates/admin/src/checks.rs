@@ -3,11 +3,11 @@
 //! one in the URL, no redacted placeholder is written back as a secret, and the caller's
 //! validator accepts the spec. Problems are reported with their paths, all at once.
 
+use crate::AdminState;
 use crate::document::Document;
 use crate::error::FieldError;
 use crate::kinds::{self, ResourceKind};
 use crate::redact::find_placeholders;
-use crate::AdminState;
 use portico_store::Resource;
 
 /// What the URL says the document must be.

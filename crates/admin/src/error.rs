@@ -2,9 +2,9 @@
 //! codes. Store failures that are ours (a spec that no longer decrypts, a broken migration)
 //! are logged and answered with a bare 500; nothing internal reaches a response body.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use portico_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,6 +58,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 404.
     NotFound(String),
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
     /// 409: the resource changed since the version the client named.
     Conflict(String),
     /// 409: create of a resource that exists.
@@ -93,6 +95,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -114,6 +117,11 @@ impl ApiError {
                 Vec::new(),
             ),
             ApiError::NotFound(message) => ("not_found", message, Vec::new()),
+            ApiError::MethodNotAllowed => (
+                "method_not_allowed",
+                "this route does not take this method; see the Allow header".to_string(),
+                Vec::new(),
+            ),
             ApiError::Conflict(message) => ("conflict", message, Vec::new()),
             ApiError::AlreadyExists(message) => ("already_exists", message, Vec::new()),
             ApiError::PayloadTooLarge => (
@@ -158,6 +166,22 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Middleware: axum answers a method a route does not take with a bare 405; this gives it
+/// the one error shape (keeping its `Allow` header).
+pub async fn shape_bare_errors(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut shaped = ApiError::MethodNotAllowed.into_response();
+    if let Some(allow) = allow {
+        shaped.headers_mut().insert(header::ALLOW, allow);
+    }
+    shaped
 }
 
 impl From<StoreError> for ApiError {

@@ -3,8 +3,8 @@
 //! `apply` and `prune` with it.
 
 use std::borrow::Cow;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 
 /// A kind and the path segment of its collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,9 +17,18 @@ pub struct ResourceKind {
 
 /// Every kind the admin API serves.
 pub const KINDS: &[ResourceKind] = &[
-    ResourceKind { kind: "Api", plural: "apis" },
-    ResourceKind { kind: "Policy", plural: "policies" },
-    ResourceKind { kind: "Issuer", plural: "issuers" },
+    ResourceKind {
+        kind: "Api",
+        plural: "apis",
+    },
+    ResourceKind {
+        kind: "Policy",
+        plural: "policies",
+    },
+    ResourceKind {
+        kind: "Issuer",
+        plural: "issuers",
+    },
 ];
 
 pub fn by_plural(plural: &str) -> Option<ResourceKind> {
@@ -32,7 +41,11 @@ pub fn by_kind(kind: &str) -> Option<ResourceKind> {
 
 /// `apis, policies, issuers` — for error messages.
 pub fn plurals_listed() -> String {
-    KINDS.iter().map(|k| k.plural).collect::<Vec<_>>().join(", ")
+    KINDS
+        .iter()
+        .map(|k| k.plural)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Api, Policy, Issuer` — for error messages.
@@ -67,7 +80,9 @@ impl utoipa::PartialSchema for KindName {
         ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::String))
             .enum_values(Some(KINDS.iter().map(|k| k.kind)))
-            .description(Some("The resource kind; must be the kind of the collection in the URL."))
+            .description(Some(
+                "The resource kind; must be the kind of the collection in the URL.",
+            ))
             .into()
     }
 }

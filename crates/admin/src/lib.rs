@@ -134,12 +134,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// too, so they cannot be probed without it), `/openapi.json` open. Bodies are limited to
 /// [`MAX_BODY_BYTES`].
 pub fn router(state: AdminState) -> Router {
-    let guarded = guarded_routes()
-        .fallback(unknown_route)
-        .layer(axum::middleware::from_fn_with_state(
-            state.token.clone(),
-            auth::require_admin_token,
-        ));
+    let guarded =
+        guarded_routes()
+            .fallback(unknown_route)
+            .layer(axum::middleware::from_fn_with_state(
+                state.token.clone(),
+                auth::require_admin_token,
+            ));
     let (router, document) = assemble(guarded);
     let json = match serde_json::to_vec(&document) {
         Ok(json) => json,
@@ -151,6 +152,7 @@ pub fn router(state: AdminState) -> Router {
     };
     router
         .fallback(unknown_route)
+        .layer(axum::middleware::map_response(error::shape_bare_errors))
         .layer(Extension(openapi::OpenApiJson(json.into())))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -5,12 +5,12 @@
 //! added here, to exactly the routes that the token layer guards (everything under
 //! [`crate::API_PREFIX`]).
 
-use crate::error::{ErrorBody, RETRY_AFTER_SECS};
 use crate::API_PREFIX;
-use axum::http::header;
-use axum::response::IntoResponse;
+use crate::error::{ErrorBody, RETRY_AFTER_SECS};
 use axum::Extension;
 use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
@@ -78,9 +78,10 @@ pub fn finish(document: &mut OpenApi) {
 }
 
 fn error_response(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new()
-        .description(description)
-        .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorBody"))))
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+    )
 }
 
 fn string_header(description: &str) -> Header {
@@ -93,12 +94,18 @@ fn add_shared_responses(operation: &mut Operation) {
     operation
         .security
         .get_or_insert_with(Vec::new)
-        .push(SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new()));
+        .push(SecurityRequirement::new(
+            SECURITY_SCHEME,
+            Vec::<String>::new(),
+        ));
     let responses = &mut operation.responses.responses;
     responses.insert(
         "401".into(),
         error_response("No, a malformed or a wrong admin token (all answered alike).")
-            .header("WWW-Authenticate", string_header("`Bearer realm=\"portico-admin\"`"))
+            .header(
+                "WWW-Authenticate",
+                string_header("`Bearer realm=\"portico-admin\"`"),
+            )
             .build()
             .into(),
     );
@@ -114,9 +121,11 @@ fn add_shared_responses(operation: &mut Operation) {
     );
     responses.insert(
         "500".into(),
-        error_response("An internal error; the details are in the server's log, never in the body.")
-            .build()
-            .into(),
+        error_response(
+            "An internal error; the details are in the server's log, never in the body.",
+        )
+        .build()
+        .into(),
     );
 }
 
@@ -135,8 +144,5 @@ pub struct OpenApiJson(pub Bytes);
     responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object))
 )]
 pub async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.0,
-    )
+    ([(header::CONTENT_TYPE, "application/json")], document.0)
 }

@@ -15,24 +15,30 @@ pub const REDACTED: &str = "<redacted>";
 /// Whether a key names a secret: `secret`, `private_key_pem`, `client_secret`, `password`, or
 /// any key ending in `_secret`.
 pub fn is_secret_key(key: &str) -> bool {
-    matches!(key, "secret" | "private_key_pem" | "client_secret" | "password")
-        || key.ends_with("_secret")
+    matches!(
+        key,
+        "secret" | "private_key_pem" | "client_secret" | "password"
+    ) || key.ends_with("_secret")
 }
 
 /// The default redaction: every non-null value under a secret key ([`is_secret_key`]), at
 /// any depth, becomes `"<redacted>"`. The kind is not consulted.
-pub fn redact_secret_fields(kind: &str, spec: &mut Value) {
-    match spec {
+pub fn redact_secret_fields(_kind: &str, spec: &mut Value) {
+    redact_by_key_name(spec);
+}
+
+fn redact_by_key_name(value: &mut Value) {
+    match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
                 if is_secret_key(key) && !value.is_null() {
                     *value = Value::String(REDACTED.to_string());
                 } else {
-                    redact_secret_fields(kind, value);
+                    redact_by_key_name(value);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact_secret_fields(kind, v)),
+        Value::Array(items) => items.iter_mut().for_each(redact_by_key_name),
         _ => {}
     }
 }

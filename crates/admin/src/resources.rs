@@ -6,12 +6,12 @@ use crate::checks::{self, Expected};
 use crate::document::{Document, ResourceList};
 use crate::error::{ApiError, ErrorBody};
 use crate::kinds::{self, KindPlural, ResourceKind};
-use crate::{AdminState, API_PREFIX};
+use crate::{API_PREFIX, AdminState};
+use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use portico_store::{Expect, PutOutcome, Resource};
 
 fn kind_of(plural: &str) -> Result<ResourceKind, ApiError> {
@@ -24,7 +24,10 @@ fn kind_of(plural: &str) -> Result<ResourceKind, ApiError> {
 }
 
 fn path_error(rejection: PathRejection) -> ApiError {
-    ApiError::invalid(format!("the URL path cannot be read: {}", rejection.body_text()), Vec::new())
+    ApiError::invalid(
+        format!("the URL path cannot be read: {}", rejection.body_text()),
+        Vec::new(),
+    )
 }
 
 /// `"3"` for version 3.
@@ -57,11 +60,7 @@ fn if_match_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .ok_or_else(refuse)
 }
 
-fn document_response(
-    status: StatusCode,
-    document: Document,
-    location: Option<String>,
-) -> Response {
+fn document_response(status: StatusCode, document: Document, location: Option<String>) -> Response {
     let version = document.metadata.version.unwrap_or(0);
     let mut response = (status, Json(document)).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
@@ -80,7 +79,9 @@ async fn write_and_read(
     let (kind, name) = (resource.kind.clone(), resource.name.clone());
     let outcome = state.store.put(resource, expect).await?;
     let stored = state.store.get(&kind, &name).await?.ok_or_else(|| {
-        ApiError::Conflict(format!("{kind} {name:?} was deleted right after this write"))
+        ApiError::Conflict(format!(
+            "{kind} {name:?} was deleted right after this write"
+        ))
     })?;
     Ok((outcome, Document::from_stored(stored, &state.redact)))
 }
@@ -193,7 +194,11 @@ pub async fn create_resource(
         .map_err(|problems| ApiError::invalid(checks::summary(&problems), problems))?;
     let location = resource_url(kind, &resource.name);
     let (_, document) = write_and_read(&state, resource, Expect::Absent).await?;
-    Ok(document_response(StatusCode::CREATED, document, Some(location)))
+    Ok(document_response(
+        StatusCode::CREATED,
+        document,
+        Some(location),
+    ))
 }
 
 /// Create or update a resource
