@@ -61,6 +61,9 @@ pub fn check_write(
             ),
         ));
     }
+    if let Some(reason) = name_problem(&document.metadata.name) {
+        problems.push(FieldError::new(format!("{prefix}metadata.name"), reason));
+    }
     find_placeholders(&format!("{prefix}spec"), &document.spec, &mut problems);
     let Some(kind) = kind else {
         return Err(problems);
@@ -80,6 +83,21 @@ pub fn check_write(
         Ok(resource)
     } else {
         Err(problems)
+    }
+}
+
+/// The longest name, in bytes.
+const MAX_NAME_BYTES: usize = 256;
+
+/// The store's rule for names (it enforces it too), checked here so that the answer names the
+/// field and, in `apply`, the document.
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+        Some(format!(
+            "must be 1 to {MAX_NAME_BYTES} bytes without control characters"
+        ))
+    } else {
+        None
     }
 }
 

@@ -35,6 +35,7 @@ pub struct Document {
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     /// Unique within the kind; 1 to 256 bytes without control characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
     /// Grows by one with each change. On `PUT`, a version given here (or in `If-Match`)
     /// makes the write conditional; `apply` ignores it.

@@ -81,7 +81,7 @@ impl utoipa::PartialSchema for KindName {
             .schema_type(SchemaType::Type(Type::String))
             .enum_values(Some(KINDS.iter().map(|k| k.kind)))
             .description(Some(
-                "The resource kind; must be the kind of the collection in the URL.",
+                "The resource kind; on the routes of one collection it must be that collection's kind.",
             ))
             .into()
     }

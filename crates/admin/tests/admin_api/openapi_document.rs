@@ -107,6 +107,38 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
             }
         }
     }
+    // Structurally valid: operation ids unique, every template variable a required path
+    // parameter, every response described.
+    let mut operation_ids = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let variables: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(
+                operation_ids.insert(id.to_string()),
+                "duplicate operationId {id}"
+            );
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .inspect(|p| assert_eq!(p["required"], true, "{method} {path}: {p}"))
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(declared, variables, "{method} {path}");
+            for (code, response) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"].is_string(),
+                    "{method} {path} {code}"
+                );
+            }
+        }
+    }
+
     let plural = document["paths"]["/api/v1/{plural}"]["get"]["parameters"][0].clone();
     assert_eq!(plural["name"], "plural");
     assert_eq!(

@@ -266,7 +266,20 @@ async fn invalid_documents_get_400_with_the_field_paths() {
     .await;
     assert_eq!(status, 400);
 
-    let cases: [(Method, &str, Value, &str); 6] = [
+    let long_name = "n".repeat(257);
+    let cases: [(Method, &str, Value, &str); 8] = [
+        (
+            Method::POST,
+            "/api/v1/apis",
+            document("Api", "", json!({})),
+            "metadata.name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/apis",
+            document("Api", &long_name, json!({})),
+            "metadata.name",
+        ),
         (
             Method::POST,
             "/api/v1/apis",
