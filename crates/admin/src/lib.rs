@@ -132,7 +132,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The admin API: every route under `/api/v1/` behind the admin token (unknown paths there
 /// too, so they cannot be probed without it), `/openapi.json` open. Bodies are limited to
-/// [`MAX_BODY_BYTES`].
+/// [`MAX_BODY_BYTES`]. It has no fallback outside `/api/v1/`: merge it with the listener's
+/// other routes (`Router::merge`), which may have one.
 pub fn router(state: AdminState) -> Router {
     let guarded =
         guarded_routes()
@@ -150,8 +151,9 @@ pub fn router(state: AdminState) -> Router {
             b"{}".to_vec()
         }
     };
+    // No fallback of its own outside /api/v1, so the binary can merge this router with the
+    // admin listener's other routes (axum refuses to merge two fallbacks).
     router
-        .fallback(unknown_route)
         .layer(axum::middleware::map_response(error::shape_bare_errors))
         .layer(Extension(openapi::OpenApiJson(json.into())))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -151,6 +151,37 @@ async fn a_method_a_route_does_not_take_is_checked_then_405() {
 }
 
 #[tokio::test]
+async fn the_router_merges_with_a_listener_that_has_its_own_fallback() {
+    use axum::routing::get;
+    let server = Server::sqlite().await;
+    let state = portico_admin::AdminState::new(
+        server.store.clone(),
+        portico_admin::AdminToken::new(TOKEN).unwrap(),
+    );
+    let listener_routes = axum::Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "listener's own 404") })
+        .merge(portico_admin::router(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, listener_routes).await.unwrap() });
+    let client = reqwest::Client::new();
+    let status = |path: &'static str, token: bool| {
+        let mut request = client.get(format!("{base}{path}"));
+        if token {
+            request = request.bearer_auth(TOKEN);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/health", false).await, 200);
+    assert_eq!(status("/elsewhere", false).await, 404);
+    assert_eq!(status("/api/v1/apis", false).await, 401);
+    assert_eq!(status("/api/v1/apis", true).await, 200);
+    assert_eq!(status("/api/v1/unknown/path", false).await, 401);
+    task.abort();
+}
+
+#[tokio::test]
 async fn the_openapi_document_is_open() {
     let server = Server::sqlite().await;
     let response = server
