@@ -1,0 +1,102 @@
+//! Secrets in specs (HMAC secrets, private keys, client secrets) are never returned by the
+//! admin API: every spec it answers with passes through a [`crate::Redact`] function first.
+//! The default, [`redact_secret_fields`], replaces by key name; the config crate can pass one
+//! that knows each kind's schema.
+//!
+//! Because a redacted document read back and written again would store the placeholder as
+//! the secret, writes that contain [`REDACTED`] anywhere in a spec are refused.
+
+use crate::error::FieldError;
+use serde_json::Value;
+
+/// What a secret value is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a key names a secret: `secret`, `private_key_pem`, `client_secret`, `password`, or
+/// any key ending in `_secret`.
+pub fn is_secret_key(key: &str) -> bool {
+    matches!(
+        key,
+        "secret" | "private_key_pem" | "client_secret" | "password"
+    ) || key.ends_with("_secret")
+}
+
+/// The default redaction: every non-null value under a secret key ([`is_secret_key`]), at
+/// any depth, becomes `"<redacted>"`. The kind is not consulted.
+pub fn redact_secret_fields(_kind: &str, spec: &mut Value) {
+    redact_by_key_name(spec);
+}
+
+fn redact_by_key_name(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if is_secret_key(key) && !value.is_null() {
+                    *value = Value::String(REDACTED.to_string());
+                } else {
+                    redact_by_key_name(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_by_key_name),
+        _ => {}
+    }
+}
+
+/// Every place in `value` (at `path`) that holds the placeholder.
+pub fn find_placeholders(path: &str, value: &Value, found: &mut Vec<FieldError>) {
+    match value {
+        Value::String(s) if s == REDACTED => found.push(FieldError::new(
+            path,
+            "holds the redacted placeholder, which would replace the secret; send the secret itself",
+        )),
+        Value::Object(map) => {
+            for (key, value) in map {
+                find_placeholders(&format!("{path}.{key}"), value, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, value) in items.iter().enumerate() {
+                find_placeholders(&format!("{path}[{i}]"), value, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_keys_are_redacted_at_any_depth() {
+        let mut spec = json!({
+            "secret": "s1",
+            "jwt": { "issuers": [ { "hmac_secret": "s2", "jwks_url": "https://idp/jwks" } ] },
+            "upstream": { "private_key_pem": "-----BEGIN", "password": "pw", "user": "u" },
+            "oauth": { "client_secret": {"nested": "s3"}, "client_id": "c" },
+            "secretary": "not a secret", "maybe_secret": null
+        });
+        redact_secret_fields("Api", &mut spec);
+        assert_eq!(
+            spec,
+            json!({
+                "secret": REDACTED,
+                "jwt": { "issuers": [ { "hmac_secret": REDACTED, "jwks_url": "https://idp/jwks" } ] },
+                "upstream": { "private_key_pem": REDACTED, "password": REDACTED, "user": "u" },
+                "oauth": { "client_secret": REDACTED, "client_id": "c" },
+                "secretary": "not a secret", "maybe_secret": null
+            })
+        );
+    }
+
+    #[test]
+    fn placeholders_are_found_with_their_paths() {
+        let spec = json!({"a": [{"b_secret": REDACTED}], "c": "fine"});
+        let mut found = Vec::new();
+        find_placeholders("spec", &spec, &mut found);
+        let paths: Vec<_> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["spec.a[0].b_secret"]);
+    }
+}
