@@ -1,5 +1,6 @@
 //! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health`,
-//! `/ready`, and `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs). They will sit beside the admin REST API.
+//! `/ready`, and `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs).
+//! When the admin REST API is served (`crates/admin`), these answer beside it.
 
 use crate::Gateway;
 use crate::body::{FullBody, GatewayBody};
@@ -23,14 +24,21 @@ pub async fn serve(
         let gateway = gateway.clone();
         service_fn(move |req: Request<Incoming>| {
             let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(answer(&gateway, &req)) }
+            async move { Ok::<_, Infallible>(gateway.ops_response(req.uri().path())) }
         })
     })
     .await;
 }
 
-fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<GatewayBody> {
-    let (status, content_type, body) = match req.uri().path() {
+impl Gateway {
+    /// The answer of the operations endpoint at `path` (404 for any other path).
+    pub fn ops_response(&self, path: &str) -> Response<GatewayBody> {
+        answer(self, path)
+    }
+}
+
+fn answer(gateway: &Gateway, path: &str) -> Response<GatewayBody> {
+    let (status, content_type, body) = match path {
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",

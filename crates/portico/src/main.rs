@@ -24,6 +24,12 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Run a gateway node whose configuration comes from the shared store.
     Gateway(cli::gateway::GatewayArgs),
+    /// Create or update the resource documents of a file through the admin API.
+    Apply(cli::resources::ApplyArgs),
+    /// Print resources as documents `apply` accepts.
+    Get(cli::resources::GetArgs),
+    /// Delete one resource.
+    Delete(cli::resources::DeleteArgs),
     /// Check a configuration; list every problem with its location.
     Validate(cli::ConfigArgs),
     /// Verify or mint JWTs.
@@ -36,6 +42,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Gateway(args) => cli::gateway::run(args),
+        Command::Apply(args) => cli::resources::apply(args),
+        Command::Get(args) => cli::resources::get(args),
+        Command::Delete(args) => cli::resources::delete(args),
         Command::Validate(args) => cli::validate(args),
         Command::Token(cmd) => cli::token::run(cmd),
     }

@@ -10,7 +10,8 @@
 use super::print_problems;
 use super::serve::Listeners;
 use crate::logging;
-use portico_config::documents::{Document, Kind, Metadata};
+use portico_admin::{AdminState, AdminToken, FieldError};
+use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
@@ -46,6 +47,12 @@ pub struct GatewayArgs {
 }
 
 pub fn run(args: GatewayArgs) -> ExitCode {
+    run_node(args, None)
+}
+
+/// A node serving the store's configuration; with an admin token it is also a control plane:
+/// the admin REST API on its admin listener writes to the store.
+pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode {
     logging::init(
         LogFormat::Text,
         &std::env::var("PORTICO_LOG").unwrap_or("info".into()),
@@ -97,6 +104,14 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             },
             None => from_last_good(&last_good, &args.data_dir),
         };
+        let store_for_admin = match (&admin, &store) {
+            (None, _) => None,
+            (Some(_), Some(store)) => Some(store.clone()),
+            (Some(_), None) => {
+                eprintln!("error: the admin API needs the store, which is unavailable");
+                return ExitCode::from(1);
+            }
+        };
         let loaded = match loaded {
             Ok(l) => l,
             Err(problems) => {
@@ -122,6 +137,9 @@ pub fn run(args: GatewayArgs) -> ExitCode {
             listen: args.listen,
             admin_listen: args.admin_listen,
             listen_tls: None,
+            admin_api: admin
+                .zip(store_for_admin)
+                .map(|(token, store)| admin_router(store, token)),
         };
         let follower = Follower {
             gateway: gateway.clone(),
@@ -156,6 +174,33 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
                 .into(),
         ),
     }
+}
+
+/// The admin REST API over `store`; every write is checked as the configuration loader
+/// checks documents.
+fn admin_router(store: Store, token: AdminToken) -> axum::Router {
+    let state = AdminState::new(store, token).with_validate(|resource| {
+        let Some(kind) = Kind::parse(&resource.kind) else {
+            return Ok(());
+        };
+        let doc = Document {
+            kind,
+            metadata: Metadata {
+                name: resource.name.clone(),
+                version: None,
+            },
+            spec: resource.spec.clone(),
+        };
+        documents::check(&doc).map_err(|message| {
+            // "spec.a.b: reason" → the path and the reason.
+            let (path, reason) = message.split_once(": ").unwrap_or(("spec", &message));
+            vec![FieldError {
+                path: path.to_string(),
+                reason: reason.to_string(),
+            }]
+        })
+    });
+    portico_admin::router(state)
 }
 
 /// The resource documents in the store and the revision they were read at. The revision is

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod gateway;
+pub mod resources;
 pub mod serve;
 pub mod token;
 

@@ -1,13 +1,18 @@
 //! `portico serve`: load, listen, reload on SIGHUP or file change, stop on SIGINT/SIGTERM.
 
+use super::gateway::{GatewayArgs, run_node};
 use super::{ConfigArgs, print_problems};
 use crate::logging;
+use portico_admin::AdminToken;
+use portico_config::ProcessSettings;
 use portico_config::TlsListener;
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, ConfigSources};
 use portico_gateway::Gateway;
 use portico_gateway::tls::{ReloadableCertResolver, ServerTls, ServerTlsSettings};
+use portico_store::DatabaseUrl;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,9 +33,23 @@ pub struct ServeArgs {
     /// Data folder (default ./data).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Serve what the store holds and the admin REST API that writes it, instead of files:
+    /// `postgres://USER@HOST/DB` or `sqlite:FILE`. The admin token comes from
+    /// `PORTICO_ADMIN_TOKEN` or `--admin-token-file`.
+    #[arg(long, value_name = "URL", env = "PORTICO_DATABASE_URL")]
+    pub database: Option<DatabaseUrl>,
+    /// File holding the admin token (at least 32 bytes).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the store's secret key (see `portico gateway --help`).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    if let Some(database) = args.database.clone() {
+        return run_control_plane(args, database);
+    }
     let sources = args.config.sources();
     let loaded = match config::load(&sources, &ProcessEnv) {
         Ok(l) => l,
@@ -90,6 +109,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             listen,
             admin_listen,
             listen_tls: listen_tls.clone(),
+            admin_api: None,
         };
         let reloader_gateway = gateway.clone();
         listeners
@@ -105,6 +125,8 @@ pub(super) struct Listeners {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub listen_tls: Option<TlsListener>,
+    /// The admin REST API, served on the admin listener beside the operations endpoints.
+    pub admin_api: Option<axum::Router>,
 }
 
 impl Listeners {
@@ -119,6 +141,7 @@ impl Listeners {
             listen,
             admin_listen,
             listen_tls,
+            admin_api,
         } = self;
         let (gateway_listener, admin_listener) = match (
             TcpListener::bind(listen).await,
@@ -175,11 +198,29 @@ impl Listeners {
                 .clone()
                 .serve(gateway_listener, stopped(stop_rx.clone())),
         );
-        let admin = tokio::spawn(
-            gateway
-                .clone()
-                .serve_admin(admin_listener, stopped(stop_rx.clone())),
-        );
+        let admin = match admin_api {
+            None => tokio::spawn(
+                gateway
+                    .clone()
+                    .serve_admin(admin_listener, stopped(stop_rx.clone())),
+            ),
+            Some(api) => {
+                let ops = gateway.clone();
+                let router = api.fallback(move |uri: axum::http::Uri| {
+                    let response = ops.ops_response(uri.path());
+                    async move { response.map(axum::body::Body::new) }
+                });
+                let stopped = stopped(stop_rx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(admin_listener, router)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                    {
+                        tracing::error!(error = %e, "admin listener failed");
+                    }
+                })
+            }
+        };
         let certificates = tls.as_ref().map(|(_, t)| t.certificates().clone());
         let serving_tls = tls.map(|(listener, server_tls)| {
             println!(
@@ -204,6 +245,52 @@ impl Listeners {
         }
         ExitCode::SUCCESS
     }
+}
+
+/// `serve --database`: a node that serves the store's configuration and the admin REST API.
+fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
+    let sources = args.config.sources();
+    if sources.config_file.is_some()
+        || sources.tyk_apps_dir.is_some()
+        || sources.tyk_policies_file.is_some()
+    {
+        eprintln!(
+            "error: --database serves the store; load files into it with `portico apply` instead of --config or --tyk-*"
+        );
+        return ExitCode::from(1);
+    }
+    let token = match admin_token(args.admin_token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let node = GatewayArgs {
+        database,
+        listen: args.listen.unwrap_or(ProcessSettings::default().listen),
+        admin_listen: args
+            .admin_listen
+            .unwrap_or(ProcessSettings::default().admin_listen),
+        data_dir: args.data_dir.unwrap_or(ProcessSettings::default().data_dir),
+        secret_key_file: args.secret_key_file,
+        poll_ms: 1000,
+    };
+    run_node(node, Some(token))
+}
+
+/// The admin token: `PORTICO_ADMIN_TOKEN`, else the file's first line.
+fn admin_token(file: Option<&Path>) -> Result<AdminToken, String> {
+    let secret = match (std::env::var("PORTICO_ADMIN_TOKEN"), file) {
+        (Ok(token), _) => token,
+        (Err(_), Some(file)) => std::fs::read_to_string(file)
+            .map(|t| t.trim_end().to_string())
+            .map_err(|e| format!("{}: {e}", file.display()))?,
+        (Err(_), None) => {
+            return Err("the admin API needs a token: set PORTICO_ADMIN_TOKEN or --admin-token-file (at least 32 bytes, e.g. `openssl rand -base64 32`)".into());
+        }
+    };
+    AdminToken::new(secret).map_err(|e| format!("admin token: {e}"))
 }
 
 async fn wait_for_shutdown() {

@@ -69,7 +69,10 @@ pub fn upstream() -> SocketAddr {
 
 pub struct Server {
     pub child: Child,
+    /// The gateway listener.
     pub addr: String,
+    /// The admin listener.
+    pub admin: String,
 }
 
 impl Server {
@@ -88,16 +91,17 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-        assert!(
-            addr.starts_with("127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
-        Self { child, addr }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut address = || {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+            assert!(addr.starts_with("127.0.0.1:"), "unexpected line {line:?}");
+            addr
+        };
+        let addr = address();
+        let admin = address();
+        Self { child, addr, admin }
     }
 
     pub fn status(&self, path: &str, method: &str, token: &str) -> u16 {
