@@ -309,3 +309,102 @@ fn apply_get_and_delete_through_a_control_plane() {
         text(&wrong.stderr)
     );
 }
+
+/// Sends `n` requests round-robin over the nodes; returns (allowed, limited, other).
+fn spread(nodes: &[Node], token: &str, n: usize) -> (usize, usize, Vec<u16>) {
+    let (mut allowed, mut limited, mut other) = (0, 0, Vec::new());
+    for i in 0..n {
+        match nodes[i % nodes.len()]
+            .server
+            .status("/orders/items", "GET", token)
+        {
+            200 => allowed += 1,
+            429 => limited += 1,
+            s => other.push(s),
+        }
+    }
+    (allowed, limited, other)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_share_one_rate_limit_and_one_quota_through_redis() {
+    let up = upstream();
+    let redis = portico_testkit::redis::RedisServer::start();
+    let db = TempDatabase::create("redis_nodes").await;
+    let key = SecretKey::generate_base64().unwrap();
+    let store = Store::open(
+        &StoreSettings::new(db.url.parse().unwrap()),
+        SecretKey::from_base64(&key).unwrap(),
+    )
+    .await
+    .unwrap();
+    seed(&store, up).await;
+    let limited = |spec: Value| Resource {
+        kind: "Policy".into(),
+        name: "reader".into(),
+        spec,
+    };
+    store
+        .put(
+            limited(json!({ "apis": { "orders": {} }, "rate_limit": { "requests": 100, "per_secs": 60 } })),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    let settings = Resource {
+        kind: "Settings".into(),
+        name: "gateway".into(),
+        spec: json!({ "limits": { "backend": "redis", "redis_url": redis.url(), "nodes": 3 } }),
+    };
+    store.put(settings, Expect::Any).await.unwrap();
+
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| start_node(&db.url, &key, TempDir::new(&format!("node-redis-{i}"))))
+        .collect();
+    let alice = mint(r#"{"sub":"alice","scope":"orders:read"}"#);
+    let (allowed, rejected, other) = spread(&nodes, &alice, 600);
+    eprintln!("rate limit 100/min over three nodes: {allowed} allowed, {rejected} limited");
+    assert!(other.is_empty(), "unexpected statuses {other:?}");
+    assert!((100..=101).contains(&allowed), "{allowed} allowed");
+
+    // The same with a quota (a new identity, so a fresh counter).
+    store
+        .put(
+            limited(
+                json!({ "apis": { "orders": {} }, "quota": { "max": 100, "renewal_secs": 3600 } }),
+            ),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    let bob = mint(r#"{"sub":"bob","scope":"orders:read"}"#);
+    let probe = mint(r#"{"sub":"probe","scope":"orders:read"}"#);
+    // Wait until every node has the quota policy (the probe identity spends one request each).
+    std::thread::sleep(Duration::from_millis(1500));
+    for n in &nodes {
+        assert_eq!(n.server.status("/orders/items", "GET", &probe), 200);
+    }
+    let (allowed, rejected, other) = spread(&nodes, &bob, 600);
+    eprintln!("quota 100 over three nodes: {allowed} allowed, {rejected} limited");
+    assert!(other.is_empty(), "unexpected statuses {other:?}");
+    assert_eq!(allowed, 100);
+
+    // Redis stops: the default rule (fail_open_local) keeps serving, never a 5xx; each node
+    // allows its share (floor(100 / 3) of a fresh identity's quota).
+    let mut redis = redis;
+    redis.stop();
+    let carol = mint(r#"{"sub":"carol","scope":"orders:read"}"#);
+    let (allowed, _, other) = spread(&nodes, &carol, 300);
+    eprintln!("Redis down: {allowed} allowed");
+    assert!(other.is_empty(), "unexpected statuses {other:?}");
+    assert_eq!(allowed, 3 * 33);
+    redis.restart();
+    let dave = mint(r#"{"sub":"dave","scope":"orders:read"}"#);
+    wait_for(
+        || {
+            let (allowed, _, _) = spread(&nodes, &dave, 3);
+            allowed == 3
+        },
+        "the nodes to use Redis again",
+    );
+}
