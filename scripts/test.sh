@@ -13,3 +13,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+
+# The admin REST API, fuzzed from its OpenAPI document: no 5xx.
+./scripts/fuzz-admin.sh

@@ -29,6 +29,10 @@ pub const KINDS: &[ResourceKind] = &[
         kind: "Issuer",
         plural: "issuers",
     },
+    ResourceKind {
+        kind: "Settings",
+        plural: "settings",
+    },
 ];
 
 pub fn by_plural(plural: &str) -> Option<ResourceKind> {

@@ -12,13 +12,10 @@ use serde_json::Value;
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "<redacted>";
 
-/// Whether a key names a secret: `secret`, `private_key_pem`, `client_secret`, `password`, or
-/// any key ending in `_secret`.
+/// Whether a key names a secret: any key containing `secret` (`secret_base64`,
+/// `client_secret`, …), `password`, `private_key` or `private_key_pem`.
 pub fn is_secret_key(key: &str) -> bool {
-    matches!(
-        key,
-        "secret" | "private_key_pem" | "client_secret" | "password"
-    ) || key.ends_with("_secret")
+    matches!(key, "password" | "private_key" | "private_key_pem") || key.contains("secret")
 }
 
 /// The default redaction: every non-null value under a secret key ([`is_secret_key`]), at
@@ -73,20 +70,20 @@ mod tests {
     fn secret_keys_are_redacted_at_any_depth() {
         let mut spec = json!({
             "secret": "s1",
-            "jwt": { "issuers": [ { "hmac_secret": "s2", "jwks_url": "https://idp/jwks" } ] },
+            "jwt": { "issuers": [ { "secret_base64": "s2", "jwks_url": "https://idp/jwks" } ] },
             "upstream": { "private_key_pem": "-----BEGIN", "password": "pw", "user": "u" },
             "oauth": { "client_secret": {"nested": "s3"}, "client_id": "c" },
-            "secretary": "not a secret", "maybe_secret": null
+            "public_key": "not a secret", "maybe_secret": null
         });
         redact_secret_fields("Api", &mut spec);
         assert_eq!(
             spec,
             json!({
                 "secret": REDACTED,
-                "jwt": { "issuers": [ { "hmac_secret": REDACTED, "jwks_url": "https://idp/jwks" } ] },
+                "jwt": { "issuers": [ { "secret_base64": REDACTED, "jwks_url": "https://idp/jwks" } ] },
                 "upstream": { "private_key_pem": REDACTED, "password": REDACTED, "user": "u" },
                 "oauth": { "client_secret": REDACTED, "client_id": "c" },
-                "secretary": "not a secret", "maybe_secret": null
+                "public_key": "not a secret", "maybe_secret": null
             })
         );
     }

@@ -194,9 +194,30 @@ pub fn check(doc: &Document) -> Result<(), String> {
         }
         Kind::Policy => section::<PolicySection>(with_id(doc)?).map(drop),
         Kind::Issuer => section::<IssuerSection>(doc.spec.clone()).map(drop),
-        Kind::Settings => settings(doc).map(drop),
+        Kind::Settings => {
+            // Shared through the store, they would apply to every node at once: what belongs
+            // to one process is set on its command line instead.
+            for local in PROCESS_LOCAL {
+                if doc.spec.get(local).is_some() {
+                    return Err(format!(
+                        "spec.{local}: set on each node's command line, not in the store"
+                    ));
+                }
+            }
+            settings(doc).map(drop)
+        }
     }
 }
+
+/// Settings of one process, never shared through the store.
+const PROCESS_LOCAL: [&str; 6] = [
+    "listen",
+    "admin_listen",
+    "listen_tls",
+    "data_dir",
+    "worker_threads",
+    "log",
+];
 
 fn settings(doc: &Document) -> Result<FileConfig, String> {
     let file: FileConfig = section(doc.spec.clone())?;

@@ -25,6 +25,9 @@ use backend::Backend;
 pub struct Store {
     backend: Backend,
     key: SecretKey,
+    /// Bounds every operation on this side too: a server's `statement_timeout` cannot help
+    /// when the connection itself hangs (a half-open TCP connection after a crash).
+    timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,12 @@ pub enum StoreError {
     },
     #[error("{kind} {name:?} not found")]
     NotFound { kind: String, name: String },
+    /// The store was first opened with another secret key.
+    #[error(
+        "this secret key is not the one the store was created with; every node sharing \
+         the store needs the same PORTICO_SECRET_KEY"
+    )]
+    WrongKey,
     /// A stored spec does not open with this key (another key, or tampered with).
     #[error("{kind} {name:?}: the stored spec does not decrypt with this secret key")]
     Sealed { kind: String, name: String },
@@ -69,7 +78,46 @@ impl Store {
     pub async fn open(settings: &StoreSettings, key: SecretKey) -> Result<Self, StoreError> {
         let backend = Backend::connect(settings).await?;
         backend.migrate().await?;
-        Ok(Self { backend, key })
+        let store = Self {
+            backend,
+            key,
+            timeout: std::time::Duration::from_millis(settings.timeout_ms),
+        };
+        store.bounded(store.check_key()).await?;
+        Ok(store)
+    }
+
+    /// Refuses a key other than the one the store was first opened with (whose check value
+    /// the first opening writes; of two first openings at once, one check value wins).
+    async fn check_key(&self) -> Result<(), StoreError> {
+        const CONTEXT: &[u8] = b"portico/key-check";
+        const READ: &str = "SELECT value FROM store_meta WHERE name = 'key_check'";
+        const WRITE: &str = "INSERT INTO store_meta (name, value) VALUES ('key_check', $1) \
+             ON CONFLICT (name) DO NOTHING";
+        let sealed = self.key.seal(CONTEXT, b"portico");
+        let stored: Vec<u8> = backend::on_pool!(&self.backend, pool => {
+            sqlx::query(WRITE).bind(sealed).execute(pool).await?;
+            sqlx::query_scalar(READ).fetch_one(pool).await?
+        });
+        match self.key.open(CONTEXT, &stored) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::WrongKey),
+        }
+    }
+
+    /// `operation`, or `Unavailable` when it takes longer than the store's timeout.
+    pub(crate) async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            })
     }
 
     /// `sqlite` or `postgres`.

@@ -178,6 +178,14 @@ impl Store {
 
     /// One resource, or `None`.
     pub async fn get(&self, kind: &str, name: &str) -> Result<Option<StoredResource>, StoreError> {
+        self.bounded(self.get_unbounded(kind, name)).await
+    }
+
+    async fn get_unbounded(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
         let row = on_pool!(&self.backend, pool => {
             sqlx::query(SELECT_ONE)
                 .bind(kind)
@@ -192,6 +200,10 @@ impl Store {
 
     /// Every resource of `kind` (or of every kind), ordered by kind and name.
     pub async fn list(&self, kind: Option<&str>) -> Result<Vec<StoredResource>, StoreError> {
+        self.bounded(self.list_unbounded(kind)).await
+    }
+
+    async fn list_unbounded(&self, kind: Option<&str>) -> Result<Vec<StoredResource>, StoreError> {
         let rows = on_pool!(&self.backend, pool => {
             let query = match kind {
                 Some(kind) => sqlx::query(SELECT_KIND).bind(kind),
@@ -234,6 +246,13 @@ impl Store {
     /// Applies every change in one transaction: all of them, or — on the first error —
     /// none. The configuration revision moves once if anything changed.
     pub async fn apply(
+        &self,
+        changes: Vec<ResourceChange>,
+    ) -> Result<Vec<ChangeOutcome>, StoreError> {
+        self.bounded(self.apply_unbounded(changes)).await
+    }
+
+    async fn apply_unbounded(
         &self,
         changes: Vec<ResourceChange>,
     ) -> Result<Vec<ChangeOutcome>, StoreError> {

@@ -19,9 +19,12 @@ const READ: &str = "SELECT revision FROM config_revision WHERE id = 1";
 impl Store {
     /// The current revision (0: nothing was ever written).
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(on_pool!(&self.backend, pool => {
-            sqlx::query_scalar::<_, i64>(READ).fetch_one(pool).await?
-        }))
+        self.bounded(async {
+            Ok(on_pool!(&self.backend, pool => {
+                sqlx::query_scalar::<_, i64>(READ).fetch_one(pool).await?
+            }))
+        })
+        .await
     }
 
     /// The latest revision seen, updated on every notification and at least every

@@ -62,8 +62,8 @@ async fn every_documented_route_refuses_a_missing_or_wrong_token() {
         .await
         .unwrap();
     let operations = guarded_operations(&openapi);
-    // 3 kinds × (list, create, get, put, delete) + apply.
-    assert_eq!(operations.len(), 16, "{operations:?}");
+    // 4 kinds × (list, create, get, put, delete) + apply.
+    assert_eq!(operations.len(), 21, "{operations:?}");
 
     let wrong_same_length = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     let refusals: [(&str, Option<String>); 6] = [

@@ -143,7 +143,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
     assert_eq!(plural["name"], "plural");
     assert_eq!(
         plural["schema"]["enum"],
-        serde_json::json!(["apis", "policies", "issuers"])
+        serde_json::json!(["apis", "policies", "issuers", "settings"])
     );
 
     let open = &document["paths"]["/openapi.json"]["get"];

@@ -401,13 +401,9 @@ fn convert_upstream_jwt(
         (Some(file), None) => read_file(&file, base_dir)
             .map_err(|e| problems.push(Problem::error(loc, e)))
             .ok(),
-        (None, Some(var)) => env.var(&var).or_else(|| {
-            problems.push(Problem::error(
-                loc,
-                format!("environment variable {var} is not set"),
-            ));
-            None
-        }),
+        (None, Some(var)) => secret_env(env, &var)
+            .map_err(|e| problems.push(Problem::error(loc, e)))
+            .ok(),
         _ => {
             problems.push(Problem::error(
                 loc,
@@ -525,9 +521,33 @@ fn convert_jwt(
     })
 }
 
+/// Key and certificate files are small; anything else named here (a device, a FIFO, a huge
+/// file) is refused rather than read.
+const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
+
 fn read_file(path: &Path, base_dir: &Path) -> Result<String, String> {
     let full = base_dir.join(path);
-    std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", full.display());
+    let meta = std::fs::metadata(&full).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(cannot(&format!("larger than {MAX_KEY_FILE_BYTES} bytes")));
+    }
+    std::fs::read_to_string(&full).map_err(|e| cannot(&e))
+}
+
+/// A secret from the environment. Portico's own variables (`PORTICO_SECRET_KEY`,
+/// `PORTICO_ADMIN_TOKEN`, …) are never handed to an API.
+fn secret_env(env: &dyn Env, var: &str) -> Result<String, String> {
+    if var.starts_with("PORTICO_") {
+        return Err(format!(
+            "{var}: Portico's own variables cannot be an API's secret"
+        ));
+    }
+    env.var(var)
+        .ok_or_else(|| format!("environment variable {var} is not set"))
 }
 
 fn convert_issuer(
@@ -572,9 +592,7 @@ fn convert_issuer(
     } else if let Some(b64) = s.secret_base64 {
         decode_secret(&b64).map(KeySourceSpec::Secret)
     } else if let Some(var) = s.secret_base64_env {
-        env.var(&var)
-            .ok_or_else(|| format!("environment variable {var} is not set"))
-            .and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
+        secret_env(env, &var).and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
     } else if let Some(issuer) = &s.issuer {
         match HttpUrl::try_new(issuer) {
             Ok(_) => Ok(KeySourceSpec::Discovery),

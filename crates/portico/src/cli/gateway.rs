@@ -91,17 +91,35 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
                 None
             }
         };
-        let (revision, loaded) = match &store {
+        // The store's configuration; when it cannot be read or does not pass its checks, the
+        // last good one (a control plane then still starts, so that the store can be fixed).
+        let from_store = match &store {
             Some(store) => match load(store).await {
-                Ok(current) => {
-                    last_good.save(current.0, &current.1);
-                    (current.0, build(&current.1, &args.data_dir))
-                }
+                Ok((revision, documents)) => match build(&documents, &args.data_dir) {
+                    Ok(loaded) => Some((revision, documents, loaded)),
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(revision, location = %p.location, "{}", p.message);
+                        }
+                        tracing::error!(
+                            revision,
+                            "the store's configuration does not pass its checks"
+                        );
+                        None
+                    }
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "reading the configuration from the store");
-                    from_last_good(&last_good, &args.data_dir)
+                    None
                 }
             },
+            None => None,
+        };
+        let (revision, loaded) = match from_store {
+            Some((revision, documents, loaded)) => {
+                last_good.save(revision, &documents);
+                (revision, Ok(loaded))
+            }
             None => from_last_good(&last_good, &args.data_dir),
         };
         let store_for_admin = match (&admin, &store) {
@@ -268,20 +286,35 @@ struct Follower {
 
 impl Follower {
     async fn run(mut self) {
+        let mut attempts = 0u64;
         let store = loop {
             if let Some(store) = self.store.take() {
                 break store;
             }
             tokio::time::sleep(self.poll).await;
-            if let Ok(store) = Store::open(&self.settings, self.key.clone()).await {
-                tracing::info!("the store is back");
-                self.store = Some(store);
+            attempts += 1;
+            match Store::open(&self.settings, self.key.clone()).await {
+                Ok(store) => {
+                    tracing::info!("the store is back");
+                    self.store = Some(store);
+                }
+                // Once a minute or so, not at every attempt.
+                Err(e) if attempts % 60 == 1 => {
+                    tracing::warn!(attempts, error = %e, "the store is still unavailable; serving the last good configuration");
+                }
+                Err(_) => {}
             }
         };
         let mut revisions = store.watch_revision(self.poll);
+        let mut retry = tokio::time::interval(self.poll);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if revisions.changed().await.is_err() {
-                return;
+            // Woken by a new revision, or — while this node is behind because a read failed —
+            // by the retry tick, so that a failed read is tried again without a new write.
+            let behind = revisions.borrow().is_some_and(|r| r != self.serving);
+            tokio::select! {
+                changed = revisions.changed() => if changed.is_err() { return },
+                _ = retry.tick(), if behind => {}
             }
             let Some(revision) = *revisions.borrow_and_update() else {
                 continue;
@@ -306,10 +339,13 @@ impl Follower {
                             revision,
                             "configuration rejected; still serving the previous one"
                         );
+                        // Not retried: the same documents would fail the same way.
                         self.serving = revision;
                     }
                 },
-                Err(e) => tracing::warn!(error = %e, "reading the configuration from the store"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the configuration from the store; retrying")
+                }
             }
         }
     }

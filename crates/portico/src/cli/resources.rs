@@ -71,11 +71,12 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let query = format!("?dry_run={}&prune={}", args.dry_run, args.prune);
+    let query = format!("dry_run={}&prune={}", args.dry_run, args.prune);
     let answer = call(
         &args.server,
         reqwest::Method::POST,
-        &format!("apply{query}"),
+        &["apply"],
+        Some(&query),
         Some(&docs),
     );
     let report: ApplyReport = match answer.and_then(|body| {
@@ -101,11 +102,9 @@ pub fn get(args: GetArgs) -> ExitCode {
     let Some(kind) = resource_kind(&args.kind) else {
         return fail(unknown_kind(&args.kind));
     };
-    let path = match &args.name {
-        Some(name) => format!("{}/{name}", kind.plural),
-        None => kind.plural.to_string(),
-    };
-    let body = match call::<()>(&args.server, reqwest::Method::GET, &path, None) {
+    let mut path = vec![kind.plural];
+    path.extend(args.name.as_deref());
+    let body = match call::<()>(&args.server, reqwest::Method::GET, &path, None, None) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
@@ -145,8 +144,8 @@ pub fn delete(args: DeleteArgs) -> ExitCode {
     let Some(kind) = resource_kind(&args.kind) else {
         return fail(unknown_kind(&args.kind));
     };
-    let path = format!("{}/{}", kind.plural, args.name);
-    match call::<()>(&args.server, reqwest::Method::DELETE, &path, None) {
+    let path = [kind.plural, args.name.as_str()];
+    match call::<()>(&args.server, reqwest::Method::DELETE, &path, None, None) {
         Ok(_) => {
             println!("{} {:?} deleted", kind.kind, args.name);
             ExitCode::SUCCESS
@@ -171,14 +170,24 @@ fn fail(message: String) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// One admin API call; the body of a 2xx answer, or the server's error as one line (with its
-/// field errors).
+/// One admin API call to the path `segments` below the API prefix (each segment encoded, so a
+/// name cannot reach another path); the body of a 2xx answer, or the server's error as one
+/// line (with its field errors).
 fn call<B: serde::Serialize>(
     server: &ServerArgs,
     method: reqwest::Method,
-    path: &str,
+    segments: &[&str],
+    query: Option<&str>,
     body: Option<&B>,
 ) -> Result<Vec<u8>, String> {
+    let mut url = reqwest::Url::parse(&server.server)
+        .map_err(|e| format!("--server {:?}: {e}", server.server))?;
+    url.path_segments_mut()
+        .map_err(|()| format!("--server {:?} cannot have a path", server.server))?
+        .pop_if_empty()
+        .extend(portico_admin::API_PREFIX.trim_start_matches('/').split('/'))
+        .extend(segments);
+    url.set_query(query);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,12 +197,7 @@ fn call<B: serde::Serialize>(
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| e.to_string())?;
-        let url = format!(
-            "{}{}/{path}",
-            server.server.trim_end_matches('/'),
-            portico_admin::API_PREFIX
-        );
-        let mut request = client.request(method, &url).bearer_auth(&server.token);
+        let mut request = client.request(method, url).bearer_auth(&server.token);
         if let Some(body) = body {
             request = request.json(body);
         }

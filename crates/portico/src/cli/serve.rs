@@ -35,8 +35,9 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// Serve what the store holds and the admin REST API that writes it, instead of files:
     /// `postgres://USER@HOST/DB` or `sqlite:FILE`. The admin token comes from
-    /// `PORTICO_ADMIN_TOKEN` or `--admin-token-file`.
-    #[arg(long, value_name = "URL", env = "PORTICO_DATABASE_URL")]
+    /// `PORTICO_ADMIN_TOKEN` or `--admin-token-file`. (Not read from `PORTICO_DATABASE_URL`,
+    /// so that an exported URL never turns a `serve --config` into something else.)
+    #[arg(long, value_name = "URL")]
     pub database: Option<DatabaseUrl>,
     /// File holding the admin token (at least 32 bytes).
     #[arg(long, value_name = "FILE")]
