@@ -111,6 +111,8 @@ pub async fn apply_documents(
         None
     };
     let planned = plan(resources, current.as_ref(), options.prune);
+    let changes: Vec<ResourceChange> = planned.iter().map(|p| p.change.clone()).collect();
+    crate::checks::check_resulting_set(&state, &changes).await?;
 
     let results = if options.dry_run {
         planned

@@ -8,7 +8,7 @@ use crate::document::Document;
 use crate::error::FieldError;
 use crate::kinds::{self, ResourceKind};
 use crate::redact::find_placeholders;
-use portico_store::Resource;
+use portico_store::{Resource, ResourceChange};
 
 /// What the URL says the document must be.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,4 +107,47 @@ pub fn summary(problems: &[FieldError]) -> String {
         [one] => format!("{}: {}", one.path, one.reason),
         many => format!("{} problems; see fields", many.len()),
     }
+}
+
+/// The store's resources as `changes` would leave them, checked together by the caller's
+/// [`crate::ValidateSet`]: a write that would leave a configuration no node can load is
+/// refused with 400 before anything is written. (A concurrent write between this read and the
+/// commit is not covered; nodes still refuse a configuration that does not load.)
+pub async fn check_resulting_set(
+    state: &crate::AdminState,
+    changes: &[ResourceChange],
+) -> Result<(), crate::error::ApiError> {
+    let mut resources: Vec<Resource> = state
+        .store
+        .list(None)
+        .await?
+        .into_iter()
+        .map(|r| Resource {
+            kind: r.kind,
+            name: r.name,
+            spec: r.spec,
+        })
+        .collect();
+    for change in changes {
+        match change {
+            ResourceChange::Put(resource, _) => {
+                match resources
+                    .iter_mut()
+                    .find(|r| r.kind == resource.kind && r.name == resource.name)
+                {
+                    Some(existing) => existing.spec = resource.spec.clone(),
+                    None => resources.push(resource.clone()),
+                }
+            }
+            ResourceChange::Delete { kind, name, .. } => {
+                resources.retain(|r| !(r.kind == *kind && r.name == *name));
+            }
+        }
+    }
+    (state.validate_set)(&resources).map_err(|fields| {
+        crate::error::ApiError::invalid(
+            format!("the configuration would not load: {}", summary(&fields)),
+            fields,
+        )
+    })
 }

@@ -49,6 +49,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// (`spec.jwt.issuers[0].jwks_url`). Supplied by the caller (the config crate knows specs).
 pub type Validate = Arc<dyn Fn(&Resource) -> Result<(), Vec<FieldError>> + Send + Sync>;
 
+/// Checks every resource a write would leave in the store, together (references between them,
+/// duplicate listen paths, …), before the write. Supplied by the caller.
+pub type ValidateSet = Arc<dyn Fn(&[Resource]) -> Result<(), Vec<FieldError>> + Send + Sync>;
+
 /// Removes secrets from a spec (given its kind) before it is returned. Applied to every spec
 /// the API answers with. Default: [`redact::redact_secret_fields`].
 pub type Redact = Arc<dyn Fn(&str, &mut serde_json::Value) + Send + Sync>;
@@ -59,6 +63,7 @@ pub struct AdminState {
     pub store: Store,
     pub token: AdminToken,
     pub validate: Validate,
+    pub validate_set: ValidateSet,
     pub redact: Redact,
 }
 
@@ -70,6 +75,7 @@ impl AdminState {
             store,
             token,
             validate: Arc::new(|_| Ok(())),
+            validate_set: Arc::new(|_| Ok(())),
             redact: Arc::new(redact::redact_secret_fields),
         }
     }
@@ -79,6 +85,14 @@ impl AdminState {
         validate: impl Fn(&Resource) -> Result<(), Vec<FieldError>> + Send + Sync + 'static,
     ) -> Self {
         self.validate = Arc::new(validate);
+        self
+    }
+
+    pub fn with_validate_set(
+        mut self,
+        validate_set: impl Fn(&[Resource]) -> Result<(), Vec<FieldError>> + Send + Sync + 'static,
+    ) -> Self {
+        self.validate_set = Arc::new(validate_set);
         self
     }
 

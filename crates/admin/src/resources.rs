@@ -12,7 +12,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portico_store::{Expect, PutOutcome, Resource};
+use portico_store::{Expect, PutOutcome, Resource, ResourceChange};
 
 fn kind_of(plural: &str) -> Result<ResourceKind, ApiError> {
     kinds::by_plural(plural).ok_or_else(|| {
@@ -77,6 +77,7 @@ async fn write_and_read(
     expect: Expect,
 ) -> Result<(PutOutcome, Document), ApiError> {
     let (kind, name) = (resource.kind.clone(), resource.name.clone());
+    checks::check_resulting_set(state, &[ResourceChange::Put(resource.clone(), expect)]).await?;
     let outcome = state.store.put(resource, expect).await?;
     let stored = state.store.get(&kind, &name).await?.ok_or_else(|| {
         ApiError::Conflict(format!(
@@ -293,6 +294,12 @@ pub async fn delete_resource(
         Some(version) => Expect::Version(version),
         None => Expect::Any,
     };
+    let change = ResourceChange::Delete {
+        kind: kind.kind.to_string(),
+        name: name.clone(),
+        expect,
+    };
+    checks::check_resulting_set(&state, std::slice::from_ref(&change)).await?;
     state.store.delete(kind.kind, &name, expect).await?;
     Ok(StatusCode::NO_CONTENT)
 }

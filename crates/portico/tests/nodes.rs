@@ -286,6 +286,17 @@ fn apply_get_and_delete_through_a_control_plane() {
         text(&refused.stderr)
     );
 
+    // A write that would leave a configuration no node can load is refused before it is
+    // written: here, deleting the Issuer the API still names.
+    let dangling = portico(&["delete", "Issuer", "demo"]);
+    assert_eq!(dangling.status.code(), Some(1));
+    assert!(
+        text(&dangling.stderr).contains("no Issuer document named \"demo\""),
+        "{}",
+        text(&dangling.stderr)
+    );
+    assert_eq!(server.status("/orders/items", "GET", &token_for_api), 200);
+
     let deleted = portico(&["delete", "Api", "orders"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     wait_for(

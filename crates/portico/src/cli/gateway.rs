@@ -157,7 +157,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             listen_tls: None,
             admin_api: admin
                 .zip(store_for_admin)
-                .map(|(token, store)| admin_router(store, token)),
+                .map(|(token, store)| admin_router(store, token, args.data_dir.clone())),
         };
         let follower = Follower {
             gateway: gateway.clone(),
@@ -196,29 +196,47 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
 
 /// The admin REST API over `store`; every write is checked as the configuration loader
 /// checks documents.
-fn admin_router(store: Store, token: AdminToken) -> axum::Router {
-    let state = AdminState::new(store, token).with_validate(|resource| {
-        let Some(kind) = Kind::parse(&resource.kind) else {
-            return Ok(());
-        };
-        let doc = Document {
-            kind,
-            metadata: Metadata {
-                name: resource.name.clone(),
-                version: None,
-            },
-            spec: resource.spec.clone(),
-        };
-        documents::check(&doc).map_err(|message| {
-            // "spec.a.b: reason" → the path and the reason.
-            let (path, reason) = message.split_once(": ").unwrap_or(("spec", &message));
-            vec![FieldError {
-                path: path.to_string(),
-                reason: reason.to_string(),
-            }]
+fn admin_router(store: Store, token: AdminToken, data_dir: PathBuf) -> axum::Router {
+    let state = AdminState::new(store, token)
+        .with_validate_set(move |resources| {
+            // The configuration every node would build from what the write leaves.
+            let documents: Vec<Document> = resources.iter().filter_map(as_document).collect();
+            build(&documents, &data_dir).map(drop).map_err(|problems| {
+                problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        path: p.location,
+                        reason: p.message,
+                    })
+                    .collect()
+            })
         })
-    });
+        .with_validate(|resource| {
+            let Some(doc) = as_document(resource) else {
+                return Ok(());
+            };
+            documents::check(&doc).map_err(|message| {
+                // "spec.a.b: reason" → the path and the reason.
+                let (path, reason) = message.split_once(": ").unwrap_or(("spec", &message));
+                vec![FieldError {
+                    path: path.to_string(),
+                    reason: reason.to_string(),
+                }]
+            })
+        });
     portico_admin::router(state)
+}
+
+/// A stored resource as a document, when it is of a kind the gateway serves.
+fn as_document(resource: &portico_store::Resource) -> Option<Document> {
+    Some(Document {
+        kind: Kind::parse(&resource.kind)?,
+        metadata: Metadata {
+            name: resource.name.clone(),
+            version: None,
+        },
+        spec: resource.spec.clone(),
+    })
 }
 
 /// The resource documents in the store and the revision they were read at. The revision is
