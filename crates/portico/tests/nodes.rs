@@ -419,3 +419,54 @@ async fn three_nodes_share_one_rate_limit_and_one_quota_through_redis() {
         "the nodes to use Redis again",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
+    let up = upstream();
+    let db = TempDatabase::create("cut").await;
+    let key = SecretKey::generate_base64().unwrap();
+    let store = Store::open(
+        &StoreSettings::new(db.url.parse().unwrap()),
+        SecretKey::from_base64(&key).unwrap(),
+    )
+    .await
+    .unwrap();
+    seed(&store, up).await;
+    // The nodes reach PostgreSQL through a forwarder the test can cut; the test's own
+    // connection goes straight to the server.
+    let forwarder =
+        portico_testkit::forwarder::Forwarder::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_forwarder = db
+        .url
+        .replace("127.0.0.1:5432", &forwarder.addr().to_string());
+    let nodes: Vec<Node> = (0..2)
+        .map(|i| start_node(&via_forwarder, &key, TempDir::new(&format!("node-cut-{i}"))))
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let token = mint(r#"{"sub":"u-1","scope":"orders:read"}"#);
+    until_all(&all, &token, "GET", 200);
+
+    forwarder.cut();
+    // A change made while the nodes cannot reach the store.
+    store
+        .put(reader(&["GET", "POST"]), Expect::Any)
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &nodes {
+        assert_eq!(
+            n.server.status("/orders/items", "GET", &token),
+            200,
+            "still serving"
+        );
+        assert_eq!(
+            n.server.status("/orders/items", "POST", &token),
+            403,
+            "the old config"
+        );
+    }
+
+    forwarder.restore();
+    let took = until_all(&all, &token, "POST", 200);
+    eprintln!("the store back: both nodes caught up after {took:?}");
+}

@@ -1,6 +1,7 @@
 //! Test fixtures shared by Portico's crates (a dev-dependency only; never in the binary):
 //! real peers on loopback and the helpers tests would otherwise copy.
 //!
+//! - [`forwarder`]: a TCP forwarder a test can cut, for network faults.
 //! - [`gateway`]: a gateway on `127.0.0.1:0`, an echo upstream, keys and config builders.
 //! - [`scripted`]: a raw TCP upstream that answers byte for byte, for fault injection.
 //! - [`idp`]: the real test IdP (`tests/idp`, npm `oidc-provider`) as a child process.
@@ -9,6 +10,7 @@
 //! - [`redis`]: a `redis-server` of the test's own, stoppable and restartable.
 //! - [`tempdir`]: folders removed on drop.
 
+pub mod forwarder;
 pub mod gateway;
 pub mod idp;
 pub mod pki;
