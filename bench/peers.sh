@@ -29,6 +29,7 @@ NGINX=127.0.0.1:18082
 PORTICO=127.0.0.1:18083
 PORTICO_ADMIN=127.0.0.1:18084
 PORTICO_ONE_API=127.0.0.1:18086
+REDIS_PORT=18379
 PROXY_CPU=1
 LOAD_CPU=0
 
@@ -36,6 +37,7 @@ need=()
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -46,7 +48,8 @@ for pid in "$WORK"/*.pid; do [ -f "$pid" ] && pkill -F "$pid" 2>/dev/null || tru
 rm -rf "$WORK" && mkdir -p "$WORK/logs" "$WORK/runs"
 cleanup() { pkill -F "$WORK/upstream.pid" 2>/dev/null || true; pkill -F "$WORK/nginx.pid" 2>/dev/null || true
   pkill -F "$WORK/haproxy.pid" 2>/dev/null || true; [ -n "${PORTICO_PID:-}" ] && kill "$PORTICO_PID" 2>/dev/null || true
-  [ -n "${ONE_API_PID:-}" ] && kill "$ONE_API_PID" 2>/dev/null || true; }
+  [ -n "${ONE_API_PID:-}" ] && kill "$ONE_API_PID" 2>/dev/null || true
+  pkill -F "$WORK/redis.pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
 cargo build --release -p portico -q
@@ -176,13 +179,14 @@ CONF
   jwt_frontend es256 18085 ES256 "$WORK/es256.pub"
 } > "$WORK/haproxy.cfg"
 
-portico_config() { # extra_apis_count token_cache_entries
+portico_config() { # extra_apis_count token_cache_entries [redis]
   cat <<CONF
 listen: $PORTICO
 admin_listen: $PORTICO_ADMIN
 worker_threads: 1
 log: { level: warn }
 token_cache: { max_entries: ${2:-50000} }
+limits: { backend: ${3:-local}${3:+, redis_url: "redis://127.0.0.1:$REDIS_PORT"} }
 apis:
   - id: rs
     listen_path: /
@@ -229,9 +233,9 @@ taskset -c $LOAD_CPU nginx -c "$WORK/upstream.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU nginx -c "$WORK/nginx.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU haproxy -D -f "$WORK/haproxy.cfg"
 
-start_portico() { # extra_apis token_cache_entries
+start_portico() { # extra_apis token_cache_entries [redis]
   [ -n "${PORTICO_PID:-}" ] && { kill "$PORTICO_PID"; wait "$PORTICO_PID" 2>/dev/null || true; }
-  portico_config "${1:-0}" "${2:-50000}" > "$WORK/portico.yaml"
+  portico_config "${1:-0}" "${2:-50000}" "${3:-}" > "$WORK/portico.yaml"
   taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico.yaml" > "$WORK/logs/portico.out" 2> "$WORK/logs/portico.err" &
   PORTICO_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://$PORTICO_ADMIN/health" && return; sleep 0.1; done
@@ -310,6 +314,22 @@ ONE_API_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:18087/health" && break; sleep 0.1; done
 scenario "RS256, one token, 10,000 APIs" /bench "$WORK/rs256-one.txt" portico-1-api=$PORTICO_ONE_API portico=$PORTICO
 kill "$ONE_API_PID"
+
+# The Redis limiter against the in-process one, interleaved in one scenario: a Portico whose
+# counters live in one local Redis (pinned with the load and the upstream), and a second one
+# with the in-process limiter on other ports. Every request runs the limiter (the bench policy
+# has a rate limit that is never reached).
+taskset -c $LOAD_CPU redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no \
+  --daemonize yes --pidfile "$WORK/redis.pid" > /dev/null
+start_portico 0 50000 redis
+check "portico RS256 valid, Redis limiter" $PORTICO "$WORK/rs256-one.txt" /bench 200
+[ "$(redis-cli -p $REDIS_PORT --scan --pattern 'portico:*' | wc -l)" -gt 0 ] || { echo "no counters in Redis"; exit 1; }
+taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico-one-api.yaml" > /dev/null 2>&1 &
+ONE_API_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:18087/health" && break; sleep 0.1; done
+scenario "RS256, one token, Redis limiter" /bench "$WORK/rs256-one.txt" portico-local=$PORTICO_ONE_API portico=$PORTICO
+kill "$ONE_API_PID"
+pkill -F "$WORK/redis.pid"
 
 # Memory per identity session, measured on the limiter itself.
 cargo run --release -q -p portico-limits --example session_memory > "$WORK/sessions.txt"

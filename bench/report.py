@@ -80,6 +80,15 @@ if "portico" in apis and "portico-1-api" in apis:
         f"- 10,000 APIs configured vs 1 (interleaved): {many:,.0f} vs {one:,.0f} requests/s "
         f"({(many / one - 1) * 100:+.1f}%)."
     )
+# The Redis limiter and the in-process one, interleaved in one scenario.
+limiter = runs.get("RS256, one token, Redis limiter", {})
+if "portico" in limiter and "portico-local" in limiter:
+    redis = med([r["rps"] for r in limiter["portico"]])
+    local = med([r["rps"] for r in limiter["portico-local"]])
+    extra.append(
+        f"- Redis limiter vs in-process (interleaved): {redis:,.0f} vs {local:,.0f} requests/s "
+        f"(**{redis / local:.2f}×**)."
+    )
 sessions = open(os.path.join(work, "sessions.txt")).read().strip()
 extra.append(f"- Identity sessions: {sessions}")
 
