@@ -323,7 +323,8 @@ taskset -c $LOAD_CPU redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" 
   --daemonize yes --pidfile "$WORK/redis.pid" > /dev/null
 start_portico 0 50000 redis
 check "portico RS256 valid, Redis limiter" $PORTICO "$WORK/rs256-one.txt" /bench 200
-[ "$(redis-cli -p $REDIS_PORT --scan --pattern 'portico:*' | wc -l)" -gt 0 ] || { echo "no counters in Redis"; exit 1; }
+# The counters' keys expire within microseconds at the bench's rate; the script's calls show.
+redis-cli -p $REDIS_PORT info commandstats | grep -q 'cmdstat_evalsha' || { echo "the limiter did not use Redis"; exit 1; }
 taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico-one-api.yaml" > /dev/null 2>&1 &
 ONE_API_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:18087/health" && break; sleep 0.1; done
