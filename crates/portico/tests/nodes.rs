@@ -46,10 +46,18 @@ fn reader(methods: &[&str]) -> Resource {
     }
 }
 
-async fn seed(store: &Store, upstream: std::net::SocketAddr) {
+/// A store at `url` holding the demo Issuer, the `orders` API and a GET-only `reader` policy.
+async fn seeded_store(url: &str, key: &str, upstream: std::net::SocketAddr) -> Store {
+    let store = Store::open(
+        &StoreSettings::new(url.parse().unwrap()),
+        SecretKey::from_base64(key).unwrap(),
+    )
+    .await
+    .unwrap();
     for r in resources(upstream, &["GET"]) {
         store.put(r, Expect::Any).await.unwrap();
     }
+    store
 }
 
 struct Node {
@@ -96,13 +104,7 @@ async fn a_sqlite_node_follows_the_store() {
     let dir = TempDir::new("node-sqlite");
     let url = format!("sqlite:{}", dir.path().join("portico.db").display());
     let key = SecretKey::generate_base64().unwrap();
-    let store = Store::open(
-        &StoreSettings::new(url.parse().unwrap()),
-        SecretKey::from_base64(&key).unwrap(),
-    )
-    .await
-    .unwrap();
-    seed(&store, up).await;
+    let store = seeded_store(&url, &key, up).await;
 
     let node = start_node(&url, &key, TempDir::new("node-sqlite-data"));
     let token = mint(r#"{"sub":"u-1","scope":"orders:read"}"#);
@@ -123,13 +125,7 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
     let up = upstream();
     let db = TempDatabase::create("nodes").await;
     let key = SecretKey::generate_base64().unwrap();
-    let store = Store::open(
-        &StoreSettings::new(db.url.parse().unwrap()),
-        SecretKey::from_base64(&key).unwrap(),
-    )
-    .await
-    .unwrap();
-    seed(&store, up).await;
+    let store = seeded_store(&db.url, &key, up).await;
 
     let nodes: Vec<Node> = (0..3)
         .map(|i| start_node(&db.url, &key, TempDir::new(&format!("node-pg-{i}"))))
@@ -343,13 +339,7 @@ async fn three_nodes_share_one_rate_limit_and_one_quota_through_redis() {
     let redis = portico_testkit::redis::RedisServer::start();
     let db = TempDatabase::create("redis_nodes").await;
     let key = SecretKey::generate_base64().unwrap();
-    let store = Store::open(
-        &StoreSettings::new(db.url.parse().unwrap()),
-        SecretKey::from_base64(&key).unwrap(),
-    )
-    .await
-    .unwrap();
-    seed(&store, up).await;
+    let store = seeded_store(&db.url, &key, up).await;
     let limited = |spec: Value| Resource {
         kind: "Policy".into(),
         name: "reader".into(),
@@ -425,13 +415,7 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
     let up = upstream();
     let db = TempDatabase::create("cut").await;
     let key = SecretKey::generate_base64().unwrap();
-    let store = Store::open(
-        &StoreSettings::new(db.url.parse().unwrap()),
-        SecretKey::from_base64(&key).unwrap(),
-    )
-    .await
-    .unwrap();
-    seed(&store, up).await;
+    let store = seeded_store(&db.url, &key, up).await;
     // The nodes reach PostgreSQL through a forwarder the test can cut; the test's own
     // connection goes straight to the server.
     let forwarder =

@@ -44,15 +44,6 @@ enum Treatment {
 fn treatment(name: &HeaderName) -> Treatment {
     match name.as_str() {
         "host" | "expect" | "x-request-id" | "content-length" => Treatment::Rewritten,
-        "connection"
-        | "keep-alive"
-        | "proxy-connection"
-        | "proxy-authenticate"
-        | "proxy-authorization"
-        | "te"
-        | "trailer"
-        | "transfer-encoding"
-        | "upgrade" => Treatment::HopByHop,
         "x-forwarded-for" => Treatment::ForwardedFor,
         "x-forwarded-proto" => Treatment::ForwardedProto,
         "x-forwarded-host" => Treatment::ForwardedHost,
@@ -69,6 +60,7 @@ fn treatment(name: &HeaderName) -> Treatment {
         | "x-http-method-override"
         | "x-http-method"
         | "x-method-override" => Treatment::RewriteStyle,
+        _ if hop_by_hop::is_hop_by_hop(name) => Treatment::HopByHop,
         // `X-Forwarded-Port`, `-Prefix`, `-Ssl`, `-Scheme`, `-Server`, …
         other if other.starts_with("x-forwarded-") => Treatment::TrustedOnly,
         other if other.as_bytes().contains(&b'_') => Treatment::Underscored,
