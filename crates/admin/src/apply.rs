@@ -111,10 +111,9 @@ pub async fn apply_documents(
         None
     };
     let planned = plan(resources, current.as_ref(), options.prune);
-    let changes: Vec<ResourceChange> = planned.iter().map(|p| p.change.clone()).collect();
-    crate::checks::check_resulting_set(&state, &changes).await?;
-
     let results = if options.dry_run {
+        let changes: Vec<ResourceChange> = planned.iter().map(|p| p.change.clone()).collect();
+        checks::check_at_current(&state, &changes).await?;
         planned
             .iter()
             .filter_map(|p| {
@@ -135,10 +134,8 @@ pub async fn apply_documents(
                 (kind.to_string(), name.to_string())
             })
             .collect();
-        let outcomes = state
-            .store
-            .apply(planned.into_iter().map(|p| p.change).collect())
-            .await?;
+        let outcomes =
+            checks::commit(&state, planned.into_iter().map(|p| p.change).collect()).await?;
         targets
             .into_iter()
             .zip(outcomes)

@@ -5,10 +5,11 @@
 
 use crate::AdminState;
 use crate::document::Document;
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 use crate::kinds::{self, ResourceKind};
 use crate::redact::find_placeholders;
-use portico_store::{Resource, ResourceChange};
+use portico_store::resources::ChangeOutcome;
+use portico_store::{Resource, ResourceChange, StoreError, StoredResource};
 
 /// What the URL says the document must be.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,7 +62,7 @@ pub fn check_write(
             ),
         ));
     }
-    if let Some(reason) = name_problem(&document.metadata.name) {
+    if let Some(reason) = portico_core::resource::name_problem(&document.metadata.name) {
         problems.push(FieldError::new(format!("{prefix}metadata.name"), reason));
     }
     find_placeholders(&format!("{prefix}spec"), &document.spec, &mut problems);
@@ -86,21 +87,6 @@ pub fn check_write(
     }
 }
 
-/// The longest name, in bytes.
-const MAX_NAME_BYTES: usize = 256;
-
-/// The store's rule for names (it enforces it too), checked here so that the answer names the
-/// field and, in `apply`, the document.
-fn name_problem(name: &str) -> Option<String> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-        Some(format!(
-            "must be 1 to {MAX_NAME_BYTES} bytes without control characters"
-        ))
-    } else {
-        None
-    }
-}
-
 /// The message of a 400 carrying `problems`.
 pub fn summary(problems: &[FieldError]) -> String {
     match problems {
@@ -109,18 +95,54 @@ pub fn summary(problems: &[FieldError]) -> String {
     }
 }
 
-/// The store's resources as `changes` would leave them, checked together by the caller's
-/// [`crate::ValidateSet`]: a write that would leave a configuration no node can load is
-/// refused with 400 before anything is written. (A concurrent write between this read and the
-/// commit is not covered; nodes still refuse a configuration that does not load.)
-pub async fn check_resulting_set(
-    state: &crate::AdminState,
+/// How often a write is checked again when another write committed between its check and
+/// its commit.
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// Writes `changes` if the configuration they leave passes the caller's
+/// [`crate::ValidateSet`]: the whole set is checked at one revision and committed only at that
+/// revision, so a concurrent write cannot slip in between check and commit (the check runs
+/// again on the new state, a few times, before the answer is a 409). A write that would leave a
+/// configuration no node can load is refused with 400 and writes nothing.
+pub async fn commit(
+    state: &AdminState,
+    changes: Vec<ResourceChange>,
+) -> Result<Vec<ChangeOutcome>, ApiError> {
+    let mut attempt = 1;
+    loop {
+        let snapshot = state.store.snapshot().await?;
+        check_resulting_set(state, snapshot.resources, &changes)?;
+        match state
+            .store
+            .apply_at_revision(changes.clone(), snapshot.revision)
+            .await
+        {
+            Err(StoreError::RevisionMoved { .. }) if attempt < COMMIT_ATTEMPTS => attempt += 1,
+            Err(e @ StoreError::RevisionMoved { .. }) => {
+                return Err(ApiError::Conflict(format!(
+                    "{e}; other writes kept committing, try again"
+                )));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Checks what `changes` would leave, writing nothing (a dry run).
+pub async fn check_at_current(
+    state: &AdminState,
     changes: &[ResourceChange],
-) -> Result<(), crate::error::ApiError> {
-    let mut resources: Vec<Resource> = state
-        .store
-        .list(None)
-        .await?
+) -> Result<(), ApiError> {
+    check_resulting_set(state, state.store.snapshot().await?.resources, changes)
+}
+
+/// The resources as `changes` would leave them, checked together.
+fn check_resulting_set(
+    state: &AdminState,
+    stored: Vec<StoredResource>,
+    changes: &[ResourceChange],
+) -> Result<(), ApiError> {
+    let mut resources: Vec<Resource> = stored
         .into_iter()
         .map(|r| Resource {
             kind: r.kind,
@@ -145,7 +167,7 @@ pub async fn check_resulting_set(
         }
     }
     (state.validate_set)(&resources).map_err(|fields| {
-        crate::error::ApiError::invalid(
+        ApiError::invalid(
             format!("the configuration would not load: {}", summary(&fields)),
             fields,
         )

@@ -34,7 +34,8 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
-    /// Unique within the kind; 1 to 256 bytes without control characters.
+    /// Unique within the kind; 1 to 256 bytes, not blank, without control characters
+    /// (`portico_core::resource::name_problem`).
     #[schema(min_length = 1, max_length = 256)]
     pub name: String,
     /// Grows by one with each change. On `PUT`, a version given here (or in `If-Match`)

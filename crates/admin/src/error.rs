@@ -191,7 +191,9 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%detail, "admin API: store unavailable");
                 ApiError::Unavailable
             }
-            e @ StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            e @ (StoreError::Conflict { .. } | StoreError::RevisionMoved { .. }) => {
+                ApiError::Conflict(e.to_string())
+            }
             e @ StoreError::Exists { .. } => ApiError::AlreadyExists(e.to_string()),
             e @ StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             // The store's own checks (names): their messages name the rule, nothing internal.

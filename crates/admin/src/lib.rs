@@ -1,5 +1,5 @@
 //! Portico's admin REST API, as a library: [`router`] gives an axum `Router` to mount on the
-//! admin listener. Resources (APIs, policies, issuers) are read and written as documents —
+//! admin listener. Resources (APIs, policies, issuers, settings) are read and written as documents —
 //! the shape `portico apply` reads and `portico get` prints — through the store, with
 //! versions for optimistic concurrency; `apply` writes many in one transaction.
 //!
@@ -7,6 +7,7 @@
 //! - [`kinds`]: the kinds served, in one list.
 //! - [`resources`]: list, get, create, put, delete of one kind.
 //! - [`apply`]: declarative, transactional, idempotent writes; dry run and prune.
+//! - [`sessions`]: the running gateway's identity sessions and JWKS cache.
 //! - [`document`]: the JSON shape of a resource.
 //! - [`redact`]: secrets never leave in a response.
 //! - [`error`]: the one error shape, and the status codes.
@@ -26,6 +27,7 @@ pub mod kinds;
 pub mod openapi;
 pub mod redact;
 pub mod resources;
+pub mod sessions;
 
 pub use auth::{AdminToken, AdminTokenError};
 pub use document::{Document, Metadata};
@@ -65,6 +67,9 @@ pub struct AdminState {
     pub validate: Validate,
     pub validate_set: ValidateSet,
     pub redact: Redact,
+    /// The gateway this process runs, for the session and JWKS routes (`None`: they answer
+    /// 404).
+    pub gateway: Option<Arc<portico_gateway::Gateway>>,
 }
 
 impl AdminState {
@@ -77,7 +82,13 @@ impl AdminState {
             validate: Arc::new(|_| Ok(())),
             validate_set: Arc::new(|_| Ok(())),
             redact: Arc::new(redact::redact_secret_fields),
+            gateway: None,
         }
+    }
+
+    pub fn with_gateway(mut self, gateway: Arc<portico_gateway::Gateway>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 
     pub fn with_validate(
@@ -127,6 +138,10 @@ fn guarded_routes() -> OpenApiRouter<AdminState> {
             resources::delete_resource
         ))
         .routes(routes!(apply::apply_documents))
+        .routes(routes!(sessions::find_sessions))
+        .routes(routes!(sessions::get_session))
+        .routes(routes!(sessions::reset_session))
+        .routes(routes!(sessions::flush_jwks_cache))
 }
 
 /// Everything, documented; `guarded` is mounted at [`API_PREFIX`].

@@ -25,7 +25,8 @@ pub const SECURITY_SCHEME: &str = "admin_token";
 #[openapi(
     info(
         title = "Portico admin API",
-        description = "Manage Portico's resources (APIs, policies, issuers). Every route under \
+        description = "Manage Portico's resources (APIs, policies, issuers, settings) and look into the \
+                       running gateway (identity sessions, JWKS cache). Every route under \
                        /api/v1/ needs the admin token: `Authorization: Bearer <token>`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -33,6 +34,7 @@ pub const SECURITY_SCHEME: &str = "admin_token";
     tags(
         (name = "resources", description = "One collection per kind."),
         (name = "apply", description = "Declarative, idempotent, transactional writes."),
+        (name = "gateway", description = "The running gateway: identity sessions and their counters, the JWKS cache."),
         (name = "meta", description = "This document."),
     )
 )]
@@ -111,7 +113,7 @@ fn add_shared_responses(operation: &mut Operation) {
     );
     responses.insert(
         "503".into(),
-        error_response("The store is unavailable; retry later.")
+        error_response("The store (or, for session counters, the limiter's Redis) is unavailable; retry later.")
             .header(
                 "Retry-After",
                 string_header(&format!("Seconds to wait: {RETRY_AFTER_SECS}.")),

@@ -12,6 +12,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portico_store::resources::ChangeOutcome;
 use portico_store::{Expect, PutOutcome, Resource, ResourceChange};
 
 fn kind_of(plural: &str) -> Result<ResourceKind, ApiError> {
@@ -77,8 +78,11 @@ async fn write_and_read(
     expect: Expect,
 ) -> Result<(PutOutcome, Document), ApiError> {
     let (kind, name) = (resource.kind.clone(), resource.name.clone());
-    checks::check_resulting_set(state, &[ResourceChange::Put(resource.clone(), expect)]).await?;
-    let outcome = state.store.put(resource, expect).await?;
+    let outcome = match checks::commit(state, vec![ResourceChange::Put(resource, expect)]).await?[..]
+    {
+        [ChangeOutcome::Put(outcome)] => outcome,
+        _ => unreachable!("one put gives one put outcome"),
+    };
     let stored = state.store.get(&kind, &name).await?.ok_or_else(|| {
         ApiError::Conflict(format!(
             "{kind} {name:?} was deleted right after this write"
@@ -299,8 +303,7 @@ pub async fn delete_resource(
         name: name.clone(),
         expect,
     };
-    checks::check_resulting_set(&state, std::slice::from_ref(&change)).await?;
-    state.store.delete(kind.kind, &name, expect).await?;
+    checks::commit(&state, vec![change]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

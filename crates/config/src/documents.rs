@@ -100,10 +100,10 @@ pub fn parse_yaml(text: &str, source: &str) -> Result<Vec<Document>, Vec<Problem
     let mut seen = BTreeMap::new();
     for (i, doc) in docs.iter().enumerate() {
         let name = &doc.metadata.name;
-        if name.trim().is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        if let Some(reason) = portico_core::resource::name_problem(name) {
             problems.push(Problem::error(
                 format!("{source}: document {}", i + 1),
-                "metadata.name must be 1 to 256 characters without control characters",
+                format!("metadata.name {reason}"),
             ));
         }
         if let Some(first) = seen.insert((doc.kind, name.clone()), i + 1) {

@@ -111,6 +111,16 @@ impl SessionId {
     pub fn to_hex(self) -> String {
         format!("{:032x}", self.as_u128())
     }
+
+    /// The session id of [`SessionId::to_hex`]'s form (32 hex digits, either case).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16)
+            .ok()
+            .map(|n| Self(n.to_be_bytes()))
+    }
 }
 
 impl fmt::Display for SessionId {
@@ -129,6 +139,21 @@ impl fmt::Debug for SessionId {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn session_ids_read_back_from_hex() {
+        let id = SessionId::from_label("alice");
+        assert_eq!(SessionId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(SessionId::from_hex(&id.to_hex().to_uppercase()), Some(id));
+        for bad in [
+            "",
+            "abc",
+            "+0000000000000000000000000000001",
+            &"g".repeat(32),
+        ] {
+            assert_eq!(SessionId::from_hex(bad), None, "{bad:?}");
+        }
+    }
 
     fn id<'c>(claim: &'c ClaimPath, value: &str, numeric: bool) -> Identity<'c> {
         Identity {

@@ -14,6 +14,7 @@ pub mod net;
 pub mod policy;
 pub mod prehashed;
 pub mod redis_url;
+pub mod resource;
 pub mod url;
 
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};

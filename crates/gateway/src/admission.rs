@@ -148,6 +148,13 @@ impl AdmissionCache {
         shard.insert(key, admission);
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 pub struct Gateway {
     pub(crate) pipeline: ArcSwap<Pipeline>,
     pub(crate) limiter: Arc<SessionLimiter>,
-    key_sources: KeySourceRegistry,
+    pub(crate) key_sources: KeySourceRegistry,
     connections: Arc<ConnectionPools>,
     pub(crate) metrics: Arc<GatewayMetrics>,
     pub(crate) request_ids: RequestIds,

@@ -11,6 +11,8 @@
 //! - [`gateway`]: [`Gateway`], the state that outlives config versions; [`server`]: listeners
 //!   and connections; [`ops`]: `/metrics`, `/health`, `/ready`.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`sessions`]: what the admin API asks of a running gateway (identity sessions, their
+//!   counters, a JWKS refresh).
 
 pub mod admission;
 pub mod body;
@@ -22,6 +24,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod proxy;
 pub mod server;
+pub mod sessions;
 pub mod stages;
 pub mod tls;
 

@@ -33,31 +33,18 @@ fn ns_to_ms_ceil(ns: u64) -> u64 {
     ns.div_ceil(1_000_000)
 }
 
-/// Decides a request at `now_ns` given the stored `tat_ns`. Does not store anything.
+/// Decides a request at `now_ns` given the stored `tat_ns`. Does not store anything; the
+/// status is what is left after this request.
 pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
     let (interval, tolerance) = interval_and_tolerance_ns(limit);
     let tat = tat_ns.max(now_ns);
-    let status = |tat_after: u64| {
-        let horizon = now_ns.saturating_add(tolerance);
-        let remaining = if horizon >= tat_after {
-            (horizon - tat_after) / interval + 1
-        } else {
-            0
-        };
-        LimitStatus {
-            limit: limit.requests,
-            window_ms: limit.per_ms,
-            remaining: remaining.min(limit.requests),
-            reset_ms: ns_to_ms_ceil(tat_after.saturating_sub(now_ns)),
-        }
-    };
     if tat - now_ns > tolerance {
         let retry_after_ns = (tat - now_ns) - tolerance;
         return GcraOutcome {
             allowed: false,
             new_tat_ns: tat_ns,
             retry_after_ns,
-            status: status(tat),
+            status: status_at(limit, tat, now_ns),
         };
     }
     let new_tat = tat.saturating_add(interval);
@@ -65,11 +52,31 @@ pub fn check(limit: RateLimit, tat_ns: u64, now_ns: u64) -> GcraOutcome {
         allowed: true,
         new_tat_ns: new_tat,
         retry_after_ns: 0,
-        status: status(new_tat),
+        status: status_at(limit, new_tat, now_ns),
     }
 }
 
-/// True when a bucket with this TAT is at rest (full allowance) at `now_ns`.
+/// What is left now, before any further request, given the stored `tat_ns`.
+pub fn status_now(limit: RateLimit, tat_ns: u64, now_ns: u64) -> LimitStatus {
+    status_at(limit, tat_ns.max(now_ns), now_ns)
+}
+
+fn status_at(limit: RateLimit, tat_ns: u64, now_ns: u64) -> LimitStatus {
+    let (interval, tolerance) = interval_and_tolerance_ns(limit);
+    let horizon = now_ns.saturating_add(tolerance);
+    let remaining = if horizon >= tat_ns {
+        (horizon - tat_ns) / interval + 1
+    } else {
+        0
+    };
+    LimitStatus {
+        limit: limit.requests,
+        window_ms: limit.per_ms,
+        remaining: remaining.min(limit.requests),
+        reset_ms: ns_to_ms_ceil(tat_ns.saturating_sub(now_ns)),
+    }
+}
+
 pub fn at_rest(tat_ns: u64, now_ns: u64) -> bool {
     tat_ns <= now_ns
 }

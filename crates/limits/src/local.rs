@@ -10,7 +10,7 @@
 
 use crate::observer::{IgnoreEvictions, LimiterObserver};
 use crate::quota::QuotaState;
-use crate::{Decision, Limiter, LimiterError, Limits, Verdict, gcra, quota};
+use crate::{Decision, LimitStatus, Limiter, LimiterError, Limits, Verdict, gcra, quota};
 use parking_lot::Mutex;
 use portico_core::SessionId;
 use portico_core::config::SessionSettings;
@@ -235,18 +235,66 @@ impl LocalLimiter {
         }
         let counters = shard.get_or_insert(id, now);
         counters.last_seen_ns = now;
+        counters.decide(limits, now, true)
+    }
 
+    /// What `session` has left under `limits` now, counting nothing (the admin API's session
+    /// view): `remaining` is what is left before the next request, not after it.
+    pub fn peek(&self, session: SessionId, limits: &Limits) -> Decision {
+        let now = self.now_ns();
+        let id = session.as_u128();
+        let shard = self.shard(id).lock();
+        let mut counters = match shard.index.get(&id) {
+            Some(&i) => SessionCounters {
+                last_seen_ns: now,
+                buckets: shard.entries[i as usize].1.buckets.clone(),
+            },
+            None => SessionCounters {
+                last_seen_ns: now,
+                buckets: Vec::new(),
+            },
+        };
+        drop(shard);
+        counters.decide(limits, now, false)
+    }
+
+    /// Of `candidates` (counter keys), those `session` has counters under here.
+    pub fn counted_under(&self, session: SessionId, candidates: &[u64]) -> Vec<u64> {
+        let id = session.as_u128();
+        let shard = self.shard(id).lock();
+        let Some(&i) = shard.index.get(&id) else {
+            return Vec::new();
+        };
+        let buckets = &shard.entries[i as usize].1.buckets;
+        candidates
+            .iter()
+            .copied()
+            .filter(|key| buckets.iter().any(|b| b.key == *key))
+            .collect()
+    }
+
+    /// Forgets every counter of `session`.
+    pub fn reset(&self, session: SessionId) {
+        let id = session.as_u128();
+        let mut shard = self.shard(id).lock();
+        if let Some(&i) = shard.index.get(&id) {
+            shard.remove_at(i as usize);
+        }
+    }
+}
+
+impl SessionCounters {
+    /// Decides one request on these counters; `count`: store what an allowed request uses
+    /// (and report what is left after it), else only look (and report what is left now).
+    fn decide(&mut self, limits: &Limits, now: u64, count: bool) -> Decision {
         let rate = limits.rate.map(|(key, limit)| {
-            let i = counters.bucket(key);
-            (i, gcra::check(limit, counters.buckets[i].tat_ns, now))
+            let i = self.bucket(key);
+            (i, gcra::check(limit, self.buckets[i].tat_ns, now))
         });
         let quota = match limits.quota {
             Some((key, Quota::Limited { max, renewal_ms })) => {
-                let i = counters.bucket(key);
-                Some((
-                    i,
-                    quota::check(max, renewal_ms, counters.buckets[i].quota, now),
-                ))
+                let i = self.bucket(key);
+                Some((i, quota::check(max, renewal_ms, self.buckets[i].quota, now)))
             }
             _ => None,
         };
@@ -259,18 +307,36 @@ impl LocalLimiter {
             },
             _ => Verdict::Allowed,
         };
-        if verdict == Verdict::Allowed {
+        if count && verdict == Verdict::Allowed {
             if let Some((i, r)) = &rate {
-                counters.buckets[*i].tat_ns = r.new_tat_ns;
+                self.buckets[*i].tat_ns = r.new_tat_ns;
             }
             if let Some((i, q)) = &quota {
-                counters.buckets[*i].quota = q.next;
+                self.buckets[*i].quota = q.next;
             }
         }
+        if count {
+            return Decision {
+                verdict,
+                rate: rate.map(|(_, r)| r.status),
+                quota: quota.map(|(_, q)| q.status),
+            };
+        }
+        // Only looking: what is there now, before the request that was not made.
         Decision {
             verdict,
-            rate: rate.map(|(_, r)| r.status),
-            quota: quota.map(|(_, q)| q.status),
+            rate: limits
+                .rate
+                .zip(rate)
+                .map(|((_, limit), (i, _))| gcra::status_now(limit, self.buckets[i].tat_ns, now)),
+            quota: quota.map(|(_, q)| LimitStatus {
+                remaining: if q.allowed {
+                    (q.status.remaining + 1).min(q.status.limit)
+                } else {
+                    q.status.remaining
+                },
+                ..q.status
+            }),
         }
     }
 }

@@ -23,6 +23,7 @@ use parking_lot::RwLock;
 use portico_core::SessionId;
 use portico_core::config::{LimiterSettings, RedisFailureRule, SessionSettings};
 use redis::aio::MultiplexedConnection;
+use script::Mode;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,7 +145,7 @@ impl RedisLimiter {
             });
         }
         match self.health.route() {
-            Route::Redis => match self.decide_in_redis(session, limits).await {
+            Route::Redis => match self.decide_in_redis(session, limits, Mode::Count).await {
                 Ok(decision) => return Ok(decision),
                 Err(failure) => {
                     if self.health.failed() {
@@ -152,7 +153,7 @@ impl RedisLimiter {
                     }
                 }
             },
-            Route::Probe(probe) => match self.decide_in_redis(session, limits).await {
+            Route::Probe(probe) => match self.decide_in_redis(session, limits, Mode::Count).await {
                 Ok(decision) => {
                     probe.answered();
                     tracing::info!(redis = %self.shown_url, "Redis limiter is back: counters are shared again");
@@ -203,15 +204,103 @@ impl RedisLimiter {
         }
     }
 
+    /// What `session` has left under `limits` now, counting nothing (the admin API's session
+    /// view). Read from Redis; while Redis is away this is an error, since the fallback's
+    /// counters are not the shared ones.
+    pub async fn peek(
+        &self,
+        session: SessionId,
+        limits: &Limits,
+    ) -> Result<Decision, LimiterError> {
+        self.decide_in_redis(session, limits, Mode::Peek)
+            .await
+            .map_err(|failure| LimiterError::Unavailable(failure.to_string()))
+    }
+
+    /// Of `candidates` (counter keys), those `session` has counters under in Redis.
+    pub async fn counted_under(
+        &self,
+        session: SessionId,
+        candidates: &[u64],
+    ) -> Result<Vec<u64>, LimiterError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for &key in candidates {
+            pipe.cmd("EXISTS")
+                .arg(script::counter_key(session, "rate", key))
+                .arg(script::counter_key(session, "quota", key));
+        }
+        let found: Vec<i64> = self.query(&pipe, "EXISTS").await?;
+        Ok(candidates
+            .iter()
+            .zip(found)
+            .filter(|(_, n)| *n > 0)
+            .map(|(&key, _)| key)
+            .collect())
+    }
+
+    /// Forgets the counters of `session` under these counter keys, in Redis and in the
+    /// fallback. An error when Redis does not answer (the fallback's are forgotten anyway).
+    pub async fn reset(
+        &self,
+        session: SessionId,
+        counter_keys: &[u64],
+    ) -> Result<(), LimiterError> {
+        self.fallback.reset(session);
+        if counter_keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        // One slot (the session's hash tag), so one DEL may name them all, even on Cluster.
+        pipe.cmd("DEL");
+        for &key in counter_keys {
+            pipe.arg(script::counter_key(session, "rate", key))
+                .arg(script::counter_key(session, "quota", key));
+        }
+        self.query::<redis::Value>(&pipe, "DEL").await.map(drop)
+    }
+
+    /// Runs `pipe` on the shared connection, within `connect_timeout + timeout`.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+        what: &'static str,
+    ) -> Result<T, LimiterError> {
+        let run = async {
+            let Connected {
+                generation,
+                mut connection,
+            } = self.connection().await?;
+            match timeout(self.timeout, pipe.query_async::<T>(&mut connection)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => {
+                    self.forget_connection(generation);
+                    Err(RedisFailure::Command(e))
+                }
+                Err(_) => {
+                    self.forget_connection(generation);
+                    Err(RedisFailure::Timeout(what))
+                }
+            }
+        };
+        timeout(self.connect_timeout + self.timeout, run)
+            .await
+            .unwrap_or(Err(RedisFailure::Timeout(what)))
+            .map_err(|failure| LimiterError::Unavailable(failure.to_string()))
+    }
+
     /// At most `connect_timeout + timeout`, whatever happens inside.
     async fn decide_in_redis(
         &self,
         session: SessionId,
         limits: &Limits,
+        mode: Mode,
     ) -> Result<Decision, RedisFailure> {
         timeout(
             self.connect_timeout + self.timeout,
-            self.ask_redis(session, limits),
+            self.ask_redis(session, limits, mode),
         )
         .await
         .unwrap_or(Err(RedisFailure::Timeout("connect and decide")))
@@ -221,12 +310,13 @@ impl RedisLimiter {
         &self,
         session: SessionId,
         limits: &Limits,
+        mode: Mode,
     ) -> Result<Decision, RedisFailure> {
         let Connected {
             generation,
             mut connection,
         } = self.connection().await?;
-        let call = script::invocation(&self.script, session, limits);
+        let call = script::invocation(&self.script, session, limits, mode);
         let reply =
             match timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut connection)).await {
                 Ok(Ok(reply)) => reply,

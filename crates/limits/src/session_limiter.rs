@@ -39,6 +39,46 @@ impl SessionLimiter {
         }
     }
 
+    /// What `session` has left under `limits` now, counting nothing.
+    pub async fn peek(
+        &self,
+        session: SessionId,
+        limits: &Limits,
+    ) -> Result<Decision, LimiterError> {
+        match self {
+            Self::Local(local) => Ok(local.peek(session, limits)),
+            Self::Redis(redis) => redis.peek(session, limits).await,
+        }
+    }
+
+    /// Of `candidates` (counter keys), those `session` has counters under.
+    pub async fn counted_under(
+        &self,
+        session: SessionId,
+        candidates: &[u64],
+    ) -> Result<Vec<u64>, LimiterError> {
+        match self {
+            Self::Local(local) => Ok(local.counted_under(session, candidates)),
+            Self::Redis(redis) => redis.counted_under(session, candidates).await,
+        }
+    }
+
+    /// Forgets the counters of `session` (with Redis: those under `counter_keys`, for every
+    /// node).
+    pub async fn reset(
+        &self,
+        session: SessionId,
+        counter_keys: &[u64],
+    ) -> Result<(), LimiterError> {
+        match self {
+            Self::Local(local) => {
+                local.reset(session);
+                Ok(())
+            }
+            Self::Redis(redis) => redis.reset(session, counter_keys).await,
+        }
+    }
+
     /// Sweeps the in-process counters every `every` until the limiter is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) {
         spawn_sweeper_of(self, every, |limiter| limiter.local().sweep());

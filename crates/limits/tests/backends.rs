@@ -228,20 +228,91 @@ fn compare(
     wrong
 }
 
-/// Runs `scenario` on `limiter` for `session`, sleeping (paused or real time) to each step.
-async fn run(limiter: &impl Limiter, session: SessionId, scenario: &Scenario) -> Vec<Decision> {
+/// The admin API's look at a session, on both backends.
+trait Peek: Limiter {
+    async fn peek_at(&self, session: SessionId, limits: &Limits) -> Decision;
+}
+
+impl Peek for LocalLimiter {
+    async fn peek_at(&self, session: SessionId, limits: &Limits) -> Decision {
+        self.peek(session, limits)
+    }
+}
+
+impl Peek for RedisLimiter {
+    async fn peek_at(&self, session: SessionId, limits: &Limits) -> Decision {
+        self.peek(session, limits).await.expect("a peek")
+    }
+}
+
+/// Runs `scenario` on `limiter` for `session`, sleeping (paused or real time) to each step,
+/// peeking before every request: the scenario's expectations hold only if peeks count nothing.
+/// Returns the decisions and the differences between each peek and its request's decision.
+async fn run(
+    limiter: &impl Peek,
+    session: SessionId,
+    scenario: &Scenario,
+) -> (Vec<Decision>, Vec<String>) {
     let start = tokio::time::Instant::now();
     let mut decisions = Vec::new();
-    for step in &scenario.steps {
+    let mut wrong = Vec::new();
+    for (i, step) in scenario.steps.iter().enumerate() {
         tokio::time::sleep_until(start + Duration::from_millis(step.at_ms)).await;
-        decisions.push(
-            limiter
-                .check(session, &scenario.limits)
-                .await
-                .expect("a decision"),
-        );
+        let peeked = limiter.peek_at(session, &scenario.limits).await;
+        let decided = limiter
+            .check(session, &scenario.limits)
+            .await
+            .expect("a decision");
+        wrong.extend(peek_problems(scenario.name, i, &peeked, &decided));
+        decisions.push(decided);
     }
-    decisions
+    (decisions, wrong)
+}
+
+/// A peek just before a request foresees its verdict and reports what is left now: one more
+/// than the request leaves when it is allowed, nothing where it is refused.
+fn peek_problems(name: &str, i: usize, peeked: &Decision, decided: &Decision) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if kind(peeked).0 != kind(decided).0 {
+        wrong.push(format!(
+            "{name}, step {i}: peek foresaw {:?}, the request got {:?}",
+            peeked.verdict, decided.verdict
+        ));
+    }
+    let one_more = |after: u64, limit: u64| (after + 1).min(limit);
+    let pairs = [
+        ("rate", peeked.rate, decided.rate),
+        ("quota", peeked.quota, decided.quota),
+    ];
+    for (which, seen, got) in pairs {
+        let (Some(seen), Some(got)) = (seen, got) else {
+            if seen.is_some() != got.is_some() {
+                wrong.push(format!(
+                    "{name}, step {i}: {which} peeked {seen:?}, decided {got:?}"
+                ));
+            }
+            continue;
+        };
+        let refused_here = matches!(
+            (which, decided.verdict),
+            ("rate", Verdict::RateLimited { .. }) | ("quota", Verdict::QuotaExceeded { .. })
+        );
+        let expected = match decided.verdict {
+            Verdict::Allowed => Some(one_more(got.remaining, got.limit)),
+            _ if refused_here => Some(0),
+            // Refused by the other limit: this one's "after" is hypothetical.
+            _ => None,
+        };
+        if let Some(expected) = expected
+            && seen.remaining != expected
+        {
+            wrong.push(format!(
+                "{name}, step {i}: {which} peeked remaining {}, expected {expected}",
+                seen.remaining
+            ));
+        }
+    }
+    wrong
 }
 
 #[tokio::test(start_paused = true)]
@@ -249,7 +320,9 @@ async fn the_local_backend_follows_every_scenario_exactly() {
     let mut wrong = Vec::new();
     for scenario in scenarios() {
         let limiter = LocalLimiter::new(SessionSettings::default());
-        let decisions = run(&limiter, SessionId::from_label(scenario.name), &scenario).await;
+        let (decisions, peeks) =
+            run(&limiter, SessionId::from_label(scenario.name), &scenario).await;
+        wrong.extend(peeks);
         for (i, (step, got)) in scenario.steps.iter().zip(&decisions).enumerate() {
             wrong.extend(compare(
                 scenario.name,
@@ -291,8 +364,7 @@ async fn the_redis_backend_gives_the_same_verdicts_and_statuses() {
         let limiter = limiter.clone();
         running.spawn(async move {
             let session = SessionId::from_label(&format!("redis-{n}"));
-            let decisions = run(&*limiter, session, &scenario).await;
-            let mut wrong = Vec::new();
+            let (decisions, mut wrong) = run(&*limiter, session, &scenario).await;
             for (i, (step, got)) in scenario.steps.iter().zip(&decisions).enumerate() {
                 wrong.extend(compare(
                     scenario.name,
@@ -312,4 +384,78 @@ async fn the_redis_backend_gives_the_same_verdicts_and_statuses() {
     }
     assert!(limiter.is_up(), "every decision came from Redis");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// After a reset the session starts from a full allowance, on both backends; other sessions
+/// keep their counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_gives_a_session_its_full_allowance_back() {
+    let redis = RedisServer::start();
+    let settings = LimiterSettings {
+        backend: LimiterBackend::Redis,
+        redis_url: RedisUrl::try_new(&redis.url()).unwrap(),
+        timeout_ms: 2_000,
+        connect_timeout_ms: 2_000,
+        on_redis_failure: RedisFailureRule::FailClosed,
+        ..LimiterSettings::default()
+    };
+    let limits = Limits {
+        rate: rate(61, 2, 60_000),
+        quota: quota(62, 3, 3_600_000),
+    };
+    let local = LocalLimiter::new(SessionSettings::default());
+    let shared = RedisLimiter::new(
+        &settings,
+        SessionSettings::default(),
+        Arc::new(IgnoreEvictions),
+    )
+    .unwrap();
+    let (alice, bob) = (SessionId::from_label("alice"), SessionId::from_label("bob"));
+    for session in [alice, bob] {
+        for _ in 0..2 {
+            assert_eq!(
+                local.check(session, &limits).await.unwrap().verdict,
+                Verdict::Allowed
+            );
+            assert_eq!(
+                shared.check(session, &limits).await.unwrap().verdict,
+                Verdict::Allowed
+            );
+        }
+    }
+    local.reset(alice);
+    shared.reset(alice, &[61, 62]).await.unwrap();
+    for (backend, alice_now, bob_now) in [
+        (
+            "local",
+            local.peek(alice, &limits),
+            local.peek(bob, &limits),
+        ),
+        (
+            "redis",
+            shared.peek(alice, &limits).await.unwrap(),
+            shared.peek(bob, &limits).await.unwrap(),
+        ),
+    ] {
+        assert_eq!(
+            alice_now.rate.unwrap().remaining,
+            2,
+            "{backend}: alice's rate is full again"
+        );
+        assert_eq!(
+            alice_now.quota.unwrap().remaining,
+            3,
+            "{backend}: alice's quota is full again"
+        );
+        assert_eq!(
+            bob_now.rate.unwrap().remaining,
+            0,
+            "{backend}: bob keeps his counters"
+        );
+        assert_eq!(
+            bob_now.quota.unwrap().remaining,
+            1,
+            "{backend}: bob keeps his counters"
+        );
+    }
 }

@@ -15,7 +15,7 @@ pub mod revision;
 pub mod seal;
 
 pub use backend::{DatabaseUrl, StoreSettings};
-pub use resources::{Expect, PutOutcome, Resource, ResourceChange, StoredResource};
+pub use resources::{Expect, PutOutcome, Resource, ResourceChange, Snapshot, StoredResource};
 pub use seal::{KeyError, SecretKey};
 
 use backend::Backend;
@@ -43,6 +43,9 @@ pub enum StoreError {
         expected: i64,
         found: i64,
     },
+    /// [`Store::apply_at_revision`]: another write committed since the caller's snapshot.
+    #[error("the configuration changed meanwhile: expected revision {expected}, found {found}")]
+    RevisionMoved { expected: i64, found: i64 },
     #[error("{kind} {name:?} already exists (version {found})")]
     Exists {
         kind: String,

@@ -29,6 +29,13 @@ pub struct StoredResource {
     pub updated_at_ms: i64,
 }
 
+/// The whole configuration at one revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub revision: i64,
+    pub resources: Vec<StoredResource>,
+}
+
 /// What a write expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -85,15 +92,11 @@ pub enum ChangeOutcome {
     },
 }
 
-const MAX_IDENT: usize = 256;
-
 fn check_ident(what: &str, value: &str) -> Result<(), StoreError> {
-    if value.is_empty() || value.len() > MAX_IDENT || value.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "{what} must be 1 to {MAX_IDENT} bytes without control characters"
-        )));
+    match portico_core::resource::name_problem(value) {
+        Some(reason) => Err(StoreError::Invalid(format!("{what} {reason}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -244,17 +247,61 @@ impl Store {
     }
 
     /// Applies every change in one transaction: all of them, or — on the first error —
-    /// none. The configuration revision moves once if anything changed.
+    /// none. The configuration revision moves once if anything changed. Writers take the
+    /// revision first, so they run one after another: no deadlock between batches that touch
+    /// the same resources in another order, and no lost race between two creations of one
+    /// name.
     pub async fn apply(
         &self,
         changes: Vec<ResourceChange>,
     ) -> Result<Vec<ChangeOutcome>, StoreError> {
-        self.bounded(self.apply_unbounded(changes)).await
+        self.bounded(self.apply_unbounded(changes, None)).await
+    }
+
+    /// [`Store::apply`], only if the configuration is still at `revision` (as read by
+    /// [`Store::snapshot`]): a caller that checked the whole configuration a batch leaves
+    /// behind gets [`StoreError::RevisionMoved`] instead of committing over a change it did
+    /// not see.
+    pub async fn apply_at_revision(
+        &self,
+        changes: Vec<ResourceChange>,
+        revision: i64,
+    ) -> Result<Vec<ChangeOutcome>, StoreError> {
+        self.bounded(self.apply_unbounded(changes, Some(revision)))
+            .await
+    }
+
+    /// The configuration revision and every resource at it, read together.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.bounded(async {
+            let (revision, rows) = on_pool!(&self.backend, pool => {
+                let mut tx = pool.begin_with(self.backend.begin_snapshot()).await?;
+                let revision: i64 = sqlx::query_scalar(revision::READ).fetch_one(&mut *tx).await?;
+                let rows = sqlx::query(SELECT_ALL)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(read_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().await?;
+                (revision, rows)
+            });
+            let resources = rows
+                .into_iter()
+                .map(|r| self.open_row(r))
+                .collect::<Result<_, _>>()?;
+            Ok(Snapshot {
+                revision,
+                resources,
+            })
+        })
+        .await
     }
 
     async fn apply_unbounded(
         &self,
         changes: Vec<ResourceChange>,
+        at_revision: Option<i64>,
     ) -> Result<Vec<ChangeOutcome>, StoreError> {
         for change in &changes {
             let (kind, name) = match change {
@@ -267,6 +314,14 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.backend, pool => {
             let mut tx = pool.begin_with(self.backend.begin_write()).await?;
+            let revision: i64 = sqlx::query_scalar(self.backend.take_revision())
+                .fetch_one(&mut *tx)
+                .await?;
+            if let Some(expected) = at_revision
+                && expected != revision
+            {
+                return Err(StoreError::RevisionMoved { expected, found: revision });
+            }
             let mut outcomes = Vec::with_capacity(changes.len());
             for change in changes {
                 let (kind, name) = match &change {
@@ -393,6 +448,24 @@ impl Backend {
         match self {
             Backend::Sqlite(_) => "BEGIN IMMEDIATE",
             Backend::Postgres(_) => "BEGIN",
+        }
+    }
+
+    /// Reads the revision at the start of a write; on PostgreSQL it also locks its row until
+    /// the commit, which orders the writers (SQLite's `BEGIN IMMEDIATE` does that already).
+    fn take_revision(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => revision::READ,
+            Backend::Postgres(_) => "SELECT revision FROM config_revision WHERE id = 1 FOR UPDATE",
+        }
+    }
+
+    /// A read transaction that sees one committed state throughout.
+    fn begin_snapshot(&self) -> &'static str {
+        match self {
+            // A deferred transaction reads one snapshot (WAL) once its first read starts.
+            Backend::Sqlite(_) => "BEGIN",
+            Backend::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         }
     }
 }

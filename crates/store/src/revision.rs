@@ -14,7 +14,7 @@ pub(crate) const BUMP: &str =
     "UPDATE config_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision";
 pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 pub(crate) const CHANNEL: &str = "portico_config";
-const READ: &str = "SELECT revision FROM config_revision WHERE id = 1";
+pub(crate) const READ: &str = "SELECT revision FROM config_revision WHERE id = 1";
 
 impl Store {
     /// The current revision (0: nothing was ever written).

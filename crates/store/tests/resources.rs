@@ -78,6 +78,9 @@ on_both_backends! {
     migrations_apply_once_and_data_survives_reopening => reopen;
     a_change_reaches_a_revision_watcher_within_a_second => watch_sees_changes;
     bad_names_are_refused => bad_names;
+    a_write_at_a_revision_fails_once_another_write_committed => writes_at_a_revision;
+    concurrent_creations_of_one_name_never_fail_with_any => concurrent_upserts;
+    batches_naming_resources_in_opposite_orders_do_not_deadlock => opposite_orders;
 }
 
 fn api(name: &str, upstream: &str) -> Resource {
@@ -251,6 +254,96 @@ async fn concurrent_updates(f: Fixture) {
     assert_eq!(won, 1);
     let got = f.store.get("Api", "payments").await.unwrap().unwrap();
     assert_eq!(got.version, 2);
+}
+
+async fn writes_at_a_revision(f: Fixture) {
+    let empty = f.store.snapshot().await.unwrap();
+    assert_eq!((empty.revision, empty.resources.len()), (0, 0));
+    f.store
+        .put(api("payments", "http://a"), Expect::Any)
+        .await
+        .unwrap();
+    let seen = f.store.snapshot().await.unwrap();
+    assert_eq!(seen.revision, 1);
+    assert_eq!(seen.resources.len(), 1);
+    // Someone else writes after the snapshot: a write at the snapshot's revision is refused.
+    f.store
+        .put(api("orders", "http://b"), Expect::Any)
+        .await
+        .unwrap();
+    let late = f
+        .store
+        .apply_at_revision(
+            vec![ResourceChange::Put(api("billing", "http://c"), Expect::Any)],
+            seen.revision,
+        )
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(StoreError::RevisionMoved {
+                expected: 1,
+                found: 2
+            })
+        ),
+        "{late:?}"
+    );
+    assert!(f.store.get("Api", "billing").await.unwrap().is_none());
+    // At the current revision it goes through.
+    let now = f.store.snapshot().await.unwrap().revision;
+    f.store
+        .apply_at_revision(
+            vec![ResourceChange::Put(api("billing", "http://c"), Expect::Any)],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.store.revision().await.unwrap(), 3);
+}
+
+/// `apply` creates-or-updates (`Expect::Any`): two nodes applying the same new name at once
+/// must both succeed, never fail with "already exists".
+async fn concurrent_upserts(f: Fixture) {
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = f.store.clone();
+            tokio::spawn(async move {
+                s.put(api("payments", &format!("http://{i}")), Expect::Any)
+                    .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    assert!(f.store.get("Api", "payments").await.unwrap().is_some());
+}
+
+async fn opposite_orders(f: Fixture) {
+    for name in ["a", "b"] {
+        f.store
+            .put(api(name, "http://0"), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = f.store.clone();
+            let order = if i % 2 == 0 { ["a", "b"] } else { ["b", "a"] };
+            tokio::spawn(async move {
+                s.apply(
+                    order
+                        .iter()
+                        .map(|n| ResourceChange::Put(api(n, &format!("http://{i}")), Expect::Any))
+                        .collect(),
+                )
+                .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
 }
 
 async fn sealed_with_the_key(f: Fixture) {

@@ -6,7 +6,7 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 
 /// Every (method, concrete path) of the document's guarded operations: `{plural}` takes each
-/// value its parameter schema lists, any other parameter `x`.
+/// value its parameter schema lists, `{name}` is `x`, a session `{id}` 32 zeros.
 fn guarded_operations(openapi: &Value) -> Vec<(Method, String)> {
     let mut operations = Vec::new();
     for (template, item) in openapi["paths"].as_object().unwrap() {
@@ -32,7 +32,10 @@ fn guarded_operations(openapi: &Value) -> Vec<(Method, String)> {
                 })
                 .unwrap_or_else(|| vec![String::new()]);
             for plural in plurals {
-                let path = template.replace("{plural}", &plural).replace("{name}", "x");
+                let path = template
+                    .replace("{plural}", &plural)
+                    .replace("{name}", "x")
+                    .replace("{id}", &"0".repeat(32));
                 assert!(!path.contains('{'), "unexpanded parameter in {path}");
                 operations.push((method.clone(), path));
             }
@@ -62,8 +65,9 @@ async fn every_documented_route_refuses_a_missing_or_wrong_token() {
         .await
         .unwrap();
     let operations = guarded_operations(&openapi);
-    // 4 kinds × (list, create, get, put, delete) + apply.
-    assert_eq!(operations.len(), 21, "{operations:?}");
+    // 4 kinds × (list, create, get, put, delete) + apply + sessions (find, get, reset) +
+    // the JWKS cache flush.
+    assert_eq!(operations.len(), 25, "{operations:?}");
 
     let wrong_same_length = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     let refusals: [(&str, Option<String>); 6] = [

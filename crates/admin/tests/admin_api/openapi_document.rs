@@ -52,6 +52,10 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
         ("put", "/api/v1/{plural}/{name}"),
         ("delete", "/api/v1/{plural}/{name}"),
         ("post", "/api/v1/apply"),
+        ("get", "/api/v1/sessions"),
+        ("get", "/api/v1/sessions/{id}"),
+        ("post", "/api/v1/sessions/{id}/reset"),
+        ("post", "/api/v1/jwks-cache/flush"),
         ("get", "/openapi.json"),
     ]
     .into_iter()
@@ -60,7 +64,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
     assert_eq!(routes, expected);
 
     // Each operation's error responses, beyond the 401/500/503 every guarded one has.
-    let specific: [(&str, &str, &[&str]); 6] = [
+    let specific: [(&str, &str, &[&str]); 10] = [
         ("get", "/api/v1/{plural}", &["200", "404"]),
         (
             "post",
@@ -83,6 +87,14 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
             "/api/v1/apply",
             &["200", "400", "409", "413", "415"],
         ),
+        ("get", "/api/v1/sessions", &["200", "400", "404"]),
+        ("get", "/api/v1/sessions/{id}", &["200", "400", "404"]),
+        (
+            "post",
+            "/api/v1/sessions/{id}/reset",
+            &["200", "400", "404"],
+        ),
+        ("post", "/api/v1/jwks-cache/flush", &["200", "404"]),
     ];
     for (method, path, codes) in specific {
         let operation = &document["paths"][path][method];

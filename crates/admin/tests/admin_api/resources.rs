@@ -507,3 +507,44 @@ async fn an_unavailable_store_is_503_with_retry_after() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+/// Two writes that each pass the whole-configuration check but together would not (here: at
+/// most one API) cannot both land, however they interleave: the check and the commit happen
+/// at one revision, and the loser is checked again on the winner's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_checked_together_cannot_both_slip_past_the_check() {
+    let server = std::sync::Arc::new(
+        Server::start(Backend::Sqlite, |s| {
+            s.with_validate_set(|resources| {
+                // Slow enough that both writes are inside the check at once.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let apis = resources.iter().filter(|r| r.kind == "Api").count();
+                if apis > 1 {
+                    Err(vec![FieldError::new("kind", "at most one API")])
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .await,
+    );
+    let writes: Vec<_> = ["payments", "orders"]
+        .into_iter()
+        .map(|name| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let body = document("Api", name, json!({ "listen_path": format!("/{name}") }));
+                read(server.send_json(Method::POST, "/api/v1/apis", &body).await)
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for w in writes {
+        statuses.push(w.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 400]);
+    assert_eq!(server.store.list(Some("Api")).await.unwrap().len(), 1);
+}

@@ -9,7 +9,7 @@ mod remote;
 
 pub use fetch::FetchError;
 pub use liveness::KeyLiveness;
-pub use registry::{KeyFetchObserver, KeySourceRegistry};
+pub use registry::{KeyFetchObserver, KeySetRefresh, KeySourceRegistry};
 pub use remote::{JwksLocation, RemoteKeySet};
 
 use crate::keys::KeySet;

@@ -21,6 +21,17 @@ pub struct IgnoreFetches;
 
 impl KeyFetchObserver for IgnoreFetches {}
 
+/// What one key set's forced refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySetRefresh {
+    /// `issuer https://…` or `JWKS https://…`.
+    pub source: String,
+    /// The fetch succeeded (on failure the keys held before stay; the log says why).
+    pub fetched: bool,
+    /// Keys held now.
+    pub keys: usize,
+}
+
 pub struct KeySourceRegistry {
     observer: Arc<dyn KeyFetchObserver>,
     refresh_in_background: bool,
@@ -81,6 +92,30 @@ impl KeySourceRegistry {
     /// An on-demand registry that reports nothing.
     pub fn on_demand() -> Self {
         Self::new(Arc::new(IgnoreFetches), false)
+    }
+
+    /// Fetches every live key set now, whatever its schedule and cooldown (the admin API's
+    /// JWKS cache flush), all at once, each within its fetch timeout: one outcome per set,
+    /// ordered by location.
+    pub async fn refresh_all(&self) -> Vec<KeySetRefresh> {
+        let sets: Vec<Arc<RemoteKeySet>> = {
+            let sets = self.sets.lock();
+            sets.values().filter_map(Weak::upgrade).collect()
+        };
+        let mut fetching = tokio::task::JoinSet::new();
+        for set in sets {
+            fetching.spawn(async move {
+                let fetched = set.refresh_now().await;
+                KeySetRefresh {
+                    source: set.location().to_string(),
+                    fetched,
+                    keys: set.keys().len(),
+                }
+            });
+        }
+        let mut outcomes: Vec<KeySetRefresh> = fetching.join_all().await;
+        outcomes.sort_by(|a, b| a.source.cmp(&b.source));
+        outcomes
     }
 
     /// The live key set for `location`, created (and, in the background mode, refreshed) on

@@ -150,6 +150,12 @@ impl RemoteKeySet {
         }
     }
 
+    /// Fetches now, whatever the schedule and cooldown; whether it succeeded.
+    pub async fn refresh_now(&self) -> bool {
+        let mut state = self.state.lock().await;
+        self.fetch_locked(&mut state).await.is_some()
+    }
+
     /// Starts the background refresher; it stops when the last `Arc` is dropped.
     pub fn spawn_refresher(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);

@@ -14,6 +14,8 @@
 -- ARGV[1]  '1' when a rate limit applies; ARGV[2] requests, ARGV[3] emission interval (ns),
 --          ARGV[4] burst tolerance (ns) = window - interval
 -- ARGV[5]  '1' when a quota applies; ARGV[6] max, ARGV[7] renewal period (us)
+-- ARGV[8]  '1' to peek: decide, write nothing, and report what remains now (not after this
+--          request)
 -- Returns {verdict (0 allowed, 1 rate limited, 2 quota exceeded), retry_after_ms,
 --          rate_remaining, rate_reset_ms, quota_remaining, quota_reset_ms}.
 -- A rejected request writes nothing. Every write sets a PEXPIRE: a rate counter lives until
@@ -51,6 +53,7 @@ local now_us_in_s = tonumber(time[2])
 local now_us = now_s * 1000000 + now_us_in_s
 
 local verdict, retry_after_ms = 0, 0
+local peek = ARGV[8] == '1'
 
 -- Rate limit (gcra.rs). `debt` is TAT - now: the stored TAT, or now when it is in the past.
 local rate_remaining, rate_reset_ms, new_debt = 0, 0, nil
@@ -70,7 +73,9 @@ if ARGV[1] == '1' then
     retry_after_ms = div_ceil(debt - tolerance, NS_PER_MS)
   else
     new_debt = debt + interval
-    after = new_debt
+    if not peek then
+      after = new_debt
+    end
   end
   if tolerance >= after then
     rate_remaining = math.min(div_floor(tolerance - after, interval) + 1, requests)
@@ -101,10 +106,14 @@ if ARGV[5] == '1' then
     next_used = used
   end
   -- (used exceeds max when a reload lowered max during the period)
-  quota_remaining = math.max(max - next_used, 0)
+  if peek then
+    quota_remaining = math.max(max - used, 0)
+  else
+    quota_remaining = math.max(max - next_used, 0)
+  end
 end
 
-if verdict == 0 then
+if verdict == 0 and not peek then
   if new_debt then
     local since_s = now_us_in_s * 1000 + new_debt
     local whole_s = div_floor(since_s, NS_PER_S)

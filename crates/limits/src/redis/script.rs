@@ -24,12 +24,22 @@ pub fn counter_key(session: SessionId, kind: &str, key: u64) -> String {
     format!("portico:{{{session}}}:{kind}:{key:016x}")
 }
 
+/// Whether the script counts the request or only looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decide and count: remaining is what is left after this request.
+    Count,
+    /// Decide, write nothing: remaining is what is left now.
+    Peek,
+}
+
 /// The script call for one request (both keys are always passed, so the call names every
 /// key it may touch, as Cluster requires).
 pub fn invocation<'s>(
     script: &'s Script,
     session: SessionId,
     limits: &Limits,
+    mode: Mode,
 ) -> ScriptInvocation<'s> {
     let mut call = script.prepare_invoke();
     let rate_key = limits.rate.map_or(0, |(key, _)| key);
@@ -54,6 +64,7 @@ pub fn invocation<'s>(
             call.arg(0).arg(0).arg(0);
         }
     }
+    call.arg(u8::from(mode == Mode::Peek));
     call
 }
 

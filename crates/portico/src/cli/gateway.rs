@@ -155,9 +155,9 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             listen: args.listen,
             admin_listen: args.admin_listen,
             listen_tls: None,
-            admin_api: admin
-                .zip(store_for_admin)
-                .map(|(token, store)| admin_router(store, token, args.data_dir.clone())),
+            admin_api: admin.zip(store_for_admin).map(|(token, store)| {
+                admin_router(store, token, gateway.clone(), args.data_dir.clone())
+            }),
         };
         let follower = Follower {
             gateway: gateway.clone(),
@@ -196,8 +196,14 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
 
 /// The admin REST API over `store`; every write is checked as the configuration loader
 /// checks documents.
-fn admin_router(store: Store, token: AdminToken, data_dir: PathBuf) -> axum::Router {
+fn admin_router(
+    store: Store,
+    token: AdminToken,
+    gateway: Arc<Gateway>,
+    data_dir: PathBuf,
+) -> axum::Router {
     let state = AdminState::new(store, token)
+        .with_gateway(gateway)
         .with_validate_set(move |resources| {
             // The configuration every node would build from what the write leaves.
             let documents: Vec<Document> = resources.iter().filter_map(as_document).collect();
