@@ -38,6 +38,14 @@ pub enum TokenError {
     IssuedInFuture,
     #[error("the token's audience is not accepted")]
     WrongAudience,
+    /// The issuer's introspection endpoint says `active: false` (revoked, expired, unknown).
+    #[error("the token is not active")]
+    Inactive,
+    /// The token cannot be checked now: the introspection endpoint failed (unreachable, slow,
+    /// an error, an answer that is not RFC 7662). Not the caller's fault; the reason is
+    /// logged, never shown to the caller. The gateway answers 503 with `Retry-After`.
+    #[error("the token cannot be checked right now")]
+    Uncheckable,
 }
 
 impl TokenError {
@@ -61,6 +69,8 @@ impl TokenError {
             Self::NotYetValid => "not_yet_valid",
             Self::IssuedInFuture => "issued_in_future",
             Self::WrongAudience => "wrong_audience",
+            Self::Inactive => "inactive",
+            Self::Uncheckable => "introspection_unavailable",
         }
     }
 }

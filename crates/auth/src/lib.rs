@@ -5,7 +5,8 @@
 //! - [`sources`]: remote key sets (JWKS URL, OIDC discovery) with refresh and refetch on
 //!   unknown `kid`; [`sources::KeyLiveness`] tells whether a token's key is still published.
 //! - [`claims`]: time and audience checks.
-//! - [`verifier`]: [`JwtVerifier::verify_access_token`], the single verification path.
+//! - [`verifier`]: [`JwtVerifier::verify_access_token`], the single verification path (local
+//!   signatures, and [`introspection`] for opaque tokens and issuers without keys).
 //! - [`sign`]: signing, for `portico token mint` and tests.
 //! - [`upstream_jwt`]: the gateway-signed JWT sent upstream (cached per caller) and its JWKS.
 //!
@@ -13,6 +14,7 @@
 
 pub mod claims;
 pub mod error;
+pub mod introspection;
 pub mod jws;
 pub mod keys;
 pub mod sign;

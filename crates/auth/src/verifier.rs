@@ -3,6 +3,7 @@
 
 use crate::claims::check_claims;
 use crate::error::TokenError;
+use crate::introspection::{Answer, Introspector};
 use crate::jws::{CompactJws, Header};
 use crate::keys::VerifyingKey;
 use crate::keys::jwk::{JwksOrigin, key_set_from_jwks};
@@ -13,10 +14,13 @@ use portico_core::jwt::{IssuerTrust, JwtSpec, KeySourceSpec};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// A token whose signature and claims checked out.
+/// A token whose signature and claims checked out, or that the issuer's introspection
+/// endpoint vouched for.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
-    pub header: Header,
+    /// The JWS header (`None`: an opaque token, introspected).
+    pub header: Option<Header>,
+    /// The JWT's claims, or the introspection answer's members.
     pub claims: Map<String, Value>,
     /// Index of the issuer entry that verified it.
     pub issuer_index: usize,
@@ -36,6 +40,7 @@ struct TrustedIssuer {
     trust: IssuerTrust,
     algorithms: AlgSet,
     keys: KeySource,
+    introspector: Option<Arc<Introspector>>,
 }
 
 /// Verifies the JWTs of one API against its trusted issuers.
@@ -64,10 +69,22 @@ impl JwtVerifier {
                     .map_or(AlgSet::of(&portico_core::jwt::Algorithm::ALL), AlgSet::of);
                 let keys = key_source(trust, algorithms, registry, fetch)
                     .map_err(|e| KeyError::new(format!("issuers[{i}]: {e}")))?;
+                let introspector = trust
+                    .introspection
+                    .as_ref()
+                    .map(|spec| registry.introspector(spec, trust.issuer.as_deref()))
+                    .transpose()
+                    .map_err(|e| KeyError::new(format!("issuers[{i}].introspection: {e}")))?;
+                if matches!(keys, KeySource::None) && introspector.is_none() {
+                    return Err(KeyError::new(format!(
+                        "issuers[{i}]: no keys and no introspection: nothing can check its tokens"
+                    )));
+                }
                 Ok(TrustedIssuer {
                     trust: trust.clone(),
                     algorithms,
                     keys,
+                    introspector,
                 })
             })
             .collect::<Result<Vec<_>, KeyError>>()?;
@@ -81,11 +98,21 @@ impl JwtVerifier {
     pub fn remote_key_sets(&self) -> impl Iterator<Item = &Arc<crate::sources::RemoteKeySet>> {
         self.issuers.iter().filter_map(|i| match &i.keys {
             KeySource::Remote(r) => Some(r),
-            KeySource::Static(_) => None,
+            KeySource::Static(_) | KeySource::None => None,
         })
     }
 
+    /// The introspectors this verifier uses (for diagnostics).
+    pub fn introspectors(&self) -> impl Iterator<Item = &Arc<Introspector>> {
+        self.issuers.iter().filter_map(|i| i.introspector.as_ref())
+    }
+
     /// Verifies `token` at `now_secs` (seconds since the epoch).
+    ///
+    /// A JWT goes to the issuer entry its `iss` names (else the entry without an issuer):
+    /// verified with its keys — and introspected as well under `LocalThenIntrospect` — or,
+    /// for an entry without keys, introspected. Anything that is not a JWS is an opaque
+    /// token: each entry with introspection is asked in order until one says active.
     pub async fn verify_access_token(
         &self,
         token: &str,
@@ -94,12 +121,18 @@ impl JwtVerifier {
         if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge(self.max_token_bytes));
         }
-        let jws = CompactJws::parse(token)?;
+        let jws = match CompactJws::parse(token) {
+            Ok(jws) => jws,
+            Err(not_a_jwt) => return self.verify_opaque(token, now_secs, not_a_jwt).await,
+        };
         let claims = match serde_json::from_slice::<Value>(&jws.payload) {
             Ok(Value::Object(map)) => map,
             _ => return Err(TokenError::BadClaims),
         };
         let (issuer_index, issuer) = self.issuer_for(&claims)?;
+        if matches!(issuer.keys, KeySource::None) {
+            return self.introspected(issuer_index, token, now_secs).await;
+        }
         check_type(&jws.header, issuer.trust.require_at_jwt)?;
         if !issuer.algorithms.contains(jws.algorithm) {
             return Err(TokenError::AlgorithmNotAllowed);
@@ -129,16 +162,93 @@ impl JwtVerifier {
                     fingerprint,
                 )))
             }
+            KeySource::None => unreachable!("introspected above"),
         };
         let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
-        let valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
+        let mut valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
+        let also_introspect = issuer.trust.introspection.as_ref().is_some_and(|i| {
+            i.jwt_validation == portico_core::introspection::JwtValidation::LocalThenIntrospect
+        });
+        if also_introspect {
+            // The signed claims stay the truth; the issuer only has to still call it active.
+            let vouched = self.introspected(issuer_index, token, now_secs).await?;
+            valid_until = Some(min_some(valid_until, vouched.valid_until));
+        }
         Ok(VerifiedToken {
-            header: jws.header,
+            header: Some(jws.header),
             claims,
             issuer_index,
             expires_at,
             valid_until,
             key,
+        })
+    }
+
+    /// An opaque token: asked of each entry with introspection, in order, until one says
+    /// active. When none does, `Uncheckable` if any could not answer, else `Inactive`; an API
+    /// without introspection refuses it as the malformed JWT it then is.
+    async fn verify_opaque(
+        &self,
+        token: &str,
+        now_secs: u64,
+        not_a_jwt: TokenError,
+    ) -> Result<VerifiedToken, TokenError> {
+        let mut outcome = Err(not_a_jwt);
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            if issuer.introspector.is_none() {
+                continue;
+            }
+            match self.introspected(index, token, now_secs).await {
+                Ok(verified) => return Ok(verified),
+                Err(TokenError::Uncheckable) => outcome = Err(TokenError::Uncheckable),
+                Err(e) if !matches!(outcome, Err(TokenError::Uncheckable)) => outcome = Err(e),
+                Err(_) => {}
+            }
+        }
+        outcome
+    }
+
+    /// `token` introspected at the entry `index`, its answer checked like a JWT's claims: the
+    /// answer's `iss`, when present, must be the entry's issuer; `exp`, `nbf`, `iat` and `aud`
+    /// as configured.
+    async fn introspected(
+        &self,
+        index: usize,
+        token: &str,
+        now_secs: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let issuer = &self.issuers[index];
+        let Some(introspector) = &issuer.introspector else {
+            return Err(TokenError::UntrustedIssuer);
+        };
+        let answered = introspector
+            .introspect(token, now_secs)
+            .await
+            .map_err(|_| TokenError::Uncheckable)?;
+        let claims = match answered.answer {
+            Answer::Active(claims) => claims,
+            Answer::Inactive => return Err(TokenError::Inactive),
+        };
+        if let (Some(expected), Some(iss)) = (
+            issuer.trust.issuer.as_deref(),
+            claims.get("iss").and_then(Value::as_str),
+        ) && iss != expected
+        {
+            return Err(TokenError::UntrustedIssuer);
+        }
+        let claims = (*claims).clone();
+        let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
+        let valid_until = min_some(
+            expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs)),
+            Some(answered.reusable_until),
+        );
+        Ok(VerifiedToken {
+            header: None,
+            claims,
+            issuer_index: index,
+            expires_at,
+            valid_until: Some(valid_until),
+            key: None,
         })
     }
 
@@ -159,6 +269,11 @@ impl JwtVerifier {
             .ok_or(TokenError::UntrustedIssuer)?;
         Ok((index, &self.issuers[index]))
     }
+}
+
+/// The earlier of two moments, where `None` is "no limit".
+fn min_some(a: Option<u64>, b: Option<u64>) -> u64 {
+    a.unwrap_or(u64::MAX).min(b.unwrap_or(u64::MAX))
 }
 
 /// Verifies the signature with the key `keys` selects; returns that key's fingerprint.
@@ -226,6 +341,7 @@ fn key_source(
                 .remote(JwksLocation::Url(url.clone()), fetch)
                 .map_err(KeyError::new)?,
         )),
+        KeySourceSpec::None => Ok(KeySource::None),
         KeySourceSpec::Discovery => {
             let issuer = trust
                 .issuer

@@ -54,6 +54,18 @@ impl IdentitySpec {
     }
 }
 
+impl IdentitySpec {
+    /// `sub`, else `client_id`: the default of APIs with introspection, whose answers for
+    /// client_credentials tokens often carry no `sub`.
+    pub fn sub_then_client_id() -> Self {
+        Self {
+            claims: ["sub", "client_id"]
+                .map(|c| ClaimPath::try_new(c).expect("static path"))
+                .to_vec(),
+        }
+    }
+}
+
 impl Default for IdentitySpec {
     /// `sub`, as in Tyk and RFC 9068.
     fn default() -> Self {

@@ -114,6 +114,9 @@ pub enum KeySourceSpec {
     JwksUrl(crate::url::HttpUrl),
     /// The issuer's OIDC discovery document names the JWKS URL.
     Discovery,
+    /// No local keys: every token of this issuer is introspected (`IssuerTrust::introspection`
+    /// is then required).
+    None,
 }
 
 /// Allowed clock skew per time claim, in seconds.
@@ -140,6 +143,9 @@ pub struct IssuerTrust {
     /// Require an `exp` claim (default true).
     pub require_exp: bool,
     pub skew: ClaimSkews,
+    /// RFC 7662 introspection of this issuer's tokens (opaque ones; JWTs too when it has no
+    /// keys or validates them `LocalThenIntrospect`).
+    pub introspection: Option<crate::introspection::IntrospectionSpec>,
 }
 
 impl IssuerTrust {
@@ -152,6 +158,7 @@ impl IssuerTrust {
             require_at_jwt: false,
             require_exp: true,
             skew: ClaimSkews::default(),
+            introspection: None,
         }
     }
 
@@ -168,6 +175,13 @@ impl IssuerTrust {
             KeySourceSpec::JwksDocument(doc) => (b"jwks", doc.as_bytes()),
             KeySourceSpec::JwksUrl(url) => (b"jwks_url", url.as_str().as_bytes()),
             KeySourceSpec::Discovery => (b"discovery", b""),
+            KeySourceSpec::None => (
+                b"introspection",
+                self.introspection
+                    .as_ref()
+                    .and_then(|i| i.endpoint.as_ref())
+                    .map_or(b"".as_slice(), |url| url.as_str().as_bytes()),
+            ),
         };
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         ctx.update(tag);

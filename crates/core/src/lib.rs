@@ -8,6 +8,7 @@ pub mod api;
 pub mod claims;
 pub mod config;
 pub mod identity;
+pub mod introspection;
 pub mod jwt;
 pub mod merge;
 pub mod net;

@@ -18,6 +18,8 @@ pub enum Fault {
     Upstream,
     /// The gateway or one of its own dependencies (limiter store) failed.
     Internal,
+    /// The token's issuer could not vouch for it (its introspection endpoint failed).
+    IdentityProvider,
 }
 
 impl Fault {
@@ -26,6 +28,7 @@ impl Fault {
             Fault::Client => "client",
             Fault::Upstream => "upstream",
             Fault::Internal => "internal",
+            Fault::IdentityProvider => "identity_provider",
         }
     }
 }
@@ -112,6 +115,10 @@ pub enum EdgeErrorKind {
     LimiterUnavailable {
         retry_after_secs: u64,
     },
+    /// The token's issuer could not say whether it is active (introspection failed).
+    IdpUnavailable {
+        retry_after_secs: u64,
+    },
     /// The upstream refused or broke the connection, or answered nonsense.
     BadGateway,
     /// The upstream did not answer in time.
@@ -163,6 +170,7 @@ impl EdgeError {
             | TooManyRequests { .. } => Fault::Client,
             BadGateway | GatewayTimeout | UpstreamBusy { .. } => Fault::Upstream,
             LimiterUnavailable { .. } | UpstreamJwtUnsigned => Fault::Internal,
+            IdpUnavailable { .. } => Fault::IdentityProvider,
         }
     }
 
@@ -181,6 +189,7 @@ impl EdgeError {
                 retry_after_secs, ..
             }
             | EdgeErrorKind::LimiterUnavailable { retry_after_secs }
+            | EdgeErrorKind::IdpUnavailable { retry_after_secs }
             | EdgeErrorKind::UpstreamBusy { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         }
@@ -195,7 +204,9 @@ impl EdgeError {
             InsufficientScope(_) | EndpointNotAllowed => StatusCode::FORBIDDEN,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            LimiterUnavailable { .. } | UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LimiterUnavailable { .. } | IdpUnavailable { .. } | UpstreamBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             BadGateway => StatusCode::BAD_GATEWAY,
             UpstreamJwtUnsigned => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -217,6 +228,7 @@ impl EdgeError {
             TooManyRequests { quota: false, .. } => "rate_limited",
             TooManyRequests { quota: true, .. } => "quota_exceeded",
             LimiterUnavailable { .. } => "limiter_unavailable",
+            IdpUnavailable { .. } => "idp_unavailable",
             BadGateway => "bad_gateway",
             UpstreamJwtUnsigned => "upstream_jwt_unsigned",
             GatewayTimeout => "gateway_timeout",
@@ -247,6 +259,7 @@ impl EdgeError {
             TooManyRequests { quota: false, .. } => "rate limit exceeded".into(),
             TooManyRequests { quota: true, .. } => "quota exceeded".into(),
             LimiterUnavailable { .. } => "rate limits cannot be checked right now".into(),
+            IdpUnavailable { .. } => "the token cannot be checked right now".into(),
             BadGateway => "the upstream could not be reached".into(),
             UpstreamJwtUnsigned => "the upstream JWT could not be signed".into(),
             GatewayTimeout => "the upstream did not answer in time".into(),

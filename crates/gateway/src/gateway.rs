@@ -40,7 +40,8 @@ impl Gateway {
     /// Builds the gateway for `config`; remote key sets start loading in the background.
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
         let metrics = GatewayMetrics::new();
-        let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true);
+        let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true)
+            .with_introspection_observer(Arc::new(FetchMetrics(metrics.clone())));
         let connections = ConnectionPools::new();
         let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
         // Built once: `limits` and `sessions` take effect at start, not on reload.

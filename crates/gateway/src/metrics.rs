@@ -58,6 +58,10 @@ pub struct GatewayMetrics {
     pub limit_rejections: Family<RejectionLabels, Counter>,
     pub jwks_fetches: Family<OutcomeLabels, Counter>,
     pub jwks_unknown_kid_refetches: Counter,
+    /// Calls to introspection endpoints by outcome (`active`, `inactive`, or the failure).
+    pub introspection_calls: Family<OutcomeLabels, Counter>,
+    /// Introspection answers served from the cache (`fresh`, or `stale` within grace).
+    pub introspection_cached: Family<OutcomeLabels, Counter>,
     pub session_evictions: Family<EvictionLabels, Counter>,
     /// 1 while the limiter's counter store answers (always, for the in-process one), else 0.
     pub limiter_backend_up: Gauge,
@@ -86,6 +90,8 @@ impl GatewayMetrics {
         let limit_rejections = Family::<RejectionLabels, Counter>::default();
         let jwks_fetches = Family::<OutcomeLabels, Counter>::default();
         let jwks_unknown_kid_refetches = Counter::default();
+        let introspection_calls = Family::<OutcomeLabels, Counter>::default();
+        let introspection_cached = Family::<OutcomeLabels, Counter>::default();
         let session_evictions = Family::<EvictionLabels, Counter>::default();
         let limiter_backend_up = Gauge::default();
         limiter_backend_up.set(1);
@@ -136,6 +142,18 @@ impl GatewayMetrics {
             "JWKS refetches triggered by a token with an unknown kid",
             jwks_unknown_kid_refetches.clone(),
         );
+        registry.register(
+            "introspection_calls",
+            "Calls to token introspection endpoints by outcome: active, inactive, or why it \
+             failed (timeout, connect, status, client_auth, malformed, discovery, transport)",
+            introspection_calls.clone(),
+        );
+        registry.register(
+            "introspection_cached",
+            "Introspection answers served from the cache: fresh, or stale (within the grace \
+             period, because the endpoint failed)",
+            introspection_cached.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -144,6 +162,8 @@ impl GatewayMetrics {
             limit_rejections,
             jwks_fetches,
             jwks_unknown_kid_refetches,
+            introspection_calls,
+            introspection_cached,
             session_evictions,
             limiter_backend_up,
             limiter_fallback_decisions,
@@ -216,6 +236,24 @@ impl KeyFetchObserver for FetchMetrics {
 
     fn unknown_kid_refetch(&self) {
         self.0.jwks_unknown_kid_refetches.inc();
+    }
+}
+
+impl portico_auth::introspection::IntrospectionObserver for FetchMetrics {
+    fn called(&self, outcome: &'static str) {
+        self.0
+            .introspection_calls
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    fn served_from_cache(&self, stale: bool) {
+        self.0
+            .introspection_cached
+            .get_or_create(&OutcomeLabels {
+                outcome: if stale { "stale" } else { "fresh" },
+            })
+            .inc();
     }
 }
 

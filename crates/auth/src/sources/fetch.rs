@@ -13,7 +13,7 @@ pub const MAX_REDIRECTS: usize = 5;
 /// The client for discovery and JWKS fetches: `timeout` for connecting and for each whole
 /// request, no proxy from the environment, redirects only as [`redirect_allowed`] says.
 /// `extra_roots` are trusted in addition to the platform's roots.
-pub(super) fn http_client(
+pub(crate) fn http_client(
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client, String> {
@@ -160,6 +160,52 @@ pub async fn get_document(client: &reqwest::Client, url: &str) -> Result<Fetched
         body.extend_from_slice(&chunk);
     }
     Ok(Fetched { body, max_age })
+}
+
+/// The OIDC discovery document of `issuer` (RFC 8414 §3: it must name exactly that issuer).
+pub async fn discovery_document(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, FetchError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let fetched = get_document(client, &url).await?;
+    let invalid = |reason: &str| FetchError::Invalid {
+        url: url.clone(),
+        reason: reason.into(),
+    };
+    let doc = match serde_json::from_slice(&fetched.body) {
+        Ok(serde_json::Value::Object(doc)) => doc,
+        _ => return Err(invalid("the discovery document is not a JSON object")),
+    };
+    if doc.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
+        return Err(invalid("the discovery document names a different issuer"));
+    }
+    Ok(doc)
+}
+
+/// The http(s) URL the discovery document `doc` (fetched for `issuer`) gives as `field`.
+pub fn discovered_url(
+    doc: &serde_json::Map<String, serde_json::Value>,
+    issuer: &str,
+    field: &str,
+) -> Result<String, FetchError> {
+    let invalid = |reason: String| FetchError::Invalid {
+        url: format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ),
+        reason,
+    };
+    let value = doc
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| invalid(format!("the discovery document has no {field}")))?;
+    portico_core::HttpUrl::try_new(value)
+        .map(|url| url.to_string())
+        .map_err(|_| invalid(format!("{field} is not an http(s) URL")))
 }
 
 fn refused_redirect(e: &reqwest::Error) -> Option<&RefusedRedirect> {

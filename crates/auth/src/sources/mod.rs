@@ -2,7 +2,7 @@
 //! or through OIDC discovery) and kept fresh, and whether a remote key that verified a token is
 //! still there.
 
-mod fetch;
+pub(crate) mod fetch;
 mod liveness;
 mod registry;
 mod remote;
@@ -20,4 +20,6 @@ use std::sync::Arc;
 pub enum KeySource {
     Static(Arc<KeySet>),
     Remote(Arc<RemoteKeySet>),
+    /// No local keys: the issuer's tokens are introspected.
+    None,
 }

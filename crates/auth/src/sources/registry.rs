@@ -3,8 +3,12 @@
 
 use super::fetch::http_client;
 use super::remote::{JwksLocation, RemoteKeySet};
+use crate::introspection::{
+    IgnoreIntrospections, IntrospectionObserver, Introspector, sharing_key, timeout_of,
+};
 use parking_lot::Mutex;
 use portico_core::config::KeyFetchSettings;
+use portico_core::introspection::IntrospectionSpec;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -34,6 +38,8 @@ pub struct KeySetRefresh {
 
 pub struct KeySourceRegistry {
     observer: Arc<dyn KeyFetchObserver>,
+    introspection_observer: Arc<dyn IntrospectionObserver>,
+    introspectors: Mutex<HashMap<String, Weak<Introspector>>>,
     refresh_in_background: bool,
     /// CA certificates trusted besides the platform's (see `with_root_certificates`).
     extra_roots: Vec<reqwest::Certificate>,
@@ -66,6 +72,8 @@ impl KeySourceRegistry {
     pub fn new(observer: Arc<dyn KeyFetchObserver>, refresh_in_background: bool) -> Self {
         Self {
             observer,
+            introspection_observer: Arc::new(IgnoreIntrospections),
+            introspectors: Mutex::new(HashMap::new()),
             refresh_in_background,
             extra_roots: Vec::new(),
             sets: Mutex::new(HashMap::new()),
@@ -87,6 +95,37 @@ impl KeySourceRegistry {
             self.extra_roots.push(cert);
         }
         Ok(self)
+    }
+
+    /// Also tells `observer` about every introspection call.
+    pub fn with_introspection_observer(mut self, observer: Arc<dyn IntrospectionObserver>) -> Self {
+        self.introspection_observer = observer;
+        self
+    }
+
+    /// The introspector for `spec` (of the issuer entry `issuer`), shared with every entry that
+    /// names the same endpoint, credentials and settings, and kept (with its cache) across
+    /// reloads while any configuration uses it.
+    pub fn introspector(
+        &self,
+        spec: &IntrospectionSpec,
+        issuer: Option<&str>,
+    ) -> Result<Arc<Introspector>, String> {
+        let mut introspectors = self.introspectors.lock();
+        introspectors.retain(|_, weak| weak.strong_count() > 0);
+        let key = sharing_key(spec, issuer);
+        if let Some(existing) = introspectors.get(&key).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let http = http_client(timeout_of(spec), &self.extra_roots)?;
+        let introspector = Arc::new(Introspector::new(
+            spec,
+            issuer,
+            http,
+            self.introspection_observer.clone(),
+        )?);
+        introspectors.insert(key, Arc::downgrade(&introspector));
+        Ok(introspector)
     }
 
     /// An on-demand registry that reports nothing.

@@ -10,13 +10,12 @@
 //!   that what was verified with an older set can check, with one atomic load, whether its key
 //!   may have gone (see [`super::KeyLiveness`]).
 
-use super::fetch::{FetchError, get_document};
+use super::fetch::{FetchError, discovered_url, discovery_document, get_document};
 use super::registry::KeyFetchObserver;
 use crate::keys::KeySet;
 use crate::keys::jwk::{JwksOrigin, key_set_from_jwks};
 use arc_swap::{ArcSwap, Guard};
 use portico_core::config::KeyFetchSettings;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -231,27 +230,7 @@ impl RemoteKeySet {
     }
 
     async fn discover_jwks_uri(&self, issuer: &str) -> Result<String, FetchError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let fetched = get_document(&self.client, &url).await?;
-        let invalid = |reason: &str| FetchError::Invalid {
-            url: url.clone(),
-            reason: reason.into(),
-        };
-        let doc: Value = serde_json::from_slice(&fetched.body)
-            .map_err(|_| invalid("the discovery document is not JSON"))?;
-        // RFC 8414 §3.3: the document must name exactly the issuer we asked about.
-        if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
-            return Err(invalid("the discovery document names a different issuer"));
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("the discovery document has no jwks_uri"))?;
-        let jwks_uri = portico_core::HttpUrl::try_new(jwks_uri)
-            .map_err(|_| invalid("jwks_uri is not an http(s) URL"))?;
-        Ok(jwks_uri.to_string())
+        let doc = discovery_document(&self.client, issuer).await?;
+        discovered_url(&doc, issuer, "jwks_uri")
     }
 }

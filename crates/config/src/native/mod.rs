@@ -20,6 +20,10 @@ use portico_core::config::{
     GatewayConfig, GatewaySettings, KeyFetchSettings, Problem, SessionSettings, TokenCacheSettings,
     has_errors,
 };
+use portico_core::introspection::{
+    ClientAuth, DEFAULT_GRACE_SECS, DEFAULT_TIMEOUT_MS, IntrospectionCache, IntrospectionSpec,
+    JwtValidation,
+};
 use portico_core::jwt::{
     Algorithm, ClaimSkews, DEFAULT_MAX_TOKEN_BYTES, IssuerTrust, JwtSpec, KeySourceSpec, Secret,
 };
@@ -302,7 +306,10 @@ fn convert_api(
             convert_jwt(jwt, &format!("{loc}.jwt"), base_dir, env, problems).map(ApiAuth::Jwt)
         }
     };
+    let introspected = matches!(&auth, Some(ApiAuth::Jwt(jwt)) if jwt.issuers.iter().any(|i| i.introspection.is_some()));
     let identity = match s.identity_claims {
+        // Introspection answers for client_credentials tokens often carry no `sub`.
+        None if introspected => Some(IdentitySpec::sub_then_client_id()),
         None => Some(IdentitySpec::default()),
         Some(claims) => {
             let paths: Option<Vec<_>> = claims
@@ -593,6 +600,13 @@ fn convert_issuer(
         decode_secret(&b64).map(KeySourceSpec::Secret)
     } else if let Some(var) = s.secret_base64_env {
         secret_env(env, &var).and_then(|v| decode_secret(&v).map(KeySourceSpec::Secret))
+    } else if let Some(introspection) = &s.introspection
+        && introspection
+            .jwt_validation
+            .as_deref()
+            .is_none_or(|v| v == "introspect")
+    {
+        Ok(KeySourceSpec::None)
     } else if let Some(issuer) = &s.issuer {
         match HttpUrl::try_new(issuer) {
             Ok(_) => Ok(KeySourceSpec::Discovery),
@@ -604,6 +618,18 @@ fn convert_issuer(
         Err("no key source: give an issuer URL (OIDC discovery) or a key".into())
     };
     let keys = keys.map_err(|e| err(problems, e)).ok()?;
+    let introspection = match s.introspection {
+        None => None,
+        Some(section) => Some(convert_introspection(
+            section,
+            &keys,
+            s.issuer.as_deref(),
+            &format!("{loc}.introspection"),
+            base_dir,
+            env,
+            problems,
+        )?),
+    };
     let algorithms = match s.algorithms {
         None => None,
         Some(names) => {
@@ -621,7 +647,180 @@ fn convert_issuer(
         nbf_secs: s.skew.nbf_secs,
         iat_secs: s.skew.iat_secs,
     };
+    trust.introspection = introspection;
     Some(trust)
+}
+
+fn convert_introspection(
+    s: IntrospectionSection,
+    keys: &KeySourceSpec,
+    issuer: Option<&str>,
+    loc: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    problems: &mut Vec<Problem>,
+) -> Option<IntrospectionSpec> {
+    let before = problems.len();
+    let mut err = |field: &str, msg: String| {
+        let at = if field.is_empty() {
+            loc.to_string()
+        } else {
+            format!("{loc}.{field}")
+        };
+        problems.push(Problem::error(at, msg));
+    };
+    let endpoint = match &s.endpoint {
+        Some(url) => HttpUrl::try_new(url)
+            .map_err(|e| err("endpoint", e.to_string()))
+            .ok(),
+        None if issuer.is_some_and(|i| HttpUrl::try_new(i).is_ok()) => None,
+        None => {
+            err(
+                "endpoint",
+                "missing: give the endpoint, or an http(s) `issuer` whose discovery document \
+                 names its introspection_endpoint"
+                    .into(),
+            );
+            None
+        }
+    };
+    if s.client_id.trim().is_empty() {
+        err("client_id", "must not be empty".into());
+    }
+    let jwt_validation = match s.jwt_validation.as_deref() {
+        None | Some("local") => JwtValidation::Local,
+        Some("local_then_introspect") => JwtValidation::LocalThenIntrospect,
+        Some("introspect") => {
+            if !matches!(keys, KeySourceSpec::None) {
+                err(
+                    "jwt_validation",
+                    "introspect means no local keys, but this issuer has a key source".into(),
+                );
+            }
+            JwtValidation::Local
+        }
+        Some(other) => {
+            err(
+                "jwt_validation",
+                format!("unknown value {other:?}; use local, local_then_introspect or introspect"),
+            );
+            JwtValidation::Local
+        }
+    };
+    let secret = match (s.client_secret, s.client_secret_env) {
+        (Some(secret), None) => Some(secret),
+        (None, Some(var)) => secret_env(env, &var)
+            .map_err(|e| err("client_secret_env", e))
+            .ok(),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            err(
+                "",
+                "give client_secret or client_secret_env, not both".into(),
+            );
+            None
+        }
+    };
+    let method = s.auth_method.as_deref().unwrap_or("client_secret_basic");
+    let client_auth = match method {
+        "client_secret_basic" | "client_secret_post" => {
+            if s.private_key_file.is_some() || s.private_key_env.is_some() {
+                err(
+                    "auth_method",
+                    format!("{method} uses a client secret; a private key is for private_key_jwt"),
+                );
+            }
+            match secret {
+                Some(secret) if method == "client_secret_basic" => Some(
+                    ClientAuth::ClientSecretBasic(Secret::new(secret.into_bytes())),
+                ),
+                Some(secret) => Some(ClientAuth::ClientSecretPost(Secret::new(
+                    secret.into_bytes(),
+                ))),
+                None => {
+                    err(
+                        "",
+                        format!("{method} needs client_secret or client_secret_env"),
+                    );
+                    None
+                }
+            }
+        }
+        "private_key_jwt" => {
+            if secret.is_some() {
+                err(
+                    "auth_method",
+                    "private_key_jwt signs with a private key; drop the client secret".into(),
+                );
+            }
+            let pem = match (s.private_key_file, s.private_key_env) {
+                (Some(file), None) => read_file(&file, base_dir)
+                    .map_err(|e| err("private_key_file", e))
+                    .ok(),
+                (None, Some(var)) => secret_env(env, &var)
+                    .map_err(|e| err("private_key_env", e))
+                    .ok(),
+                _ => {
+                    err(
+                        "",
+                        "private_key_jwt needs one of private_key_file or private_key_env".into(),
+                    );
+                    None
+                }
+            };
+            let algorithm = s
+                .algorithm
+                .as_deref()
+                .unwrap_or("RS256")
+                .parse::<Algorithm>()
+                .map_err(|e| err("algorithm", e))
+                .ok();
+            match (pem, algorithm) {
+                (Some(pem), Some(algorithm)) => Some(ClientAuth::PrivateKeyJwt {
+                    private_key_pem: Secret::new(pem.into_bytes()),
+                    algorithm,
+                    key_id: s.key_id,
+                }),
+                _ => None,
+            }
+        }
+        other => {
+            err(
+                "auth_method",
+                format!(
+                    "unknown method {other:?}; use client_secret_basic, client_secret_post or \
+                     private_key_jwt"
+                ),
+            );
+            None
+        }
+    };
+    let defaults = IntrospectionCache::default();
+    let cache = IntrospectionCache {
+        enabled: s.cache.enabled.unwrap_or(defaults.enabled),
+        ttl_secs: s.cache.ttl_secs.unwrap_or(defaults.ttl_secs),
+        negative_ttl_secs: s
+            .cache
+            .negative_ttl_secs
+            .unwrap_or(defaults.negative_ttl_secs),
+        max_entries: s.cache.max_entries.unwrap_or(defaults.max_entries),
+    };
+    let timeout_ms = s.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        err("timeout_ms", "must be at least 1".into());
+    }
+    if has_errors(&problems[before..]) {
+        return None;
+    }
+    Some(IntrospectionSpec {
+        endpoint,
+        client_id: s.client_id,
+        client_auth: client_auth?,
+        cache,
+        timeout_ms,
+        grace_secs: s.grace_secs.unwrap_or(DEFAULT_GRACE_SECS),
+        jwt_validation,
+    })
 }
 
 fn convert_policy(s: PolicySection, loc: &str, problems: &mut Vec<Problem>) -> Option<Policy> {

@@ -200,6 +200,36 @@ pub struct IssuerSection {
     pub require_exp: bool,
     #[serde(default)]
     pub skew: SkewSection,
+    pub introspection: Option<IntrospectionSection>,
+}
+
+/// RFC 7662 introspection of an issuer's tokens; defaults in `portico_core::introspection`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSection {
+    pub endpoint: Option<String>,
+    pub client_id: String,
+    pub auth_method: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub private_key_env: Option<String>,
+    pub algorithm: Option<String>,
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub cache: IntrospectionCacheSection,
+    pub timeout_ms: Option<u64>,
+    pub grace_secs: Option<u64>,
+    pub jwt_validation: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionCacheSection {
+    pub enabled: Option<bool>,
+    pub ttl_secs: Option<u64>,
+    pub negative_ttl_secs: Option<u64>,
+    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]

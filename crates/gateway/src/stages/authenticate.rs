@@ -1,5 +1,6 @@
 //! Phase 2, authenticate: the bearer token (RFC 6750 §2.1), found in the admission cache or
-//! verified by the API's verifier.
+//! verified by the API's verifier (signature, or the issuer's introspection endpoint). An
+//! issuer that cannot answer is a 503 with `Retry-After`, never a 401 or a 500.
 
 use crate::admission::{Admission, CacheKey};
 use crate::error::{BadRequest, EdgeError, EdgeErrorKind};
@@ -8,7 +9,10 @@ use crate::metrics::{GatewayMetrics, ReasonLabels};
 use crate::pipeline::{ApiRuntime, Pipeline};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use portico_auth::{JwtVerifier, VerifiedToken};
+use portico_auth::{JwtVerifier, TokenError, VerifiedToken};
+
+/// How long a client is asked to wait when the token's issuer cannot vouch for it.
+const IDP_RETRY_AFTER_SECS: u64 = 2;
 use std::sync::Arc;
 
 /// A token that passed.
@@ -46,6 +50,11 @@ pub async fn authenticate(
     }
     match verifier.verify_access_token(token, ctx.now_secs).await {
         Ok(token) => Ok(Authenticated::Verified { token, cache_key }),
+        // Not the caller's fault: the log and the introspection metrics say why.
+        Err(TokenError::Uncheckable) => Err(EdgeErrorKind::IdpUnavailable {
+            retry_after_secs: IDP_RETRY_AFTER_SECS,
+        }
+        .into()),
         Err(e) => {
             metrics
                 .auth_failures

@@ -41,7 +41,8 @@ pub fn respond(
     response
 }
 
-/// One line per failure: client mistakes at debug, upstream trouble at warn, our own at error.
+/// One line per failure: client mistakes at debug, upstream trouble at warn, our own at error;
+/// an issuer's trouble at debug (the introspector warns once per failed call).
 fn log(ctx: &RequestContext<'_>, api: &str, error: &EdgeError) {
     let status = error.status().as_u16();
     let fault = error.fault().as_str();
@@ -51,6 +52,10 @@ fn log(ctx: &RequestContext<'_>, api: &str, error: &EdgeError) {
         }
         Fault::Upstream => {
             tracing::warn!(request_id = ?ctx.request_id, api, status, fault, error = %error, "upstream failed");
+        }
+        // The introspector logged why, once per call; this is each request it failed.
+        Fault::IdentityProvider => {
+            tracing::debug!(request_id = ?ctx.request_id, api, status, fault, error = %error, "token issuer unavailable");
         }
         Fault::Internal => {
             tracing::error!(request_id = ?ctx.request_id, api, status, fault, error = %error, "request failed");
