@@ -317,6 +317,93 @@ fn apply_get_and_delete_through_a_control_plane() {
     );
 }
 
+#[test]
+fn a_dry_run_prints_the_diff_of_each_document_and_writes_nothing() {
+    let dir = TempDir::new("dry-run-diff");
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    let token = "an-admin-token-for-this-test-0123456789";
+    let server = Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[("PORTICO_ADMIN_TOKEN", token), ("PORTICO_LOG", "warn")],
+    );
+    let admin = format!("http://{}", server.admin);
+    let portico = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args(["--server", &admin])
+            .env("PORTICO_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // 32 bytes of base64 each: an HMAC secret the diff must never show.
+    let (old_secret, new_secret) = (
+        "b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ=",
+        "bmV3LXNlY3JldC1uZXctc2VjcmV0LW5ldy1zZWNyZXQ=",
+    );
+    let resources = |secret: &str, requests: u32| {
+        format!(
+            "kind: Issuer\nmetadata: {{name: hmac}}\nspec: {{secret_base64: \"{secret}\", algorithms: [HS256]}}\n---\n\
+             kind: Policy\nmetadata: {{name: reader}}\nspec:\n  rate_limit: {{requests: {requests}, per_secs: 60}}\n"
+        )
+    };
+    let first = dir.write("first.yaml", resources(old_secret, 10));
+    portico(&["apply", "-f", first.to_str().unwrap()]);
+
+    let second = dir.write("second.yaml", resources(new_secret, 20));
+    let dry = portico(&["apply", "-f", second.to_str().unwrap(), "--dry-run"]);
+    assert!(dry.contains("Policy \"reader\" updated (dry run)"), "{dry}");
+    assert!(
+        dry.contains("--- Policy/reader version 1 (stored)"),
+        "{dry}"
+    );
+    assert!(dry.contains("-  requests: 10"), "{dry}");
+    assert!(dry.contains("+  requests: 20"), "{dry}");
+    assert!(
+        dry.contains("Issuer \"hmac\" updated (dry run)\n  (only secret fields change)"),
+        "{dry}"
+    );
+    assert!(
+        !dry.contains(old_secret) && !dry.contains(new_secret),
+        "a secret was printed: {dry}"
+    );
+    // A new document is all `+`, a pruned one all `-`, an unchanged one its line only.
+    let third = dir.write(
+        "third.yaml",
+        "kind: Policy\nmetadata: {name: writer}\nspec: {rate_limit: {requests: 5, per_secs: 1}}\n",
+    );
+    let pruned = portico(&[
+        "apply",
+        "-f",
+        third.to_str().unwrap(),
+        "--dry-run",
+        "--prune",
+    ]);
+    assert!(pruned.contains("+rate_limit:"), "{pruned}");
+    assert!(
+        pruned.contains("Policy \"reader\" deleted (dry run)"),
+        "{pruned}"
+    );
+    assert!(pruned.contains("-rate_limit:"), "{pruned}");
+    let same = portico(&["apply", "-f", first.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(
+        same,
+        "Issuer \"hmac\" unchanged (dry run)\nPolicy \"reader\" unchanged (dry run)\n"
+    );
+
+    // Nothing was written.
+    let stored = portico(&["get", "policies", "reader"]);
+    assert!(stored.contains("requests: 10"), "{stored}");
+    assert!(stored.contains("version: 1"), "{stored}");
+}
+
 /// Sends `n` requests round-robin over the nodes; returns (allowed, limited, other).
 fn spread(nodes: &[Node], token: &str, n: usize) -> (usize, usize, Vec<u16>) {
     let (mut allowed, mut limited, mut other) = (0, 0, Vec::new());
