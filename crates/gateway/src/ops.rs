@@ -5,7 +5,7 @@
 use crate::Gateway;
 use crate::body::{FullBody, GatewayBody};
 use crate::pipeline::Pipeline;
-use crate::server::serve_connections;
+use crate::server::serve_admin_connections;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -14,20 +14,18 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Serves the operations endpoints of `gateway` on `listener` until `shutdown` completes.
+/// Serves the operations endpoints of `gateway` on `listener` until `shutdown` completes,
+/// with the admin listener's limits ([`serve_admin_connections`]).
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_connections(listener, None, shutdown, move |_| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let gateway = gateway.clone();
-        service_fn(move |req: Request<Incoming>| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.ops_response(req.uri().path())) }
-        })
-    })
-    .await;
+        async move { Ok::<_, Infallible>(gateway.ops_response(req.uri().path())) }
+    });
+    serve_admin_connections(listener, shutdown, service).await;
 }
 
 impl Gateway {

@@ -212,14 +212,12 @@ impl Listeners {
                     async move { response.map(axum::body::Body::new) }
                 });
                 let stopped = stopped(stop_rx.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(admin_listener, router)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                    {
-                        tracing::error!(error = %e, "admin listener failed");
-                    }
-                })
+                // The same connection limits as the operations endpoints alone.
+                tokio::spawn(portico_gateway::server::serve_admin_connections(
+                    admin_listener,
+                    stopped,
+                    hyper_util::service::TowerToHyperService::new(router),
+                ))
             }
         };
         let certificates = tls.as_ref().map(|(_, t)| t.certificates().clone());
