@@ -1,6 +1,7 @@
 //! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health`,
-//! `/ready`, and `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs).
-//! When the admin REST API is served (`crates/admin`), these answer beside it.
+//! `/ready` (which says when the node serves its last good configuration), and
+//! `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs). When the admin
+//! REST API is served (`crates/admin`), these answer beside it.
 
 use crate::Gateway;
 use crate::body::{FullBody, GatewayBody};
@@ -43,7 +44,8 @@ fn answer(gateway: &Gateway, path: &str) -> Response<GatewayBody> {
             gateway.metrics().render(),
         ),
         "/.well-known/jwks.json" => return jwks_response(&gateway.pipeline.load()),
-        "/health" | "/ready" => (
+        "/ready" => (StatusCode::OK, "application/json", ready_body(gateway)),
+        "/health" => (
             StatusCode::OK,
             "application/json",
             "{\"status\":\"ok\"}".to_string(),
@@ -61,6 +63,17 @@ fn answer(gateway: &Gateway, path: &str) -> Response<GatewayBody> {
         HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// Ready: the node can serve. A node serving its last good configuration (the store is
+/// unavailable) is ready too, and says so with the revision it serves.
+fn ready_body(gateway: &Gateway) -> String {
+    match gateway.metrics().config_served() {
+        (revision, true) => {
+            format!("{{\"status\":\"ok\",\"configuration\":\"last_good\",\"revision\":{revision}}}")
+        }
+        (_, false) => "{\"status\":\"ok\"}".to_string(),
+    }
 }
 
 /// The upstream JWT signers' public keys (`{"keys": [...]}`), for upstreams to verify with.

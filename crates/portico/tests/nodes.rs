@@ -162,6 +162,27 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
     let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
     let again = start_node(&unreachable, &key, _data);
     assert_eq!(again.server.status("/orders/items", "POST", &token), 200);
+    // It says so: in its metrics, and in /ready (still 200: it can serve).
+    let revision = store.revision().await.unwrap();
+    let admin = &again.server.admin;
+    assert_eq!(metric(admin, "portico_config_from_last_good"), Some(1.0));
+    assert_eq!(
+        metric(admin, "portico_config_revision"),
+        Some(revision as f64)
+    );
+    let (status, ready) = http_get(admin, "/ready");
+    assert_eq!(status, 200);
+    assert_eq!(
+        ready,
+        format!(r#"{{"status":"ok","configuration":"last_good","revision":{revision}}}"#)
+    );
+    // A node that reads the store serves its configuration.
+    let (_, ready) = http_get(&nodes[0].server.admin, "/ready");
+    assert_eq!(ready, r#"{"status":"ok"}"#);
+    assert_eq!(
+        metric(&nodes[0].server.admin, "portico_config_from_last_good"),
+        Some(0.0)
+    );
 
     // Without any last good configuration, it refuses to start.
     let out = std::process::Command::new(BIN)
@@ -517,6 +538,13 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
     let token = mint(r#"{"sub":"u-1","scope":"orders:read"}"#);
     until_all(&all, &token, "GET", 200);
 
+    let before = store.revision().await.unwrap();
+    for n in &nodes {
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(before as f64)
+        );
+    }
     forwarder.cut();
     // A change made while the nodes cannot reach the store.
     store
@@ -524,6 +552,16 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
         .await
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
+    for n in &nodes {
+        wait_for(
+            || metric(&n.server.admin, "portico_config_from_last_good") == Some(1.0),
+            "the node to say it serves its last good configuration",
+        );
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(before as f64)
+        );
+    }
     for n in &nodes {
         assert_eq!(
             n.server.status("/orders/items", "GET", &token),
@@ -540,4 +578,15 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
     forwarder.restore();
     let took = until_all(&all, &token, "POST", 200);
     eprintln!("the store back: both nodes caught up after {took:?}");
+    let after = store.revision().await.unwrap();
+    for n in &nodes {
+        wait_for(
+            || metric(&n.server.admin, "portico_config_from_last_good") == Some(0.0),
+            "the node to serve the store's configuration again",
+        );
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(after as f64)
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub mod seal;
 
 pub use backend::{DatabaseUrl, StoreSettings};
 pub use resources::{Expect, PutOutcome, Resource, ResourceChange, Snapshot, StoredResource};
+pub use revision::RevisionSeen;
 pub use seal::{KeyError, SecretKey};
 
 use backend::Backend;

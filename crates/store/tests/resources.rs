@@ -393,10 +393,13 @@ async fn watch_sees_changes(f: Fixture) {
         _ => Duration::from_millis(200),
     };
     let mut seen = f.store.watch_revision(poll);
-    tokio::time::timeout(Duration::from_secs(5), seen.wait_for(|r| *r == Some(0)))
-        .await
-        .expect("first read")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        seen.wait_for(|r| r.revision == Some(0)),
+    )
+    .await
+    .expect("first read")
+    .unwrap();
     // The listener subscribes right after the first read.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let writer = f.reopen().await;
@@ -405,10 +408,13 @@ async fn watch_sees_changes(f: Fixture) {
         .put(api("payments", "http://a"), Expect::Any)
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|r| *r == Some(1)))
-        .await
-        .expect("the change is seen within a second")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        seen.wait_for(|r| r.revision == Some(1)),
+    )
+    .await
+    .expect("the change is seen within a second")
+    .unwrap();
     eprintln!(
         "{}: change seen after {:?}",
         f.store.backend_name(),
