@@ -162,6 +162,15 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
     let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
     let again = start_node(&unreachable, &key, _data);
     assert_eq!(again.server.status("/orders/items", "POST", &token), 200);
+    // The last good configuration is its owner's only (written through a temporary file of
+    // mode 0600, flushed, renamed).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = again._data.path().join("last-good-config.sealed");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
     // It says so: in its metrics, and in /ready (still 200: it can serve).
     let revision = store.revision().await.unwrap();
     let admin = &again.server.admin;

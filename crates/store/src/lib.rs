@@ -6,10 +6,13 @@
 //! - [`resources`]: named, versioned documents with optimistic concurrency.
 //! - [`revision`]: the configuration revision and how nodes learn it changed.
 //! - [`seal`]: every spec is encrypted at rest.
+//! - [`durable`]: files written whole or not at all (the key file, a node's last good
+//!   configuration).
 //!
 //! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
 
 mod backend;
+pub mod durable;
 pub mod resources;
 pub mod revision;
 pub mod seal;

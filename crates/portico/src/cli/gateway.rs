@@ -15,6 +15,7 @@ use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
+use portico_store::durable::{self, Existing};
 use portico_store::{DatabaseUrl, SecretKey, Store, StoreSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -455,7 +456,7 @@ impl LastGood {
         }
     }
 
-    /// Written to a temporary file and renamed, so a crash never leaves half a file.
+    /// Written whole or not at all, and flushed to disk ([`durable::write_file`]).
     fn save(&self, revision: i64, documents: &[Document]) {
         let snapshot = Snapshot {
             revision,
@@ -465,10 +466,7 @@ impl LastGood {
             return;
         };
         let sealed = self.key.seal(LAST_GOOD_CONTEXT, &plain);
-        let temporary = self.path.with_extension("tmp");
-        let written = std::fs::write(&temporary, sealed)
-            .and_then(|()| std::fs::rename(&temporary, &self.path));
-        if let Err(e) = written {
+        if let Err(e) = durable::write_file(&self.path, &sealed, Existing::Replace) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot save the last good configuration");
         }
     }
