@@ -22,27 +22,79 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Without the password.
+/// Without passwords: neither the userinfo's nor a `password=` or `sslpassword=` query
+/// parameter's (each shown as `…`).
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatabaseUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme_end), Some(at)) if at > scheme_end => {
-                    let userinfo = &url[scheme_end + 3..at];
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    let redacted = if userinfo.contains(':') { ":…" } else { "" };
-                    write!(
-                        f,
-                        "{}{user}{redacted}{}",
-                        &url[..scheme_end + 3],
-                        &url[at..]
-                    )
-                }
-                _ => f.write_str(url),
-            },
+            DatabaseUrl::Postgres(url) => f.write_str(&postgres_url_without_passwords(url)),
         }
     }
+}
+
+/// Query parameters that hold a password (libpq's names; keys compared without case and
+/// after percent-decoding, as a URL parser would read them).
+const PASSWORD_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
+
+fn postgres_url_without_passwords(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &base[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":…" } else { "" };
+            format!("{}{user}{hidden}{}", &base[..scheme_end + 3], &base[at..])
+        }
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| {
+                let key = parameter.split('=').next().unwrap_or("");
+                let decoded = percent_decoded(key);
+                if PASSWORD_PARAMETERS
+                    .iter()
+                    .any(|p| decoded.eq_ignore_ascii_case(p))
+                {
+                    format!("{key}=…")
+                } else {
+                    parameter.to_string()
+                }
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&parameters.join("&"));
+    }
+    shown
+}
+
+/// `%XX` sequences decoded (`+` as a space, as in a query); anything malformed kept as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl FromStr for DatabaseUrl {
@@ -170,11 +222,47 @@ mod tests {
             "postgres://portico:…@db.internal:5432/portico"
         );
         assert!(!format!("{pg:?}").contains("hunter2"));
+        let no_userinfo_password: DatabaseUrl = "postgres://portico@db/portico".parse().unwrap();
+        assert_eq!(
+            no_userinfo_password.to_string(),
+            "postgres://portico@db/portico"
+        );
         assert_eq!(
             "sqlite:data/portico.db".parse::<DatabaseUrl>().unwrap(),
             DatabaseUrl::Sqlite("data/portico.db".into())
         );
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
         assert!("sqlite:".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn password_query_parameters_are_hidden_too() {
+        let url: DatabaseUrl =
+            "postgres://portico:pw1@db:5432/portico?sslmode=require&password=pw2\
+             &SSLPassword=pw3&application_name=node"
+                .parse()
+                .unwrap();
+        let shown = url.to_string();
+        assert_eq!(
+            shown,
+            "postgres://portico:…@db:5432/portico?sslmode=require&password=…&SSLPassword=…\
+             &application_name=node"
+        );
+        // An `@` in a query value does not move the userinfo; an encoded key is still a
+        // password; a key without a value is shown as it is.
+        for (given, hidden) in [
+            ("postgres://u@db/p?password=a@b", "a@b"),
+            ("postgres://u@db/p?pass%77ord=s3cr3t", "s3cr3t"),
+            ("postgres://u@db/p?sslpassword=x%26y&user=u", "x%26y"),
+        ] {
+            let shown = DatabaseUrl::Postgres(given.into()).to_string();
+            assert!(!shown.contains(hidden), "{given} shown as {shown}");
+            assert!(shown.starts_with("postgres://u@db/p?"), "{shown}");
+        }
+        assert_eq!(
+            DatabaseUrl::Postgres("postgres://u@db/p?password&x=%zz".into()).to_string(),
+            "postgres://u@db/p?password=…&x=%zz"
+        );
+        assert_eq!(percent_decoded("a%41%2"), "aA%2");
     }
 }
