@@ -185,8 +185,8 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
     }
     match (&args.secret_key_file, &args.database) {
         (Some(file), _) => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = portico_config::files::read_bounded_to_string(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             SecretKey::from_base64(&text).map_err(|e| format!("{}: {e}", file.display()))
         }
         (None, DatabaseUrl::Sqlite(_)) => {

@@ -282,7 +282,7 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
 fn admin_token(file: Option<&Path>) -> Result<AdminToken, String> {
     let secret = match (std::env::var("PORTICO_ADMIN_TOKEN"), file) {
         (Ok(token), _) => token,
-        (Err(_), Some(file)) => std::fs::read_to_string(file)
+        (Err(_), Some(file)) => portico_config::files::read_bounded_to_string(file)
             .map(|t| t.trim_end().to_string())
             .map_err(|e| format!("{}: {e}", file.display()))?,
         (Err(_), None) => {
