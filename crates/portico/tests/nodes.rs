@@ -214,6 +214,34 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
 }
 
 #[test]
+fn a_gateway_node_does_not_migrate_the_store() {
+    let dir = TempDir::new("node-no-migrate");
+    let empty = dir.write("portico.db", b"");
+    let database = format!("sqlite:{}", empty.display());
+    let key = SecretKey::generate_base64().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["gateway", "--database", &database, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("PORTICO_SECRET_KEY", &key)
+        .output()
+        .unwrap();
+    // Without a last good configuration it cannot start, and says why; the file is as it was.
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the store's schema is at 0, this node needs")
+            && stderr.contains("run a control plane of this version first"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
 fn a_shared_store_needs_a_secret_key() {
     let out = run(&[
         "gateway",

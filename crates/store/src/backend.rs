@@ -2,6 +2,7 @@
 //! whichever is in use (the SQL is written once: both accept `$1` placeholders).
 
 use crate::StoreError;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::fmt;
@@ -126,6 +127,20 @@ pub struct StoreSettings {
     pub max_connections: u32,
     /// Waiting for a connection, and for one statement (default 5,000 ms).
     pub timeout_ms: u64,
+    /// What opening does about the schema (default [`SchemaMode::Migrate`]).
+    pub schema: SchemaMode,
+}
+
+/// What opening the store does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaMode {
+    /// Applies the migrations this binary holds: control planes (the default).
+    Migrate,
+    /// Changes nothing: the schema must already be exactly this binary's, or opening fails
+    /// with [`crate::StoreError::SchemaMismatch`]. Data-plane nodes, which must not migrate
+    /// a database that a control plane of another version serves. A SQLite file is not
+    /// created either.
+    RequireCurrent,
 }
 
 impl StoreSettings {
@@ -134,9 +149,15 @@ impl StoreSettings {
             url,
             max_connections: 8,
             timeout_ms: 5_000,
+            schema: SchemaMode::Migrate,
         }
     }
 }
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+/// Where sqlx records the migrations applied.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
@@ -161,12 +182,17 @@ impl Backend {
         let timeout = Duration::from_millis(settings.timeout_ms);
         match &settings.url {
             DatabaseUrl::Sqlite(path) => {
-                let options = SqliteConnectOptions::new()
+                let migrate = settings.schema == SchemaMode::Migrate;
+                let mut options = SqliteConnectOptions::new()
                     .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
+                    .create_if_missing(migrate)
                     .foreign_keys(true)
                     .busy_timeout(timeout);
+                // WAL mode is kept in the file: set by whoever creates and migrates it, and
+                // not written by a node that may not change the database.
+                if migrate {
+                    options = options.journal_mode(SqliteJournalMode::Wal);
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(timeout)
@@ -188,12 +214,86 @@ impl Backend {
         }
     }
 
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Backend::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let result = match self {
-            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
-            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
-        };
+        let migrator = self.migrator();
+        let result = on_pool!(self, pool => migrator.run(pool).await);
         result.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Without changing anything: the schema is exactly the one this binary's migrations
+    /// make (every one applied, successfully, unchanged; none unknown).
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let expected: Vec<(i64, &[u8])> = self
+            .migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| (m.version, m.checksum.as_ref()))
+            .collect();
+        let expected_version = expected.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        let table_exists = match self {
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+                )
+                .bind(MIGRATIONS_TABLE)
+                .fetch_one(pool)
+                .await?
+                    > 0
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1)",
+                )
+                .bind(MIGRATIONS_TABLE)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        let applied: Vec<(i64, Vec<u8>, bool)> = if table_exists {
+            on_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+                )
+                .fetch_all(pool)
+                .await?
+            })
+        } else {
+            Vec::new()
+        };
+        let found = applied
+            .iter()
+            .filter(|(_, _, success)| *success)
+            .map(|(v, _, _)| *v)
+            .max()
+            .unwrap_or(0);
+        if found != expected_version {
+            return Err(StoreError::SchemaMismatch {
+                found,
+                expected: expected_version,
+            });
+        }
+        let same = applied.len() == expected.len()
+            && applied.iter().zip(&expected).all(
+                |((version, checksum, success), (want, want_checksum))| {
+                    *success && version == want && checksum.as_slice() == *want_checksum
+                },
+            );
+        if same {
+            Ok(())
+        } else {
+            Err(StoreError::Migration(format!(
+                "the store's schema is at {found} but its migrations differ from this node's \
+                 (changed, missing or failed); run a control plane of this version first"
+            )))
+        }
     }
 
     pub fn name(&self) -> &'static str {

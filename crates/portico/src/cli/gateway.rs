@@ -16,7 +16,7 @@ use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
 use portico_store::durable::{self, Existing};
-use portico_store::{DatabaseUrl, SecretKey, Store, StoreSettings};
+use portico_store::{DatabaseUrl, SchemaMode, SecretKey, Store, StoreSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,7 +84,12 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
     };
     runtime.block_on(async move {
         let last_good = LastGood::new(&args.data_dir, key.clone());
-        let settings = StoreSettings::new(args.database.clone());
+        let mut settings = StoreSettings::new(args.database.clone());
+        if admin.is_none() {
+            // A data-plane node never changes the schema: a control plane of its version
+            // migrates, and until then this node serves its last good configuration.
+            settings.schema = SchemaMode::RequireCurrent;
+        }
         let store = match Store::open(&settings, key.clone()).await {
             Ok(store) => Some(store),
             Err(e) => {
