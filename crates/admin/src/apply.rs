@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use portico_store::resources::ChangeOutcome;
 use portico_store::{Expect, PutOutcome, Resource, ResourceChange, StoredResource};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use utoipa::{IntoParams, ToSchema};
 
@@ -48,6 +49,11 @@ pub struct ApplyResult {
     pub outcome: ApplyOutcome,
     /// The version after the change; for `deleted`, the version that was deleted.
     pub version: i64,
+    /// Dry run only, for `updated` and `deleted`: the stored spec as it is now, secrets
+    /// redacted like every spec the API returns, so that a client can show what would change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub current: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -61,7 +67,15 @@ pub struct ApplyReport {
 struct Planned {
     change: ResourceChange,
     /// Filled in from the current state when that was read (dry run or prune).
-    predicted: Option<(ApplyOutcome, i64)>,
+    predicted: Option<Predicted>,
+}
+
+/// What a change will do, from the state read before it.
+struct Predicted {
+    outcome: ApplyOutcome,
+    version: i64,
+    /// The stored spec it changes or deletes (unredacted; redacted when reported).
+    current: Option<Value>,
 }
 
 /// Apply a list of documents
@@ -115,14 +129,18 @@ pub async fn apply_documents(
         let changes: Vec<ResourceChange> = planned.iter().map(|p| p.change.clone()).collect();
         checks::check_at_current(&state, &changes).await?;
         planned
-            .iter()
+            .into_iter()
             .filter_map(|p| {
                 let (kind, name) = target(&p.change);
-                p.predicted.map(|(outcome, version)| ApplyResult {
+                p.predicted.map(|predicted| ApplyResult {
                     kind: kind.to_string(),
                     name: name.to_string(),
-                    outcome,
-                    version,
+                    outcome: predicted.outcome,
+                    version: predicted.version,
+                    current: predicted.current.map(|mut spec| {
+                        (state.redact)(kind, &mut spec);
+                        spec
+                    }),
                 })
             })
             .collect()
@@ -157,6 +175,7 @@ pub async fn apply_documents(
                     name,
                     outcome,
                     version,
+                    current: None,
                 }
             })
             .collect()
@@ -216,11 +235,21 @@ fn plan(resources: Vec<Resource>, current: Option<&Current>, prune: bool) -> Vec
     for resource in resources {
         let key = (resource.kind.clone(), resource.name.clone());
         let predicted = current.map(|current| match current.get(&key) {
-            None => (ApplyOutcome::Created, 1),
-            Some(stored) if stored.spec == resource.spec => {
-                (ApplyOutcome::Unchanged, stored.version)
-            }
-            Some(stored) => (ApplyOutcome::Updated, stored.version + 1),
+            None => Predicted {
+                outcome: ApplyOutcome::Created,
+                version: 1,
+                current: None,
+            },
+            Some(stored) if stored.spec == resource.spec => Predicted {
+                outcome: ApplyOutcome::Unchanged,
+                version: stored.version,
+                current: None,
+            },
+            Some(stored) => Predicted {
+                outcome: ApplyOutcome::Updated,
+                version: stored.version + 1,
+                current: Some(stored.spec.clone()),
+            },
         });
         named.insert(key);
         planned.push(Planned {
@@ -239,7 +268,11 @@ fn plan(resources: Vec<Resource>, current: Option<&Current>, prune: bool) -> Vec
                     name: stored.name.clone(),
                     expect: Expect::Version(stored.version),
                 },
-                predicted: Some((ApplyOutcome::Deleted, stored.version)),
+                predicted: Some(Predicted {
+                    outcome: ApplyOutcome::Deleted,
+                    version: stored.version,
+                    current: Some(stored.spec.clone()),
+                }),
             });
         }
     }

@@ -198,7 +198,10 @@ impl From<StoreError> for ApiError {
             e @ StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             // The store's own checks (names): their messages name the rule, nothing internal.
             StoreError::Invalid(message) => ApiError::invalid(message, Vec::new()),
-            e @ (StoreError::Sealed { .. } | StoreError::Migration(_) | StoreError::WrongKey) => {
+            e @ (StoreError::Sealed { .. }
+            | StoreError::Migration(_)
+            | StoreError::SchemaMismatch { .. }
+            | StoreError::WrongKey) => {
                 tracing::error!(error = %e, "admin API: store failure");
                 ApiError::Internal
             }

@@ -5,6 +5,7 @@
 pub mod defaults;
 pub mod documents;
 pub mod env;
+pub mod files;
 pub mod native;
 pub mod tyk;
 

@@ -66,6 +66,10 @@ pub struct GatewayMetrics {
     /// 1 while the limiter's counter store answers (always, for the in-process one), else 0.
     pub limiter_backend_up: Gauge,
     pub limiter_fallback_decisions: Family<FailureRuleLabels, Counter>,
+    /// The store's configuration revision this node serves (0 for file configuration).
+    config_revision: Gauge,
+    /// 1 while a store node serves its last good configuration rather than the store's.
+    config_from_last_good: Gauge,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -96,6 +100,20 @@ impl GatewayMetrics {
         let limiter_backend_up = Gauge::default();
         limiter_backend_up.set(1);
         let limiter_fallback_decisions = Family::<FailureRuleLabels, Counter>::default();
+        let config_revision = Gauge::default();
+        let config_from_last_good = Gauge::default();
+        registry.register(
+            "config_revision",
+            "The store's configuration revision this node serves (0 when configured from files)",
+            config_revision.clone(),
+        );
+        registry.register(
+            "config_from_last_good",
+            "1 while this node serves its last good configuration instead of the store's: the \
+             store is unavailable, or it started from its data folder and has not read the \
+             store's since; else 0",
+            config_from_last_good.clone(),
+        );
         registry.register(
             "limiter_backend_up",
             "1 while the limiter's counter store (Redis) answers, 0 while requests are decided \
@@ -167,7 +185,24 @@ impl GatewayMetrics {
             session_evictions,
             limiter_backend_up,
             limiter_fallback_decisions,
+            config_revision,
+            config_from_last_good,
         })
+    }
+
+    /// Which configuration a store node serves: its revision, and whether it is the last good
+    /// one from the data folder (the store unavailable) rather than the store's.
+    pub fn set_config_served(&self, revision: i64, from_last_good: bool) {
+        self.config_revision.set(revision);
+        self.config_from_last_good.set(i64::from(from_last_good));
+    }
+
+    /// The revision served and whether it is the last good configuration.
+    pub fn config_served(&self) -> (i64, bool) {
+        (
+            self.config_revision.get(),
+            self.config_from_last_good.get() == 1,
+        )
     }
 
     /// The Prometheus text exposition.

@@ -1,11 +1,12 @@
 //! Operations endpoints on the admin listener: `/metrics` (Prometheus text), `/health`,
-//! `/ready`, and `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs).
-//! When the admin REST API is served (`crates/admin`), these answer beside it.
+//! `/ready` (which says when the node serves its last good configuration), and
+//! `/.well-known/jwks.json` (the keys of the upstream JWTs the gateway signs). When the admin
+//! REST API is served (`crates/admin`), these answer beside it.
 
 use crate::Gateway;
 use crate::body::{FullBody, GatewayBody};
 use crate::pipeline::Pipeline;
-use crate::server::serve_connections;
+use crate::server::serve_admin_connections;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -14,20 +15,18 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Serves the operations endpoints of `gateway` on `listener` until `shutdown` completes.
+/// Serves the operations endpoints of `gateway` on `listener` until `shutdown` completes,
+/// with the admin listener's limits ([`serve_admin_connections`]).
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_connections(listener, None, shutdown, move |_| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let gateway = gateway.clone();
-        service_fn(move |req: Request<Incoming>| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.ops_response(req.uri().path())) }
-        })
-    })
-    .await;
+        async move { Ok::<_, Infallible>(gateway.ops_response(req.uri().path())) }
+    });
+    serve_admin_connections(listener, shutdown, service).await;
 }
 
 impl Gateway {
@@ -45,7 +44,8 @@ fn answer(gateway: &Gateway, path: &str) -> Response<GatewayBody> {
             gateway.metrics().render(),
         ),
         "/.well-known/jwks.json" => return jwks_response(&gateway.pipeline.load()),
-        "/health" | "/ready" => (
+        "/ready" => (StatusCode::OK, "application/json", ready_body(gateway)),
+        "/health" => (
             StatusCode::OK,
             "application/json",
             "{\"status\":\"ok\"}".to_string(),
@@ -63,6 +63,17 @@ fn answer(gateway: &Gateway, path: &str) -> Response<GatewayBody> {
         HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// Ready: the node can serve. A node serving its last good configuration (the store is
+/// unavailable) is ready too, and says so with the revision it serves.
+fn ready_body(gateway: &Gateway) -> String {
+    match gateway.metrics().config_served() {
+        (revision, true) => {
+            format!("{{\"status\":\"ok\",\"configuration\":\"last_good\",\"revision\":{revision}}}")
+        }
+        (_, false) => "{\"status\":\"ok\"}".to_string(),
+    }
 }
 
 /// The upstream JWT signers' public keys (`{"keys": [...]}`), for upstreams to verify with.

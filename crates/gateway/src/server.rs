@@ -30,6 +30,16 @@ const CLIENT_WRITE_STALL: Duration = Duration::from_secs(60);
 /// A TLS handshake must complete within this long.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// On the admin listener (admin REST API, `/metrics`, `/health`, `/ready`), a request head
+/// must be in within this long, and a kept-alive connection that starts no new request for
+/// this long is closed: a client that sends half a request (slow loris) holds a connection
+/// for at most this.
+pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections the admin listener serves at once. Beyond it, new connections are not
+/// accepted until one closes: they wait in the kernel's accept queue (and are served in
+/// turn) rather than being refused, so a scrape or an `apply` during a flood is late, not lost.
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
+
 /// Accepts connections until `shutdown`: plain ones served with HTTP/1.1 or h2c, or, with
 /// `tls`, TLS ones served with HTTP/2 or HTTP/1.1 as ALPN chose.
 pub async fn serve_connections<S, F>(
@@ -109,6 +119,62 @@ pub async fn serve_connections<S, F>(
             if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+        });
+    }
+}
+
+/// Serves the admin listener until `shutdown`: HTTP/1.1 only (no protocol sniffing, which
+/// would wait for bytes without a timeout), at most [`ADMIN_MAX_CONNECTIONS`] connections at
+/// once, each request head within [`ADMIN_HEADER_READ_TIMEOUT`].
+pub async fn serve_admin_connections<S, B, F>(listener: TcpListener, shutdown: F, service: S)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Future<Output = ()>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        // A free slot first: while none is, connections wait unaccepted.
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(WriteStallGuard::new(stream)), service)
+                .await
+            {
+                tracing::debug!(peer = %remote, error = %e, "admin connection ended with an error");
+            }
+            drop(slot);
         });
     }
 }

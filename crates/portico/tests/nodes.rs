@@ -162,6 +162,36 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
     let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
     let again = start_node(&unreachable, &key, _data);
     assert_eq!(again.server.status("/orders/items", "POST", &token), 200);
+    // The last good configuration is its owner's only (written through a temporary file of
+    // mode 0600, flushed, renamed).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = again._data.path().join("last-good-config.sealed");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+    // It says so: in its metrics, and in /ready (still 200: it can serve).
+    let revision = store.revision().await.unwrap();
+    let admin = &again.server.admin;
+    assert_eq!(metric(admin, "portico_config_from_last_good"), Some(1.0));
+    assert_eq!(
+        metric(admin, "portico_config_revision"),
+        Some(revision as f64)
+    );
+    let (status, ready) = http_get(admin, "/ready");
+    assert_eq!(status, 200);
+    assert_eq!(
+        ready,
+        format!(r#"{{"status":"ok","configuration":"last_good","revision":{revision}}}"#)
+    );
+    // A node that reads the store serves its configuration.
+    let (_, ready) = http_get(&nodes[0].server.admin, "/ready");
+    assert_eq!(ready, r#"{"status":"ok"}"#);
+    assert_eq!(
+        metric(&nodes[0].server.admin, "portico_config_from_last_good"),
+        Some(0.0)
+    );
 
     // Without any last good configuration, it refuses to start.
     let out = std::process::Command::new(BIN)
@@ -181,6 +211,34 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no last good configuration"));
+}
+
+#[test]
+fn a_gateway_node_does_not_migrate_the_store() {
+    let dir = TempDir::new("node-no-migrate");
+    let empty = dir.write("portico.db", b"");
+    let database = format!("sqlite:{}", empty.display());
+    let key = SecretKey::generate_base64().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["gateway", "--database", &database, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("PORTICO_SECRET_KEY", &key)
+        .output()
+        .unwrap();
+    // Without a last good configuration it cannot start, and says why; the file is as it was.
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the store's schema is at 0, this node needs")
+            && stderr.contains("run a control plane of this version first"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "nothing written"
+    );
 }
 
 #[test]
@@ -317,6 +375,93 @@ fn apply_get_and_delete_through_a_control_plane() {
     );
 }
 
+#[test]
+fn a_dry_run_prints_the_diff_of_each_document_and_writes_nothing() {
+    let dir = TempDir::new("dry-run-diff");
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    let token = "an-admin-token-for-this-test-0123456789";
+    let server = Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[("PORTICO_ADMIN_TOKEN", token), ("PORTICO_LOG", "warn")],
+    );
+    let admin = format!("http://{}", server.admin);
+    let portico = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .args(["--server", &admin])
+            .env("PORTICO_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // 32 bytes of base64 each: an HMAC secret the diff must never show.
+    let (old_secret, new_secret) = (
+        "b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ=",
+        "bmV3LXNlY3JldC1uZXctc2VjcmV0LW5ldy1zZWNyZXQ=",
+    );
+    let resources = |secret: &str, requests: u32| {
+        format!(
+            "kind: Issuer\nmetadata: {{name: hmac}}\nspec: {{secret_base64: \"{secret}\", algorithms: [HS256]}}\n---\n\
+             kind: Policy\nmetadata: {{name: reader}}\nspec:\n  rate_limit: {{requests: {requests}, per_secs: 60}}\n"
+        )
+    };
+    let first = dir.write("first.yaml", resources(old_secret, 10));
+    portico(&["apply", "-f", first.to_str().unwrap()]);
+
+    let second = dir.write("second.yaml", resources(new_secret, 20));
+    let dry = portico(&["apply", "-f", second.to_str().unwrap(), "--dry-run"]);
+    assert!(dry.contains("Policy \"reader\" updated (dry run)"), "{dry}");
+    assert!(
+        dry.contains("--- Policy/reader version 1 (stored)"),
+        "{dry}"
+    );
+    assert!(dry.contains("-  requests: 10"), "{dry}");
+    assert!(dry.contains("+  requests: 20"), "{dry}");
+    assert!(
+        dry.contains("Issuer \"hmac\" updated (dry run)\n  (only secret fields change)"),
+        "{dry}"
+    );
+    assert!(
+        !dry.contains(old_secret) && !dry.contains(new_secret),
+        "a secret was printed: {dry}"
+    );
+    // A new document is all `+`, a pruned one all `-`, an unchanged one its line only.
+    let third = dir.write(
+        "third.yaml",
+        "kind: Policy\nmetadata: {name: writer}\nspec: {rate_limit: {requests: 5, per_secs: 1}}\n",
+    );
+    let pruned = portico(&[
+        "apply",
+        "-f",
+        third.to_str().unwrap(),
+        "--dry-run",
+        "--prune",
+    ]);
+    assert!(pruned.contains("+rate_limit:"), "{pruned}");
+    assert!(
+        pruned.contains("Policy \"reader\" deleted (dry run)"),
+        "{pruned}"
+    );
+    assert!(pruned.contains("-rate_limit:"), "{pruned}");
+    let same = portico(&["apply", "-f", first.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(
+        same,
+        "Issuer \"hmac\" unchanged (dry run)\nPolicy \"reader\" unchanged (dry run)\n"
+    );
+
+    // Nothing was written.
+    let stored = portico(&["get", "policies", "reader"]);
+    assert!(stored.contains("requests: 10"), "{stored}");
+    assert!(stored.contains("version: 1"), "{stored}");
+}
+
 /// Sends `n` requests round-robin over the nodes; returns (allowed, limited, other).
 fn spread(nodes: &[Node], token: &str, n: usize) -> (usize, usize, Vec<u16>) {
     let (mut allowed, mut limited, mut other) = (0, 0, Vec::new());
@@ -430,6 +575,13 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
     let token = mint(r#"{"sub":"u-1","scope":"orders:read"}"#);
     until_all(&all, &token, "GET", 200);
 
+    let before = store.revision().await.unwrap();
+    for n in &nodes {
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(before as f64)
+        );
+    }
     forwarder.cut();
     // A change made while the nodes cannot reach the store.
     store
@@ -437,6 +589,16 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
         .await
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
+    for n in &nodes {
+        wait_for(
+            || metric(&n.server.admin, "portico_config_from_last_good") == Some(1.0),
+            "the node to say it serves its last good configuration",
+        );
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(before as f64)
+        );
+    }
     for n in &nodes {
         assert_eq!(
             n.server.status("/orders/items", "GET", &token),
@@ -453,4 +615,15 @@ async fn nodes_keep_serving_while_postgres_is_cut_off_and_catch_up_after() {
     forwarder.restore();
     let took = until_all(&all, &token, "POST", 200);
     eprintln!("the store back: both nodes caught up after {took:?}");
+    let after = store.revision().await.unwrap();
+    for n in &nodes {
+        wait_for(
+            || metric(&n.server.admin, "portico_config_from_last_good") == Some(0.0),
+            "the node to serve the store's configuration again",
+        );
+        assert_eq!(
+            metric(&n.server.admin, "portico_config_revision"),
+            Some(after as f64)
+        );
+    }
 }

@@ -6,16 +6,21 @@
 //! - [`resources`]: named, versioned documents with optimistic concurrency.
 //! - [`revision`]: the configuration revision and how nodes learn it changed.
 //! - [`seal`]: every spec is encrypted at rest.
+//! - [`durable`]: files written whole or not at all (the key file, a node's last good
+//!   configuration).
 //!
-//! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens.
+//! Migrations (`migrations/sqlite`, `migrations/postgres`) are applied when the store opens,
+//! or, for data-plane nodes ([`SchemaMode::RequireCurrent`]), only checked.
 
 mod backend;
+pub mod durable;
 pub mod resources;
 pub mod revision;
 pub mod seal;
 
-pub use backend::{DatabaseUrl, StoreSettings};
+pub use backend::{DatabaseUrl, SchemaMode, StoreSettings};
 pub use resources::{Expect, PutOutcome, Resource, ResourceChange, Snapshot, StoredResource};
+pub use revision::RevisionSeen;
 pub use seal::{KeyError, SecretKey};
 
 use backend::Backend;
@@ -66,8 +71,20 @@ pub enum StoreError {
     /// The migrations could not be applied (a newer Portico's database, or a broken one).
     #[error("migrations: {0}")]
     Migration(String),
+    /// The schema is not this binary's, and this node may not migrate it
+    /// ([`SchemaMode::RequireCurrent`]); versions are the migrations' numbers.
+    #[error("the store's schema is at {found}, this node needs {expected}; {}", schema_remedy(*.found, *.expected))]
+    SchemaMismatch { found: i64, expected: i64 },
     #[error("{0}")]
     Invalid(String),
+}
+
+fn schema_remedy(found: i64, expected: i64) -> &'static str {
+    if found < expected {
+        "run a control plane of this version first"
+    } else {
+        "this node is older than the store: upgrade it"
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -77,15 +94,19 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl Store {
-    /// Connects and applies the migrations.
+    /// Connects, and applies the migrations or checks that they are applied
+    /// ([`StoreSettings::schema`]).
     pub async fn open(settings: &StoreSettings, key: SecretKey) -> Result<Self, StoreError> {
         let backend = Backend::connect(settings).await?;
-        backend.migrate().await?;
         let store = Self {
             backend,
             key,
             timeout: std::time::Duration::from_millis(settings.timeout_ms),
         };
+        match settings.schema {
+            SchemaMode::Migrate => store.backend.migrate().await?,
+            SchemaMode::RequireCurrent => store.bounded(store.backend.check_schema()).await?,
+        }
         store.bounded(store.check_key()).await?;
         Ok(store)
     }

@@ -16,6 +16,15 @@ pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 pub(crate) const CHANNEL: &str = "portico_config";
 pub(crate) const READ: &str = "SELECT revision FROM config_revision WHERE id = 1";
 
+/// What a revision watcher last learnt from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevisionSeen {
+    /// The latest revision read; `None` until the first read succeeds.
+    pub revision: Option<i64>,
+    /// Whether the latest read succeeded (assumed until one fails: the store was just opened).
+    pub reachable: bool,
+}
+
 impl Store {
     /// The current revision (0: nothing was ever written).
     pub async fn revision(&self) -> Result<i64, StoreError> {
@@ -28,10 +37,13 @@ impl Store {
     }
 
     /// The latest revision seen, updated on every notification and at least every
-    /// `poll_every`. Read errors are logged and retried; the last value stays. The watch ends
-    /// when every receiver is gone.
-    pub fn watch_revision(&self, poll_every: Duration) -> watch::Receiver<Option<i64>> {
-        let (tx, rx) = watch::channel(None);
+    /// `poll_every`, and whether the store answered the latest read. Read errors are logged
+    /// and retried; the last revision stays. The watch ends when every receiver is gone.
+    pub fn watch_revision(&self, poll_every: Duration) -> watch::Receiver<RevisionSeen> {
+        let (tx, rx) = watch::channel(RevisionSeen {
+            revision: None,
+            reachable: true,
+        });
         let store = self.clone();
         tokio::spawn(async move {
             let mut listener = None;
@@ -64,12 +76,23 @@ impl Store {
                 match store.revision().await {
                     Ok(revision) => {
                         tx.send_if_modified(|seen| {
-                            let newer = *seen != Some(revision);
-                            *seen = Some(revision);
-                            newer
+                            let now = RevisionSeen {
+                                revision: Some(revision),
+                                reachable: true,
+                            };
+                            let changed = *seen != now;
+                            *seen = now;
+                            changed
                         });
                     }
-                    Err(e) => tracing::debug!(error = %e, "reading the configuration revision"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reading the configuration revision");
+                        tx.send_if_modified(|seen| {
+                            let was_reachable = seen.reachable;
+                            seen.reachable = false;
+                            was_reachable
+                        });
+                    }
                 }
             }
         });

@@ -3,11 +3,11 @@
 //!
 //! Layout: `1` (format version) ‖ 12-byte random nonce ‖ ciphertext ‖ 16-byte tag.
 
+use crate::durable::{self, Existing};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -62,7 +62,8 @@ impl SecretKey {
     }
 
     /// Reads the key file, or creates it (mode 0600) with a new random key when it does not
-    /// exist: the single-machine default, where nobody else needs the key.
+    /// exist: the single-machine default, where nobody else needs the key. The new file is
+    /// written whole or not at all ([`crate::durable`]), and never replaces another's key.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let file_error = |source| KeyError::File {
             path: path.display().to_string(),
@@ -72,14 +73,15 @@ impl SecretKey {
             Ok(text) => Self::from_base64(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = Self::generate_base64()?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(file_error)?;
-                file.write_all(text.as_bytes()).map_err(file_error)?;
-                file.sync_all().map_err(file_error)?;
-                Self::from_base64(&text)
+                match durable::write_file(path, text.as_bytes(), Existing::Keep) {
+                    Ok(()) => Self::from_base64(&text),
+                    // Another process created it first: its key is the one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text = std::fs::read_to_string(path).map_err(file_error)?;
+                        Self::from_base64(&text)
+                    }
+                    Err(e) => Err(file_error(e)),
+                }
             }
             Err(e) => Err(file_error(e)),
         }
@@ -145,6 +147,31 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(k.open(b"Api\0payments", &tampered).is_none());
         assert!(k.open(b"Api\0payments", &[]).is_none());
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_with_mode_0600_and_read_back() {
+        let dir = portico_testkit::TempDir::new("key-file");
+        let path = dir.path().join("secret.key");
+        let created = SecretKey::load_or_create(&path).unwrap();
+        let again = SecretKey::load_or_create(&path).unwrap();
+        let sealed = created.seal(b"ctx", b"plain");
+        assert_eq!(
+            again.open(b"ctx", &sealed).unwrap(),
+            b"plain",
+            "the same key"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret.key"], "no temporary file left");
     }
 
     #[test]

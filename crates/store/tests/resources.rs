@@ -2,8 +2,8 @@
 //! PostgreSQL (a fresh database on the machine's server).
 
 use portico_store::{
-    DatabaseUrl, Expect, PutOutcome, Resource, ResourceChange, SecretKey, Store, StoreError,
-    StoreSettings,
+    DatabaseUrl, Expect, PutOutcome, Resource, ResourceChange, SchemaMode, SecretKey, Store,
+    StoreError, StoreSettings,
 };
 use portico_testkit::TempDir;
 use portico_testkit::postgres::TempDatabase;
@@ -81,6 +81,7 @@ on_both_backends! {
     a_write_at_a_revision_fails_once_another_write_committed => writes_at_a_revision;
     concurrent_creations_of_one_name_never_fail_with_any => concurrent_upserts;
     batches_naming_resources_in_opposite_orders_do_not_deadlock => opposite_orders;
+    a_node_that_may_not_migrate_only_checks_the_schema => schema_checked_not_changed;
 }
 
 fn api(name: &str, upstream: &str) -> Resource {
@@ -386,6 +387,152 @@ async fn reopen(f: Fixture) {
     assert_eq!(again.revision().await.unwrap(), 1);
 }
 
+/// Runs one statement on the fixture's database behind the store's back (the way another
+/// version of Portico would have left it).
+async fn execute_directly(url: &DatabaseUrl, sql: &'static str, blobs: &[&[u8]]) {
+    use sqlx::Connection;
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            let mut query = sqlx::query(sql);
+            for blob in blobs {
+                query = query.bind(blob.to_vec());
+            }
+            query.execute(&mut conn).await.unwrap();
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let mut query = sqlx::query(sql);
+            for blob in blobs {
+                query = query.bind(blob.to_vec());
+            }
+            query.execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+/// The newest migration's version: the number its file name starts with.
+fn newest_migration(url: &DatabaseUrl) -> i64 {
+    let folder = match url {
+        DatabaseUrl::Sqlite(_) => "sqlite",
+        DatabaseUrl::Postgres(_) => "postgres",
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.split('_').next()?.parse::<i64>().ok()
+        })
+        .max()
+        .unwrap()
+}
+
+/// A database of the fixture's backend with nothing in it.
+async fn empty_database(f: &Fixture) -> (StoreSettings, Option<TempDatabase>) {
+    match &f.settings.url {
+        DatabaseUrl::Sqlite(path) => {
+            let empty = path.with_file_name("empty.db");
+            std::fs::write(&empty, b"").unwrap();
+            (StoreSettings::new(DatabaseUrl::Sqlite(empty)), None)
+        }
+        DatabaseUrl::Postgres(_) => {
+            let db = TempDatabase::create("store_empty").await;
+            (StoreSettings::new(db.url.parse().unwrap()), Some(db))
+        }
+    }
+}
+
+async fn schema_checked_not_changed(f: Fixture) {
+    let key = || SecretKey::from_base64(&f.key).unwrap();
+    let require_current = |settings: &StoreSettings| StoreSettings {
+        schema: SchemaMode::RequireCurrent,
+        ..settings.clone()
+    };
+    let expected = newest_migration(&f.settings.url);
+    if let Err(e) = Store::open(&require_current(&f.settings), key()).await {
+        panic!("a migrated store opens without migrating: {e}");
+    }
+
+    // An empty database: refused, and left empty; a control plane then migrates it.
+    let (empty, _db) = empty_database(&f).await;
+    let refused = Store::open(&require_current(&empty), key())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::SchemaMismatch { found: 0, expected: e } if e == expected),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the store's schema is at 0, this node needs {expected}; run a control plane of \
+             this version first"
+        )
+    );
+    let again = Store::open(&require_current(&empty), key())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, StoreError::SchemaMismatch { found: 0, .. }),
+        "still empty: {again:?}"
+    );
+    Store::open(&empty, key()).await.unwrap();
+    Store::open(&require_current(&empty), key()).await.unwrap();
+
+    // A store left behind by an older version (its latest migration not applied).
+    execute_directly(
+        &f.settings.url,
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+        &[],
+    )
+    .await;
+    let older = Store::open(&require_current(&f.settings), key())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(older, StoreError::SchemaMismatch { found, expected: e } if found == expected - 1 && e == expected),
+        "{older:?}"
+    );
+
+    // One migrated by a newer version.
+    execute_directly(
+        &f.settings.url,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer Portico', TRUE, $1, 0)",
+        &[&[0u8]],
+    )
+    .await;
+    let newer = Store::open(&require_current(&f.settings), key())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        newer.to_string(),
+        format!(
+            "the store's schema is at 9999, this node needs {expected}; this node is older \
+             than the store: upgrade it"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_missing_sqlite_file_is_not_created_by_a_node_that_may_not_migrate() {
+    let dir = TempDir::new("store-missing");
+    let path = dir.path().join("portico.db");
+    let mut settings = StoreSettings::new(DatabaseUrl::Sqlite(path.clone()));
+    settings.schema = SchemaMode::RequireCurrent;
+    let opened = Store::open(&settings, new_key()).await;
+    assert!(
+        matches!(opened, Err(StoreError::Unavailable(_))),
+        "{opened:?}"
+    );
+    assert!(!path.exists());
+}
+
 async fn watch_sees_changes(f: Fixture) {
     // PostgreSQL is told by NOTIFY, so its poll is slow here on purpose; SQLite polls.
     let poll = match f.store.backend_name() {
@@ -393,10 +540,13 @@ async fn watch_sees_changes(f: Fixture) {
         _ => Duration::from_millis(200),
     };
     let mut seen = f.store.watch_revision(poll);
-    tokio::time::timeout(Duration::from_secs(5), seen.wait_for(|r| *r == Some(0)))
-        .await
-        .expect("first read")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        seen.wait_for(|r| r.revision == Some(0)),
+    )
+    .await
+    .expect("first read")
+    .unwrap();
     // The listener subscribes right after the first read.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let writer = f.reopen().await;
@@ -405,10 +555,13 @@ async fn watch_sees_changes(f: Fixture) {
         .put(api("payments", "http://a"), Expect::Any)
         .await
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|r| *r == Some(1)))
-        .await
-        .expect("the change is seen within a second")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        seen.wait_for(|r| r.revision == Some(1)),
+    )
+    .await
+    .expect("the change is seen within a second")
+    .unwrap();
     eprintln!(
         "{}: change seen after {:?}",
         f.store.backend_name(),

@@ -100,15 +100,23 @@ async fn a_dry_run_reports_and_writes_nothing() {
         &server,
         "",
         &json!([
-            document("Policy", "gold", json!({"rate": 10})),
-            document("Policy", "old", json!({}))
+            document(
+                "Policy",
+                "gold",
+                json!({"rate": 10, "client_secret": "s3cr3t"})
+            ),
+            document("Policy", "old", json!({"password": "hunter2"}))
         ]),
     )
     .await;
     let revision = server.store.revision().await.unwrap();
 
     let documents = json!([
-        document("Policy", "gold", json!({"rate": 20})),
+        document(
+            "Policy",
+            "gold",
+            json!({"rate": 20, "client_secret": "s3cr3t"})
+        ),
         document("Api", "new", json!({"listen_path": "/new"})),
     ]);
     let (status, report) = apply(&server, "?dry_run=true&prune=true", &documents).await;
@@ -122,6 +130,16 @@ async fn a_dry_run_reports_and_writes_nothing() {
             row("Policy", "old", "deleted", 1)
         ]
     );
+    // What is stored now comes with what would change or go, its secrets redacted; a
+    // created document has nothing stored.
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["current"],
+        json!({"rate": 10, "client_secret": "<redacted>"})
+    );
+    assert!(results[1].get("current").is_none(), "{report}");
+    assert_eq!(results[2]["current"], json!({"password": "<redacted>"}));
+    assert!(!report.to_string().contains("s3cr3t") && !report.to_string().contains("hunter2"));
     assert_eq!(server.store.revision().await.unwrap(), revision);
     let (_, _, gold) = read(server.get("/api/v1/policies/gold").await).await;
     assert_eq!(gold["spec"]["rate"], 10);

@@ -183,6 +183,13 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
             "schema {schema}"
         );
     }
+    let current = &document["components"]["schemas"]["ApplyResult"]["properties"]["current"];
+    assert!(
+        current["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("redacted")),
+        "ApplyResult.current is documented: {current}"
+    );
 }
 
 #[tokio::test]

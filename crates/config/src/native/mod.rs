@@ -528,21 +528,11 @@ fn convert_jwt(
     })
 }
 
-/// Key and certificate files are small; anything else named here (a device, a FIFO, a huge
-/// file) is refused rather than read.
-const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
-
+/// A key or JWKS file, bounded ([`crate::files`]).
 fn read_file(path: &Path, base_dir: &Path) -> Result<String, String> {
     let full = base_dir.join(path);
-    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", full.display());
-    let meta = std::fs::metadata(&full).map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(cannot(&"not a regular file"));
-    }
-    if meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(cannot(&format!("larger than {MAX_KEY_FILE_BYTES} bytes")));
-    }
-    std::fs::read_to_string(&full).map_err(|e| cannot(&e))
+    crate::files::read_bounded_to_string(&full)
+        .map_err(|e| format!("cannot read {}: {e}", full.display()))
 }
 
 /// A secret from the environment. Portico's own variables (`PORTICO_SECRET_KEY`,

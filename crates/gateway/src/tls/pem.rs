@@ -9,8 +9,10 @@ use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 
+/// Bounded like every file a configuration names: a regular file of at most 1 MiB, so a
+/// path such as `/dev/zero` is refused at once instead of read until memory runs out.
 fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::ReadFile {
+    portico_config::files::read_bounded(path).map_err(|source| TlsError::ReadFile {
         what,
         path: path.to_owned(),
         source,

@@ -15,7 +15,8 @@ use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
-use portico_store::{DatabaseUrl, SecretKey, Store, StoreSettings};
+use portico_store::durable::{self, Existing};
+use portico_store::{DatabaseUrl, SchemaMode, SecretKey, Store, StoreSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -83,7 +84,12 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
     };
     runtime.block_on(async move {
         let last_good = LastGood::new(&args.data_dir, key.clone());
-        let settings = StoreSettings::new(args.database.clone());
+        let mut settings = StoreSettings::new(args.database.clone());
+        if admin.is_none() {
+            // A data-plane node never changes the schema: a control plane of its version
+            // migrates, and until then this node serves its last good configuration.
+            settings.schema = SchemaMode::RequireCurrent;
+        }
         let store = match Store::open(&settings, key.clone()).await {
             Ok(store) => Some(store),
             Err(e) => {
@@ -115,6 +121,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             },
             None => None,
         };
+        let from_disk = from_store.is_none();
         let (revision, loaded) = match from_store {
             Some((revision, documents, loaded)) => {
                 last_good.save(revision, &documents);
@@ -144,6 +151,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
                 return ExitCode::from(1);
             }
         };
+        gateway.metrics().set_config_served(revision, from_disk);
         tracing::info!(
             revision,
             apis = loaded.gateway.apis.len(),
@@ -167,6 +175,9 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             data_dir: args.data_dir.clone(),
             last_good,
             serving: revision,
+            handled: revision,
+            from_disk,
+            from_last_good: from_disk,
             poll: Duration::from_millis(args.poll_ms.max(50)),
         };
         listeners.run(gateway, move |_| follower.run()).await
@@ -179,8 +190,8 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
     }
     match (&args.secret_key_file, &args.database) {
         (Some(file), _) => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = portico_config::files::read_bounded_to_string(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             SecretKey::from_base64(&text).map_err(|e| format!("{}: {e}", file.display()))
         }
         (None, DatabaseUrl::Sqlite(_)) => {
@@ -296,7 +307,9 @@ fn from_last_good(
     }
 }
 
-/// Follows the store: reloads when its revision moves, reconnects when it was away.
+/// Follows the store: reloads when its revision moves, reconnects when it was away, and
+/// tells (metrics, `/ready`, one log line per switch) whether it serves the store's
+/// configuration or its last good one.
 struct Follower {
     gateway: Arc<Gateway>,
     settings: StoreSettings,
@@ -304,7 +317,14 @@ struct Follower {
     store: Option<Store>,
     data_dir: PathBuf,
     last_good: LastGood,
+    /// The revision of the configuration served.
     serving: i64,
+    /// The latest revision read and dealt with: served, or refused by the checks.
+    handled: i64,
+    /// The configuration served came from the data folder at start, not from the store.
+    from_disk: bool,
+    /// What was last reported: serving the last good configuration rather than the store's.
+    from_last_good: bool,
     poll: Duration,
 }
 
@@ -319,7 +339,7 @@ impl Follower {
             attempts += 1;
             match Store::open(&self.settings, self.key.clone()).await {
                 Ok(store) => {
-                    tracing::info!("the store is back");
+                    tracing::debug!("the store is reachable again");
                     self.store = Some(store);
                 }
                 // Once a minute or so, not at every attempt.
@@ -333,17 +353,32 @@ impl Follower {
         let mut retry = tokio::time::interval(self.poll);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Woken by a new revision, or — while this node is behind because a read failed —
-            // by the retry tick, so that a failed read is tried again without a new write.
-            let behind = revisions.borrow().is_some_and(|r| r != self.serving);
+            // Woken by a new revision or a change of reachability, or — while this node is
+            // behind because a read failed — by the retry tick, so that a failed read is
+            // tried again without a new write.
+            let behind = revisions
+                .borrow()
+                .revision
+                .is_some_and(|r| r != self.handled);
             tokio::select! {
                 changed = revisions.changed() => if changed.is_err() { return },
                 _ = retry.tick(), if behind => {}
             }
-            let Some(revision) = *revisions.borrow_and_update() else {
+            let seen = *revisions.borrow_and_update();
+            if !seen.reachable {
+                self.report(false);
+                continue;
+            }
+            let Some(revision) = seen.revision else {
                 continue;
             };
-            if revision == self.serving {
+            if revision == self.handled {
+                // The store's current configuration is the one served (read from the data
+                // folder at start, it is the same documents).
+                if revision == self.serving {
+                    self.from_disk = false;
+                }
+                self.report(true);
                 continue;
             }
             match load(&store).await {
@@ -353,7 +388,10 @@ impl Follower {
                     Ok(()) => {
                         tracing::info!(revision, "configuration reloaded from the store");
                         self.serving = revision;
+                        self.handled = revision;
+                        self.from_disk = false;
                         self.last_good.save(revision, &documents);
+                        self.report(true);
                     }
                     Err(problems) => {
                         for p in &problems {
@@ -364,14 +402,40 @@ impl Follower {
                             "configuration rejected; still serving the previous one"
                         );
                         // Not retried: the same documents would fail the same way.
-                        self.serving = revision;
+                        self.handled = revision;
+                        self.report(true);
                     }
                 },
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading the configuration from the store; retrying")
+                    tracing::warn!(error = %e, "reading the configuration from the store; retrying");
+                    self.report(false);
                 }
             }
         }
+    }
+
+    /// Records whether the store answered: the node serves its last good configuration
+    /// while it does not, or while what it serves came from the data folder. Metrics follow;
+    /// a switch either way is logged once.
+    fn report(&mut self, store_reachable: bool) {
+        let from_last_good = !store_reachable || self.from_disk;
+        if from_last_good != self.from_last_good {
+            if from_last_good {
+                tracing::warn!(
+                    revision = self.serving,
+                    "the store is unavailable; serving the last good configuration"
+                );
+            } else {
+                tracing::info!(
+                    revision = self.serving,
+                    "the store is available; serving its configuration"
+                );
+            }
+            self.from_last_good = from_last_good;
+        }
+        self.gateway
+            .metrics()
+            .set_config_served(self.serving, from_last_good);
     }
 }
 
@@ -397,7 +461,7 @@ impl LastGood {
         }
     }
 
-    /// Written to a temporary file and renamed, so a crash never leaves half a file.
+    /// Written whole or not at all, and flushed to disk ([`durable::write_file`]).
     fn save(&self, revision: i64, documents: &[Document]) {
         let snapshot = Snapshot {
             revision,
@@ -407,10 +471,7 @@ impl LastGood {
             return;
         };
         let sealed = self.key.seal(LAST_GOOD_CONTEXT, &plain);
-        let temporary = self.path.with_extension("tmp");
-        let written = std::fs::write(&temporary, sealed)
-            .and_then(|()| std::fs::rename(&temporary, &self.path));
-        if let Err(e) = written {
+        if let Err(e) = durable::write_file(&self.path, &sealed, Existing::Replace) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot save the last good configuration");
         }
     }

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod diff;
 pub mod gateway;
 pub mod resources;
 pub mod serve;

@@ -30,7 +30,7 @@ pub struct ApplyArgs {
     /// A YAML file of resource documents (`---`-separated).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
-    /// Show what would change; write nothing.
+    /// Show what would change, as a diff per document (secrets redacted); write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Also delete resources of the kinds in the file that the file no longer lists.
@@ -94,6 +94,13 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         };
         let note = if report.dry_run { " (dry run)" } else { "" };
         println!("{} {:?} {outcome}{note}", r.kind, r.name);
+        if report.dry_run {
+            let new_spec = docs
+                .iter()
+                .find(|d| d.kind.as_str() == r.kind && d.metadata.name == r.name)
+                .map(|d| &d.spec);
+            print!("{}", super::diff::render(r, new_spec));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -212,14 +212,12 @@ impl Listeners {
                     async move { response.map(axum::body::Body::new) }
                 });
                 let stopped = stopped(stop_rx.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(admin_listener, router)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                    {
-                        tracing::error!(error = %e, "admin listener failed");
-                    }
-                })
+                // The same connection limits as the operations endpoints alone.
+                tokio::spawn(portico_gateway::server::serve_admin_connections(
+                    admin_listener,
+                    stopped,
+                    hyper_util::service::TowerToHyperService::new(router),
+                ))
             }
         };
         let certificates = tls.as_ref().map(|(_, t)| t.certificates().clone());
@@ -284,7 +282,7 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
 fn admin_token(file: Option<&Path>) -> Result<AdminToken, String> {
     let secret = match (std::env::var("PORTICO_ADMIN_TOKEN"), file) {
         (Ok(token), _) => token,
-        (Err(_), Some(file)) => std::fs::read_to_string(file)
+        (Err(_), Some(file)) => portico_config::files::read_bounded_to_string(file)
             .map(|t| t.trim_end().to_string())
             .map_err(|e| format!("{}: {e}", file.display()))?,
         (Err(_), None) => {

@@ -200,6 +200,53 @@ fn fingerprint_follows_settings_and_file_contents() {
 }
 
 #[test]
+fn oversized_and_device_files_are_refused_at_once() {
+    let pki = Pki::new();
+    let big = pki.dir.write("big-ca.pem", vec![b'A'; 2 * 1024 * 1024]);
+    let start = std::time::Instant::now();
+    let error = UpstreamTls::new(
+        &UpstreamTlsSettings {
+            ca_file: Some(big.clone()),
+            ..UpstreamTlsSettings::default()
+        },
+        "localhost",
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot read CA certificate file {}: larger than 1048576 bytes (1 MiB)",
+            big.display()
+        )
+    );
+    for (cert_file, key_file) in [
+        (PathBuf::from("/dev/zero"), pki.server.key_file.clone()),
+        (pki.server.cert_file.clone(), PathBuf::from("/dev/zero")),
+    ] {
+        let error = UpstreamTls::new(
+            &UpstreamTlsSettings {
+                client_cert: Some(ClientCertFiles {
+                    cert_file,
+                    key_file,
+                }),
+                ..UpstreamTlsSettings::default()
+            },
+            "localhost",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().ends_with("/dev/zero: not a regular file"),
+            "{error}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn bad_ca_and_client_certificate_files_give_their_errors() {
     let pki = Pki::new();
     let missing = pki.dir.0.join("missing-ca.pem");
