@@ -11,8 +11,12 @@
 // initial access token, RFC 7592 management, resource indicators. The resource
 // "https://api.portico.test" gets JWT access tokens, "https://opaque.portico.test" opaque ones.
 //
-// Test-only control endpoint (never in a real IdP):
+// A second client, "gateway-pkjwt", authenticates with private_key_jwt (RFC 7523); its private
+// key is written as PEM next to KEYS_FILE (pkjwt-client.pem) for the tests to sign with.
+//
+// Test-only control endpoints (never in a real IdP):
 //   POST /__test/rotate   new signing key first in the JWKS (the old one stays, second)
+//   GET  /__test/stats    {"introspections": n}: introspection requests received so far
 import http from 'node:http';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
@@ -78,6 +82,18 @@ class MemoryAdapter {
   }
 }
 
+// The private_key_jwt client's key pair: the public half is registered, the private half is
+// for the tests.
+function pkjwtClientKey() {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  if (process.env.KEYS_FILE) {
+    const dir = process.env.KEYS_FILE.replace(/[^/]*$/, '');
+    fs.writeFileSync(`${dir}pkjwt-client.pem`, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  }
+  return { ...publicKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig', kid: 'pkjwt-client' };
+}
+const PKJWT_CLIENT_JWK = pkjwtClientKey();
+
 function buildProvider(issuer, jwks) {
   const provider = new Provider(issuer, {
     adapter: MemoryAdapter,
@@ -85,6 +101,15 @@ function buildProvider(issuer, jwks) {
     clients: [{
       client_id: 'gateway-test',
       client_secret: 'gateway-test-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: SCOPES,
+    }, {
+      client_id: 'gateway-pkjwt',
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'RS256',
+      jwks: { keys: [PKJWT_CLIENT_JWK] },
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],
@@ -119,7 +144,14 @@ function buildProvider(issuer, jwks) {
 
 let jwks = loadKeys();
 let handler = () => {};
+let introspections = 0;
 const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/token/introspection')) introspections += 1;
+  if (req.method === 'GET' && req.url === '/__test/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ introspections }));
+    return;
+  }
   if (req.method === 'POST' && req.url === '/__test/rotate') {
     jwks = { keys: [newSigningKey(), ...jwks.keys] };
     saveKeys(jwks);

@@ -9,11 +9,15 @@ use std::process::{Child, Command, Stdio};
 pub const JWT_RESOURCE: &str = "https://api.portico.test";
 pub const CLIENT_ID: &str = "gateway-test";
 pub const CLIENT_SECRET: &str = "gateway-test-secret";
+/// The resource whose access tokens are opaque (introspection and revocation work on these).
+pub const OPAQUE_RESOURCE: &str = "https://opaque.portico.test";
+/// A client that authenticates with `private_key_jwt`; its key is [`Idp::pkjwt_key_file`].
+pub const PKJWT_CLIENT_ID: &str = "gateway-pkjwt";
 
 pub struct Idp {
     pub issuer: String,
     child: Child,
-    _keys: TempDir,
+    keys: TempDir,
 }
 
 fn fixture_dir() -> PathBuf {
@@ -34,19 +38,26 @@ impl Idp {
             .env("PORT", "0")
             .env("KEYS_FILE", keys.path().join("jwks.json"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Kept beside the keys: what the IdP said, when a test needs to know.
+            .stderr(
+                std::fs::File::create(keys.path().join("idp.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("node runs the test IdP");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // oidc-provider prints notices on stdout later: keep reading, or a closed pipe kills
+        // it (EPIPE).
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let started: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("IdP did not start: {line:?}"));
         Self {
             issuer: started["issuer"].as_str().unwrap().to_string(),
             child,
-            _keys: keys,
+            keys,
         }
     }
 
@@ -70,6 +81,54 @@ impl Idp {
             .to_string()
     }
 
+    /// An opaque client_credentials access token (for introspection).
+    pub async fn opaque_token(&self, scope: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", OPAQUE_RESOURCE),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {body}"))
+            .to_string()
+    }
+
+    /// Revokes `token` at the IdP (RFC 7009).
+    pub async fn revoke(&self, token: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/token/revocation", self.issuer))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "revocation: {}", r.status());
+    }
+
+    /// Introspection requests the IdP has received so far.
+    pub async fn introspection_calls(&self) -> u64 {
+        let r: Value = reqwest::get(format!("{}/__test/stats", self.issuer))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["introspections"].as_u64().unwrap()
+    }
+
+    /// The PEM private key of [`PKJWT_CLIENT_ID`].
+    pub fn pkjwt_key_file(&self) -> PathBuf {
+        self.keys.path().join("pkjwt-client.pem")
+    }
+
     /// Puts a new signing key first in the IdP's JWKS; returns its kid.
     pub async fn rotate_signing_key(&self) -> String {
         let r: Value = reqwest::Client::new()
@@ -86,6 +145,11 @@ impl Idp {
 
 impl Drop for Idp {
     fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(self.keys.path().join("idp.log"))
+        {
+            eprintln!("--- the test IdP's stderr ---\n{log}");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
