@@ -13,13 +13,31 @@ use serde_json::Value;
 pub const REDACTED: &str = "<redacted>";
 
 /// Whether a key names a secret: any key containing `secret` (`secret_base64`,
-/// `client_secret`, …), `password`, `private_key` or `private_key_pem`.
+/// `client_secret`, …), `password`, `private_key` or `private_key_pem` — except those that
+/// only name where a secret is (`…_env`, `…_file`: `client_secret_env` holds a variable's
+/// name, which `get` must print for `apply` to take it back).
 pub fn is_secret_key(key: &str) -> bool {
+    if key.ends_with("_env") || key.ends_with("_file") {
+        return false;
+    }
     matches!(key, "password" | "private_key" | "private_key_pem") || key.contains("secret")
 }
 
-/// The default redaction: every non-null value under a secret key ([`is_secret_key`]), at
-/// any depth, becomes `"<redacted>"`. The kind is not consulted.
+/// Whether a URL carries a password in its user info (`redis://:pw@host`,
+/// `postgres://user:pw@host`).
+fn url_with_password(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// The default redaction: every non-null value under a secret key ([`is_secret_key`]), and
+/// every URL with a password in it (a `redis_url`), at any depth, becomes `"<redacted>"`. The
+/// kind is not consulted.
 pub fn redact_secret_fields(_kind: &str, spec: &mut Value) {
     redact_by_key_name(spec);
 }
@@ -28,7 +46,9 @@ fn redact_by_key_name(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if is_secret_key(key) && !value.is_null() {
+                let secret = (is_secret_key(key) && !value.is_null())
+                    || value.as_str().is_some_and(url_with_password);
+                if secret {
                     *value = Value::String(REDACTED.to_string());
                 } else {
                     redact_by_key_name(value);
@@ -84,6 +104,24 @@ mod tests {
                 "upstream": { "private_key_pem": REDACTED, "password": REDACTED, "user": "u" },
                 "oauth": { "client_secret": REDACTED, "client_id": "c" },
                 "public_key": "not a secret", "maybe_secret": null
+            })
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted_and_names_of_where_secrets_are_are_not() {
+        let mut spec = json!({
+            "limits": { "redis_url": "redis://:hunter2@10.0.0.7:6379/0", "other": "redis://10.0.0.7" },
+            "issuer": { "secret_base64_env": "IDP_SECRET", "client_secret_env": "IDP_CLIENT",
+                        "private_key_file": "keys/gw.pem", "jwks_url": "https://user@idp/jwks" }
+        });
+        redact_secret_fields("Settings", &mut spec);
+        assert_eq!(
+            spec,
+            json!({
+                "limits": { "redis_url": REDACTED, "other": "redis://10.0.0.7" },
+                "issuer": { "secret_base64_env": "IDP_SECRET", "client_secret_env": "IDP_CLIENT",
+                            "private_key_file": "keys/gw.pem", "jwks_url": "https://user@idp/jwks" }
             })
         );
     }

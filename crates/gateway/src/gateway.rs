@@ -65,6 +65,29 @@ impl Gateway {
         }))
     }
 
+    /// Whether `config` would serve: everything [`Gateway::new`] builds from it (routes,
+    /// verifiers, upstream TLS, header names, the limiter's settings), built and thrown away,
+    /// without listening, fetching or starting a task. What `new` or `reload` would refuse
+    /// is refused here, with the same problems.
+    pub fn check(config: &GatewayConfig) -> Result<(), ConfigError> {
+        let metrics = GatewayMetrics::new();
+        Pipeline::build(
+            config,
+            &KeySourceRegistry::on_demand(),
+            &ConnectionPools::new(),
+            &metrics,
+        )?;
+        SessionLimiter::from_settings(
+            &config.settings.limits,
+            config.settings.sessions,
+            Arc::new(LimiterMetrics(metrics)),
+        )
+        .map(drop)
+        .map_err(|e| ConfigError {
+            problems: vec![Problem::error("limits.redis_url", e.to_string())],
+        })
+    }
+
     /// Builds a pipeline for `config` and swaps it in atomically. Requests in flight finish on
     /// the version they started with; on error nothing changes.
     pub fn reload(&self, config: &GatewayConfig) -> Result<(), ConfigError> {

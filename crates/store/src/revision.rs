@@ -56,7 +56,11 @@ impl Store {
                 if listener.is_none()
                     && let Backend::Postgres(pool) = &store.backend
                 {
-                    listener = listen(pool).await;
+                    // Bounded: a half-open connection must not stop the polling below.
+                    listener = tokio::time::timeout(store.timeout, listen(pool))
+                        .await
+                        .ok()
+                        .flatten();
                 }
                 let notified = async {
                     match listener.as_mut() {

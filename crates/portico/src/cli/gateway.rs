@@ -26,7 +26,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// The shared store: `postgres://USER@HOST/DB` or `sqlite:FILE`.
-    #[arg(long, value_name = "URL", env = "PORTICO_DATABASE_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PORTICO_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = super::DatabaseUrlParser
+    )]
     pub database: DatabaseUrl,
     /// Gateway listener (default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -278,11 +284,17 @@ async fn load(store: &Store) -> Result<(i64, Vec<Document>), String> {
     Ok((revision, documents))
 }
 
+/// The configuration `documents` make, if a node can serve it: loaded, and built as the
+/// gateway builds it (header names, upstream TLS, verifiers, … that loading alone does not
+/// check).
 fn build(
     documents: &[Document],
     data_dir: &Path,
 ) -> Result<Loaded, Vec<portico_core::config::Problem>> {
-    config::load_documents(documents, "store", data_dir, &ProcessEnv).map_err(|e| e.problems)
+    let loaded = config::load_documents(documents, "store", data_dir, &ProcessEnv)
+        .map_err(|e| e.problems)?;
+    Gateway::check(&loaded.gateway).map_err(|e| e.problems)?;
+    Ok(loaded)
 }
 
 fn from_last_good(

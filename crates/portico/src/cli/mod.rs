@@ -60,3 +60,31 @@ pub fn validate(args: ConfigArgs) -> ExitCode {
         }
     }
 }
+
+/// Reads `--database`: a URL that does not parse is reported without echoing it (clap's own
+/// errors repeat the value, and a PostgreSQL URL may hold a password).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = portico_store::DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let name = arg.map_or("--database".to_string(), |a| a.to_string());
+        let invalid = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {name}: {reason}\n"),
+            )
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".into()))?;
+        text.parse().map_err(invalid)
+    }
+}

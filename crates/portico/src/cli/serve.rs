@@ -37,7 +37,7 @@ pub struct ServeArgs {
     /// `postgres://USER@HOST/DB` or `sqlite:FILE`. The admin token comes from
     /// `PORTICO_ADMIN_TOKEN` or `--admin-token-file`. (Not read from `PORTICO_DATABASE_URL`,
     /// so that an exported URL never turns a `serve --config` into something else.)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = super::DatabaseUrlParser)]
     pub database: Option<DatabaseUrl>,
     /// File holding the admin token (at least 32 bytes).
     #[arg(long, value_name = "FILE")]
