@@ -19,6 +19,9 @@ pub struct ConfigSources {
     pub config_file: Option<PathBuf>,
     pub tyk_apps_dir: Option<PathBuf>,
     pub tyk_policies_file: Option<PathBuf>,
+    /// Skip (with a warning) Tyk APIs whose auth mode Portico does not serve, instead of
+    /// refusing the configuration.
+    pub tyk_skip_unsupported: bool,
 }
 
 impl ConfigSources {
@@ -123,7 +126,12 @@ pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigErro
         }
     }
     if let Some(dir) = &sources.tyk_apps_dir {
-        let (apis, api_locations, found) = tyk::load_api_dir(dir);
+        let (apis, api_locations, found) = tyk::load_api_dir(
+            dir,
+            tyk::TykOptions {
+                skip_unsupported: sources.tyk_skip_unsupported,
+            },
+        );
         problems.extend(found);
         gateway.apis.extend(apis);
         locations.extend(api_locations);

@@ -5,6 +5,7 @@
 //! a limit it cannot represent) is an error or, for an internal API, not loaded: a restriction
 //! is never dropped silently.
 
+mod auth_modes;
 mod endpoints;
 mod limits;
 mod policies;
@@ -184,9 +185,17 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// How a Tyk apps folder is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TykOptions {
+    /// Serve the other APIs when some use an auth mode Portico does not serve (each skipped
+    /// API is a warning); by default such an API is an error (`--tyk-skip-unsupported`).
+    pub skip_unsupported: bool,
+}
+
 /// Loads every `*.json` in `dir`, in name order, except the `*-oas.json` and `*-mcp.json`
 /// companions of Tyk OAS APIs (as Tyk does; their definitions are refused).
-pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
+pub fn load_api_dir(dir: &Path, options: TykOptions) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
     let mut problems = Vec::new();
     let companion = |p: &Path| {
         p.file_name()
@@ -218,7 +227,7 @@ pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
             });
         match parsed {
             Ok(Value::Object(obj)) => {
-                if let Some(api) = convert_api(&obj, &location, &mut problems) {
+                if let Some(api) = convert_api(&obj, &location, options, &mut problems) {
                     apis.push(api);
                     locations.push(location);
                 }
@@ -294,6 +303,7 @@ fn algorithms(method: &str) -> Result<Vec<Algorithm>, String> {
 fn convert_api(
     obj: &Map<String, Value>,
     location: &str,
+    options: TykOptions,
     problems: &mut Vec<Problem>,
 ) -> Option<ApiSpec> {
     let before = problems.len();
@@ -315,6 +325,17 @@ fn convert_api(
         problems.push(Problem::warning(
             location,
             "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed",
+        ));
+        return None;
+    }
+    let modes = auth_modes::unserved_modes(obj);
+    if !modes.is_empty() {
+        let api_id = string_field(obj, "api_id").unwrap_or("(no api_id)");
+        problems.push(auth_modes::unserved(
+            api_id,
+            &modes,
+            options.skip_unsupported,
+            location,
         ));
         return None;
     }
@@ -530,7 +551,12 @@ mod tests {
 
     fn convert(api: Value) -> (Option<ApiSpec>, Vec<Problem>) {
         let mut problems = Vec::new();
-        let spec = convert_api(api.as_object().unwrap(), "a.json", &mut problems);
+        let spec = convert_api(
+            api.as_object().unwrap(),
+            "a.json",
+            TykOptions::default(),
+            &mut problems,
+        );
         (spec, problems)
     }
 
@@ -589,6 +615,78 @@ mod tests {
                     == "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed"),
             "{:?}",
             loaded.warnings
+        );
+    }
+
+    #[test]
+    fn unserved_auth_modes_are_refused_or_skipped_with_the_flag() {
+        let dir = TempDir::new("skip");
+        let apps = dir.0.join("apps");
+        std::fs::create_dir(&apps).unwrap();
+        let basic = serde_json::json!({"api_id": "basic", "use_basic_auth": true,
+            "proxy": {"listen_path": "/basic/", "target_url": "http://127.0.0.1:9"}});
+        std::fs::write(apps.join("basic.json"), basic.to_string()).unwrap();
+        std::fs::write(
+            apps.join("jwt.json"),
+            jwt_api(serde_json::json!({})).to_string(),
+        )
+        .unwrap();
+        let policies = dir.0.join("policies.json");
+        std::fs::write(
+            &policies,
+            r#"{"only-basic": {"access_rights": {"basic": {}}}}"#,
+        )
+        .unwrap();
+        let mut sources = crate::ConfigSources {
+            tyk_apps_dir: Some(apps.clone()),
+            tyk_policies_file: Some(policies),
+            ..Default::default()
+        };
+        let env = crate::env::MapEnv::default();
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.severity == Severity::Error
+                    && p.location.ends_with("basic.json")
+                    && p.message
+                        .contains(r#"API "basic" uses auth mode basic (use_basic_auth)"#)
+                    && p.message.contains("--tyk-skip-unsupported")),
+            "{:?}",
+            refused.problems
+        );
+        sources.tyk_skip_unsupported = true;
+        let loaded = crate::load(&sources, &env).unwrap();
+        let ids: Vec<&str> = loaded.gateway.apis.iter().map(|a| &*a.id).collect();
+        assert_eq!(ids, ["a"]);
+        assert!(loaded.gateway.policies.get("only-basic").is_some());
+        let skipped: Vec<_> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("skipped"))
+            .collect();
+        assert_eq!(skipped.len(), 1, "{:?}", loaded.warnings);
+        assert!(skipped[0].location.ends_with("basic.json"));
+        // JWT and another mode: Tyk requires both, so it stays an error with the flag.
+        std::fs::write(
+            apps.join("both.json"),
+            jwt_api(serde_json::json!({"api_id": "both", "use_basic_auth": true,
+                "proxy": {"listen_path": "/both/", "target_url": "http://127.0.0.1:9"}}))
+            .to_string(),
+        )
+        .unwrap();
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.severity == Severity::Error
+                    && p.location.ends_with("both.json")
+                    && p.message
+                        .contains("use_basic_auth is enabled as well as enable_jwt")),
+            "{:?}",
+            refused.problems
         );
     }
 

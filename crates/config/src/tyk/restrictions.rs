@@ -21,7 +21,7 @@ const PLUGIN_HOOKS: &[&str] = &["pre", "post", "post_key_auth"];
 
 /// Whether a flag that turns a restriction on may be on: anything but absent, null or `false`
 /// (a mistyped flag is taken as on, so the restriction is refused rather than dropped).
-fn flag(obj: &Map<String, Value>, key: &str) -> bool {
+pub(super) fn flag(obj: &Map<String, Value>, key: &str) -> bool {
     !matches!(
         obj.get(key),
         None | Some(Value::Null) | Some(Value::Bool(false))
