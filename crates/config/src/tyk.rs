@@ -8,6 +8,7 @@
 mod auth_modes;
 mod endpoints;
 mod limits;
+mod oas;
 mod policies;
 mod restrictions;
 
@@ -193,8 +194,10 @@ pub struct TykOptions {
     pub skip_unsupported: bool,
 }
 
-/// Loads every `*.json` in `dir`, in name order, except the `*-oas.json` and `*-mcp.json`
-/// companions of Tyk OAS APIs (as Tyk does; their definitions are refused).
+/// Loads every `*.json` in `dir`, in name order: Tyk Classic definitions and Tyk OAS
+/// documents (`openapi` + `x-tyk-api-gateway`), except the `*-oas.json` and `*-mcp.json`
+/// companions that Tyk's file mode keeps beside a Classic `is_oas` file (as Tyk does; such a
+/// Classic file is refused).
 pub fn load_api_dir(dir: &Path, options: TykOptions) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
     let mut problems = Vec::new();
     let companion = |p: &Path| {
@@ -227,7 +230,12 @@ pub fn load_api_dir(dir: &Path, options: TykOptions) -> (Vec<ApiSpec>, Vec<Strin
             });
         match parsed {
             Ok(Value::Object(obj)) => {
-                if let Some(api) = convert_api(&obj, &location, options, &mut problems) {
+                let api = if oas::is_oas_document(&obj) {
+                    oas::convert_oas_api(&obj, &location, options, &mut problems)
+                } else {
+                    convert_api(&obj, &location, options, &mut problems)
+                };
+                if let Some(api) = api {
                     apis.push(api);
                     locations.push(location);
                 }

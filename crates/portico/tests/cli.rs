@@ -193,7 +193,8 @@ fn tyk_files_load_and_report_unsupported_fields() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("basic.json") && err.contains("only enable_jwt or use_keyless"),
+        err.contains("basic.json")
+            && err.contains(r#"API "legacy" uses auth mode basic (use_basic_auth)"#),
         "{err}"
     );
     assert!(
@@ -204,6 +205,22 @@ fn tyk_files_load_and_report_unsupported_fields() {
         !err.contains("preserve_host_header"),
         "fields left at their default are not reported: {err}"
     );
+    // With --tyk-skip-unsupported the rest is valid, and the skipped API is named.
+    let out = run(&[
+        "validate",
+        "--tyk-skip-unsupported",
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(r#"API "legacy" skipped (--tyk-skip-unsupported): auth mode basic"#),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("1 APIs, 1 policies"));
     std::fs::remove_file(apps.join("basic.json")).unwrap();
     let out = run(&[
         "validate",

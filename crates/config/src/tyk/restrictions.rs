@@ -54,7 +54,7 @@ pub(super) fn refuse_unenforced(
     if flag(api, "is_oas") {
         refuse(
             &["is_oas"],
-            "is_oas: a Tyk OAS API keeps its middleware (allow lists, validation, ...) in its OAS document, which Portico does not read; export it as a Tyk Classic definition".into(),
+            "is_oas: this is the Classic half of a Tyk OAS API as Tyk's file mode stores it; its settings (allow lists, validation, ...) are in the OAS document: put that document in the folder instead (named other than *-oas.json)".into(),
         );
     }
     if flag(api, "enable_ip_whitelisting") && non_empty_array(api, "allowed_ips") {
