@@ -308,3 +308,58 @@ fn serve_a_file_of_resource_documents() {
         text(&out.stderr)
     );
 }
+
+/// The Tyk OAS fixture of the config crate, proxying to `upstream`.
+fn tyk_oas_api(upstream: SocketAddr) -> String {
+    let fixture = repo().join("crates/config/testdata/tyk-oas/catalog.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    doc["x-tyk-api-gateway"]["upstream"]["url"] = format!("http://{upstream}").into();
+    doc.to_string()
+}
+
+#[test]
+fn serve_a_tyk_oas_jwt_api_beside_a_classic_one_and_skip_unsupported_ones() {
+    let up = upstream();
+    let dir = TempDir::new("tyk-oas");
+    dir.write("apps/orders.json", tyk_api(up));
+    dir.write("apps/catalog.json", tyk_oas_api(up));
+    dir.write("apps/legacy.json", r#"{"api_id": "legacy", "enable_signature_checking": true, "proxy": {"listen_path": "/legacy/", "target_url": "http://127.0.0.1:1"}}"#);
+    let policies = dir.write(
+        "policies.json",
+        r#"{"reader": {"rate": 100, "per": 1, "access_rights": {"orders": {"allowed_urls": [{"url": "/items", "methods": ["GET"]}]}}},
+            "catalog-reader": {"access_rights": {"catalog": {}}},
+            "legacy-user": {"access_rights": {"legacy": {}}}}"#,
+    );
+    let apps = dir.path().join("apps");
+    let args = [
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ];
+    // Refused by default, naming the API and its mode.
+    let mut refused = vec!["serve"];
+    refused.extend(args);
+    let out = run(&refused);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(r#"API "legacy" uses auth mode HMAC (enable_signature_checking)"#),
+        "{err}"
+    );
+    let mut skipping = args.to_vec();
+    skipping.push("--tyk-skip-unsupported");
+    let server = Server::start(&skipping);
+    let token = mint(r#"{"user_id":"u-1","scp":["orders:read","catalog:read"]}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items/7", "GET", &token), 200);
+    // Not in the OAS document's allow list.
+    assert_eq!(server.status("/catalog/items/7", "DELETE", &token), 403);
+    assert_eq!(server.status("/catalog/items", "GET", "not-a-token"), 401);
+    let orders_only = mint(r#"{"user_id":"u-2","scp":["orders:read"]}"#);
+    assert_eq!(server.status("/catalog/items", "GET", &orders_only), 403);
+    // The skipped API is not routed.
+    assert_eq!(server.status("/legacy/x", "GET", &token), 404);
+}
