@@ -1,7 +1,7 @@
 //! Tyk `policies.json`: access rights, rate limits and quotas. A restriction Portico cannot
 //! apply as written is an error, never dropped.
 
-use super::limits::{self, quota_is_stricter, rate_is_stricter};
+use super::limits;
 use super::{Fields, is_set, json_kind, report_unsupported, string_field};
 use portico_core::config::{Problem, has_errors};
 use portico_core::policy::{AccessRule, ApiAccess, Policy};
@@ -22,6 +22,7 @@ const POLICY_FIELDS: &[&str] = &[
     "active",
     "is_inactive",
     "partitions",
+    "max_query_depth",
 ];
 const POLICY_DESCRIPTIVE: &[&str] = &[
     "tags",
@@ -154,17 +155,21 @@ pub(super) fn convert_policy(
         }
     }
     let flagged = |name: &str| partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true));
-    let partitioned = ["quota", "rate_limit", "acl"].iter().any(|k| flagged(k));
+    // As Tyk's `Partitions.Enabled()`: `complexity` alone also makes a policy partitioned.
+    let partitioned = ["quota", "rate_limit", "acl", "complexity"]
+        .iter()
+        .any(|k| flagged(k));
     let part = |name: &str| !partitioned || flagged(name);
-    if flagged("per_api") {
-        if partitioned {
-            err(problems, "partitions.per_api is set with other partitions: Tyk refuses to apply such a policy".into());
-        } else {
-            problems.push(Problem::warning(
-                &location,
-                "partitions.per_api is not supported; the policy-wide limits apply, with one counter for all its APIs",
-            ));
-        }
+    let per_api = flagged("per_api");
+    if per_api && partitioned {
+        err(
+            problems,
+            "partitions.per_api is set with other partitions: Tyk refuses to apply such a policy"
+                .into(),
+        );
+    }
+    if part("complexity") {
+        check_query_depth(obj, "", &location, problems);
     }
 
     let rate = if part("rate_limit") {
@@ -185,6 +190,7 @@ pub(super) fn convert_policy(
     };
 
     let mut access = HashMap::new();
+    let mut own_limits: Vec<(&str, Limits)> = Vec::new();
     if part("acl") {
         let rights = match obj.get("access_rights") {
             None | Some(Value::Null) => None,
@@ -223,13 +229,37 @@ pub(super) fn convert_policy(
                     err(problems, format!("{prefix}{field}: {why}"));
                 }
             }
+            // Tyk reads a per-API limit only in a per_api policy, and only when it is not
+            // empty (every member zero); otherwise the policy-wide limits apply.
             if let Some(limit) = right.get("limit").filter(|l| is_set(l)) {
-                check_api_limit(limit, &prefix, rate, quota, &location, problems);
+                if let Some(own) =
+                    api_limit(limit, &prefix, per_api, (rate, quota), &location, problems)
+                {
+                    own_limits.push((api_id.as_str(), own));
+                }
             }
             let rules = allowed_urls(right.get("allowed_urls"), &prefix, &location, problems);
             access.insert(api_id.as_str().into(), ApiAccess { rules });
         }
     }
+    // A per_api policy: its APIs without a limit of their own share the policy-wide limits
+    // (and, in Tyk too, one counter named after the policy); an API with its own limit has
+    // its own counter. Portico keeps one allowance per policy, so that is exact when the policy
+    // grants that one API only.
+    let (rate, quota) = match own_limits.as_slice() {
+        [] => (rate, quota),
+        [(_, own)] if access.len() == 1 => *own,
+        [(api, _), ..] => {
+            err(
+                problems,
+                format!(
+                    "access_rights.{api}.limit: a per-API limit in a policy that grants {} APIs is not supported yet (Portico keeps one allowance per policy, Tyk one per API with its own limit); give each API with its own limit a policy of its own",
+                    access.len()
+                ),
+            );
+            (rate, quota)
+        }
+    };
     if has_errors(&problems[before..]) {
         return None;
     }
@@ -309,36 +339,89 @@ fn allowed_urls(
     rules
 }
 
-/// A per-API `limit` that is stricter than the policy-wide limits Portico applies instead would
-/// be dropped: an error. A looser or equal one is only reported.
-fn check_api_limit(
+type Limits = (Option<portico_core::RateLimit>, Option<portico_core::Quota>);
+
+/// A per-API `limit` (not empty). In a per_api policy it is that API's limits, returned; in
+/// any other policy Tyk ignores it (the policy-wide limits apply), and so does Portico, with
+/// a warning when it says something else.
+fn api_limit(
     limit: &Value,
     prefix: &str,
-    rate: Option<portico_core::RateLimit>,
-    quota: Option<portico_core::Quota>,
+    per_api: bool,
+    policy_wide: Limits,
     location: &str,
     problems: &mut Vec<Problem>,
-) {
+) -> Option<Limits> {
     let Some(limit) = limit.as_object() else {
         problems.push(Problem::error(
             location,
             format!("{prefix}limit must be an object, not {}", json_kind(limit)),
         ));
-        return;
+        return None;
     };
     let parsed = limits::rate_limit(limit).and_then(|r| Ok((r, limits::quota(limit)?)));
-    match parsed {
-        Err(e) => problems.push(Problem::error(location, format!("{prefix}limit: {e}"))),
-        Ok((api_rate, api_quota)) if rate_is_stricter(api_rate, rate) || quota_is_stricter(api_quota, quota) => {
-            problems.push(Problem::error(
+    if !per_api {
+        if parsed.as_ref().ok() != Some(&policy_wide) {
+            problems.push(Problem::warning(
                 location,
-                format!("{prefix}limit is stricter than the policy-wide limits, and per-API limits are not supported; make the policy-wide limits at most as generous, or split the policy"),
+                format!("{prefix}limit is ignored, as in Tyk: a policy's per-API limits apply only with partitions.per_api; the policy-wide limits apply"),
             ));
         }
-        Ok(_) => problems.push(Problem::warning(
+        return None;
+    }
+    let prefix = format!("{prefix}limit.");
+    check_query_depth(limit, &prefix, location, problems);
+    for throttle in ["throttle_interval", "throttle_retry_limit"] {
+        if limits::number(limit, throttle)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n > 0.0)
+        {
+            problems.push(Problem::warning(
+                location,
+                format!("{prefix}{throttle}: Tyk retries throttled requests; Portico answers 429 at once"),
+            ));
+        }
+    }
+    report_unsupported(
+        limit,
+        &[&[
+            "rate",
+            "per",
+            "quota_max",
+            "quota_renewal_rate",
+            "throttle_interval",
+            "throttle_retry_limit",
+            "max_query_depth",
+            // Counter state, not configuration.
+            "quota_renews",
+            "quota_remaining",
+            "set_by",
+        ]],
+        location,
+        &prefix,
+        problems,
+    );
+    parsed
+        .map_err(|e| problems.push(Problem::error(location, format!("{prefix}: {e}"))))
+        .ok()
+}
+
+/// `max_query_depth` (GraphQL): -1 and 0 are none; a depth limit is not enforced by Portico.
+fn check_query_depth(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) {
+    match limits::number(obj, "max_query_depth") {
+        Ok(None) => {}
+        Ok(Some(depth)) if depth == -1.0 || depth == 0.0 => {}
+        Ok(Some(depth)) => problems.push(Problem::error(
             location,
-            format!("{prefix}limit (per-API limits) is not supported; the policy-wide limits apply, which are no more generous"),
+            format!("{prefix}max_query_depth {depth}: Tyk refuses deeper GraphQL queries; Portico does not enforce it"),
         )),
+        Err(e) => problems.push(Problem::error(location, format!("{prefix}{e}"))),
     }
 }
 
@@ -446,17 +529,70 @@ mod tests {
 
     #[test]
     fn per_api_limits_and_restrictions() {
-        let stricter =
+        // Without per_api Tyk ignores a per-API limit; so does Portico, with a warning.
+        let ignored =
             json!({"rate": 10, "per": 1, "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}}});
-        let (p, problems) = convert(stricter);
+        let (p, problems) = convert(ignored);
+        assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(10, 1000).unwrap()));
         assert!(
-            p.is_none() && error_text(&problems).contains("stricter"),
+            problems.iter().any(|p| p.severity == Severity::Warning
+                && p.message
+                    .contains("access_rights.a.limit is ignored, as in Tyk")),
             "{problems:?}"
         );
         let same = json!({"rate": 10, "per": 1, "quota_max": -1,
             "access_rights": {"a": {"limit": {"rate": 10, "per": 1, "quota_max": -1}}}});
         let (p, problems) = convert(same);
-        assert!(p.is_some(), "{problems:?}");
+        assert!(p.is_some() && problems.is_empty(), "{problems:?}");
+        // per_api, one API with its own limit: that limit, the policy's counter is the API's.
+        let own = json!({"rate": 100, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 2, "per": 1, "quota_max": 50,
+                "quota_renewal_rate": 60, "throttle_interval": -1, "max_query_depth": -1,
+                "quota_renews": 1700000000, "quota_remaining": 7, "set_by": "p"}}}});
+        let (p, problems) = convert(own);
+        let p = p.unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.rate, Some(RateLimit::try_new(2, 1000).unwrap()));
+        assert_eq!(p.quota, Some(Quota::limited(50, 60_000).unwrap()));
+        // per_api without per-API limits: the policy-wide ones, one counter (as in Tyk).
+        let shared = json!({"rate": 5, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": null}, "b": {"limit": {}}}});
+        let (p, problems) = convert(shared);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(5, 1000).unwrap()));
+        // per_api with several APIs, one of them with its own limit: not representable.
+        let several = json!({"rate": 5, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {}}});
+        let (p, problems) = convert(several);
+        assert!(
+            p.is_none()
+                && error_text(&problems).contains(
+                    "access_rights.a.limit: a per-API limit in a policy that grants 2 APIs"
+                ),
+            "{problems:?}"
+        );
+        let bad = json!({"partitions": {"per_api": true}, "access_rights": {"a": {"limit": {"rate": "1", "per": 1}}}});
+        assert!(convert(bad).0.is_none());
+        // GraphQL depth limits are not enforced: an error when in effect.
+        for deep in [
+            json!({"max_query_depth": 3, "access_rights": {"a": {}}}),
+            json!({"partitions": {"per_api": true}, "access_rights": {"a": {"limit": {"max_query_depth": 3}}}}),
+        ] {
+            let (p, problems) = convert(deep.clone());
+            assert!(
+                p.is_none() && error_text(&problems).contains("max_query_depth 3"),
+                "{deep}"
+            );
+        }
+        let (p, problems) = convert(json!({"max_query_depth": -1, "access_rights": {"a": {}}}));
+        assert!(p.is_some() && problems.is_empty(), "{problems:?}");
+        // A complexity partition alone grants no access and sets no limits (Tyk's Enabled()).
+        let (p, _) = convert(
+            json!({"rate": 5, "per": 1, "partitions": {"complexity": true},
+            "access_rights": {"a": {}}}),
+        );
+        let p = p.unwrap();
+        assert!(p.access.is_empty() && p.rate.is_none(), "{p:?}");
         let endpoints = json!({"access_rights": {"a": {"endpoints": [{"path": "/x", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 1}}]}]}}});
         let (p, problems) = convert(endpoints);
         assert!(
