@@ -137,8 +137,9 @@ pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigErro
         locations.extend(api_locations);
     }
     if let Some(path) = &sources.tyk_policies_file {
-        let (policies, found) = tyk::load_policies_file(path);
+        let (policies, splits, found) = tyk::load_policies_file(path);
         problems.extend(found);
+        tyk::use_per_api_splits(&mut gateway.apis, &locations, &splits, &mut problems);
         for policy in policies {
             let id = policy.id.clone();
             if gateway.policies.insert(policy).is_some() {

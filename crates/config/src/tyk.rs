@@ -12,7 +12,7 @@ mod oas;
 mod policies;
 mod restrictions;
 
-pub use policies::load_policies_file;
+pub use policies::{PerApiSplits, load_policies_file};
 
 use base64::Engine;
 use portico_core::api::{
@@ -248,6 +248,50 @@ pub fn load_api_dir(dir: &Path, options: TykOptions) -> (Vec<ApiSpec>, Vec<Strin
         }
     }
     (apis, locations, problems)
+}
+
+/// Points every API that names a split per_api policy (in its scope map or default policies)
+/// at the policies it was split into, so that each of its APIs keeps its own limit and
+/// counter. A policy claim names policies in the token, where no split can follow: an API
+/// that reads one while policies are split is an error rather than a grant that silently
+/// lacks the per-API limits.
+pub fn use_per_api_splits(
+    apis: &mut [ApiSpec],
+    locations: &[String],
+    splits: &PerApiSplits,
+    problems: &mut Vec<Problem>,
+) {
+    if splits.is_empty() {
+        return;
+    }
+    let expand = |ids: &mut Vec<PolicyId>| {
+        let mut out: Vec<PolicyId> = Vec::with_capacity(ids.len());
+        for id in ids.drain(..) {
+            for id in splits.get(&id).cloned().unwrap_or_else(|| vec![id]) {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        *ids = out;
+    };
+    let mut split_ids: Vec<&str> = splits.keys().map(|id| &**id).collect();
+    split_ids.sort();
+    for (i, api) in apis.iter_mut().enumerate() {
+        expand(&mut api.policies.default_policies);
+        for ids in api.policies.scope_map.values_mut() {
+            expand(ids);
+        }
+        if let Some(claim) = &api.policies.policy_claim {
+            problems.push(Problem::error(
+                locations.get(i).map_or("API", String::as_str),
+                format!(
+                    "reads policy ids from the claim \"{claim}\", but the per_api policies {} have per-API limits, which Portico applies by splitting them into one policy per API (<policy>#<api>): name them through the scope map or default policies instead",
+                    split_ids.join(", ")
+                ),
+            ));
+        }
+    }
 }
 
 fn skew(obj: &Map<String, Value>, key: &str, location: &str, problems: &mut Vec<Problem>) -> u64 {
@@ -693,6 +737,88 @@ mod tests {
                     && p.location.ends_with("both.json")
                     && p.message
                         .contains("use_basic_auth is enabled as well as enable_jwt")),
+            "{:?}",
+            refused.problems
+        );
+    }
+
+    #[test]
+    fn apis_naming_a_split_per_api_policy_get_each_apis_own_limit_and_counter() {
+        use portico_core::merge::{AccessDecision, decide};
+        let dir = TempDir::new("per-api");
+        let apps = dir.0.join("apps");
+        std::fs::create_dir(&apps).unwrap();
+        for (id, extra) in [
+            (
+                "a",
+                serde_json::json!({"jwt_scope_to_policy_mapping": {"plan": "gold"}}),
+            ),
+            ("b", serde_json::json!({"jwt_default_policies": ["gold"]})),
+        ] {
+            let mut api = jwt_api(extra);
+            api["api_id"] = id.into();
+            api["proxy"]["listen_path"] = format!("/{id}/").into();
+            std::fs::write(apps.join(format!("{id}.json")), api.to_string()).unwrap();
+        }
+        let policies = dir.0.join("policies.json");
+        std::fs::write(
+            &policies,
+            r#"{"gold": {"rate": 100, "per": 1, "partitions": {"per_api": true}, "access_rights": {
+                "a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"rate": 2, "per": 1}}}}}"#,
+        )
+        .unwrap();
+        let mut sources = crate::ConfigSources {
+            tyk_apps_dir: Some(apps.clone()),
+            tyk_policies_file: Some(policies),
+            ..Default::default()
+        };
+        let env = crate::env::MapEnv::default();
+        let loaded = crate::load(&sources, &env).unwrap();
+        let set = &loaded.gateway.policies;
+        assert!(set.get("gold").is_none(), "nothing left under the Tyk id");
+        for api in &loaded.gateway.apis {
+            let named: Vec<&PolicyId> = api
+                .policies
+                .default_policies
+                .iter()
+                .chain(api.policies.scope_map.values().flatten())
+                .collect();
+            assert_eq!(
+                named,
+                [&PolicyId::from("gold#a"), &PolicyId::from("gold#b")]
+            );
+            let applied: Vec<_> = named
+                .iter()
+                .map(|id| set.get(id).unwrap().clone())
+                .collect();
+            let AccessDecision::Allowed(grant) = decide(&applied, &api.id, "GET", "/") else {
+                panic!()
+            };
+            let (counter, rate) = grant.rate.unwrap();
+            let per_api = if &*api.id == "a" { 1 } else { 2 };
+            assert_eq!(
+                (&*counter, rate.requests),
+                (&*format!("gold#{}", api.id), per_api)
+            );
+        }
+        // A policy claim names policies in the token, where no split can follow.
+        std::fs::write(
+            apps.join("c.json"),
+            serde_json::json!({"api_id": "c", "enable_jwt": true, "jwt_signing_method": "rsa",
+                "jwt_source": "https://idp.example/jwks", "jwt_policy_field_name": "pol",
+                "proxy": {"listen_path": "/c/", "target_url": "http://127.0.0.1:9"}})
+            .to_string(),
+        )
+        .unwrap();
+        sources.tyk_skip_unsupported = true;
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.location.ends_with("c.json")
+                    && p.message
+                        .contains(r#"reads policy ids from the claim "pol""#)),
             "{:?}",
             refused.problems
         );

@@ -4,7 +4,7 @@
 use super::limits;
 use super::{Fields, is_set, json_kind, report_unsupported, string_field};
 use portico_core::config::{Problem, has_errors};
-use portico_core::policy::{AccessRule, ApiAccess, Policy};
+use portico_core::policy::{AccessRule, ApiAccess, Policy, PolicyId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -50,8 +50,13 @@ const REFUSED_ACCESS_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A per_api policy whose APIs have limits of their own, loaded as one policy per such API
+/// (`<policy>#<api>`) plus, for its other APIs, the policy under its own id: what to read for
+/// the Tyk policy id where an API names it (scope map, default policies).
+pub type PerApiSplits = HashMap<PolicyId, Vec<PolicyId>>;
+
 /// Loads a Tyk `policies.json`: an object keyed by policy id, or an array of policies.
-pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
+pub fn load_policies_file(path: &Path) -> (Vec<Policy>, PerApiSplits, Vec<Problem>) {
     let location = path.display().to_string();
     let mut problems = Vec::new();
     let parsed = std::fs::read_to_string(path)
@@ -67,18 +72,27 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
                 &location,
                 "policies must be an object keyed by id or an array",
             ));
-            return (Vec::new(), problems);
+            return (Vec::new(), PerApiSplits::new(), problems);
         }
         Err(e) => {
             problems.push(Problem::error(&location, e));
-            return (Vec::new(), problems);
+            return (Vec::new(), PerApiSplits::new(), problems);
         }
     };
     let mut policies = Vec::new();
+    let mut splits = PerApiSplits::new();
     for (i, (key, value)) in entries.into_iter().enumerate() {
         match value {
             Value::Object(obj) => {
-                policies.extend(convert_policy(key, &obj, &location, &mut problems))
+                if let Some(converted) = convert_policy(key, &obj, &location, &mut problems) {
+                    if let Some(id) = converted.split_from {
+                        splits.insert(
+                            id,
+                            converted.policies.iter().map(|p| p.id.clone()).collect(),
+                        );
+                    }
+                    policies.extend(converted.policies);
+                }
             }
             other => problems.push(Problem::error(
                 &location,
@@ -90,7 +104,14 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
             )),
         }
     }
-    (policies, problems)
+    (policies, splits, problems)
+}
+
+/// What one Tyk policy becomes: itself, or for a per_api policy whose APIs have limits of
+/// their own, one policy per such API (and one for the rest), split from the Tyk id.
+pub(super) struct ConvertedPolicy {
+    pub policies: Vec<Policy>,
+    pub split_from: Option<PolicyId>,
 }
 
 pub(super) fn convert_policy(
@@ -98,7 +119,7 @@ pub(super) fn convert_policy(
     obj: &Map<String, Value>,
     file: &str,
     problems: &mut Vec<Problem>,
-) -> Option<Policy> {
+) -> Option<ConvertedPolicy> {
     let id = key.or_else(|| {
         string_field(obj, "id")
             .or_else(|| string_field(obj, "_id"))
@@ -242,33 +263,62 @@ pub(super) fn convert_policy(
             access.insert(api_id.as_str().into(), ApiAccess { rules });
         }
     }
-    // A per_api policy: its APIs without a limit of their own share the policy-wide limits
-    // (and, in Tyk too, one counter named after the policy); an API with its own limit has
-    // its own counter. Portico keeps one allowance per policy, so that is exact when the policy
-    // grants that one API only.
+    // A per_api policy: its APIs without a limit of their own share the policy-wide limits and
+    // one counter named after the policy; an API with its own limit has its own counter (Tyk's
+    // `AllowanceScope`). Portico keeps one allowance per policy, so such an API becomes a
+    // policy of its own, `<policy>#<api>`, and the rest stay under the policy's id.
     let (rate, quota) = match own_limits.as_slice() {
-        [] => (rate, quota),
-        [(_, own)] if access.len() == 1 => *own,
-        [(api, _), ..] => {
-            err(
-                problems,
-                format!(
-                    "access_rights.{api}.limit: a per-API limit in a policy that grants {} APIs is not supported yet (Portico keeps one allowance per policy, Tyk one per API with its own limit); give each API with its own limit a policy of its own",
-                    access.len()
-                ),
-            );
-            (rate, quota)
+        // One API only: its limit is the policy's (one counter either way).
+        [(_, own)] if access.len() == 1 => {
+            let own = *own;
+            own_limits.clear();
+            own
         }
+        _ => (rate, quota),
     };
+    if !own_limits.is_empty() && !has_errors(&problems[before..]) {
+        let name = string_field(obj, "name").unwrap_or(&id).to_string();
+        let mut policies = Vec::new();
+        for (api, (rate, quota)) in own_limits {
+            let Some((api, rights)) = access.remove_entry(api) else {
+                continue;
+            };
+            policies.push(Policy {
+                id: format!("{id}#{api}").into(),
+                name: format!("{name} ({api})"),
+                access: HashMap::from([(api, rights)]),
+                rate,
+                quota,
+            });
+        }
+        // Without APIs it would be a limits-only policy, whose limits apply to every API.
+        if !access.is_empty() {
+            policies.push(Policy {
+                id: id.as_str().into(),
+                name,
+                access,
+                rate,
+                quota,
+            });
+        }
+        policies.sort_by(|a, b| a.id.cmp(&b.id));
+        return Some(ConvertedPolicy {
+            policies,
+            split_from: Some(id.into()),
+        });
+    }
     if has_errors(&problems[before..]) {
         return None;
     }
-    Some(Policy {
-        name: string_field(obj, "name").unwrap_or(&id).to_string(),
-        id: id.into(),
-        access,
-        rate,
-        quota,
+    Some(ConvertedPolicy {
+        policies: vec![Policy {
+            name: string_field(obj, "name").unwrap_or(&id).to_string(),
+            id: id.into(),
+            access,
+            rate,
+            quota,
+        }],
+        split_from: None,
     })
 }
 
@@ -432,9 +482,18 @@ mod tests {
     use portico_core::policy::{Quota, RateLimit};
     use serde_json::json;
 
-    fn convert(v: Value) -> (Option<Policy>, Vec<Problem>) {
+    fn convert_all(v: Value) -> (Option<ConvertedPolicy>, Vec<Problem>) {
         let mut problems = Vec::new();
         let p = convert_policy(Some("p".into()), v.as_object().unwrap(), "f", &mut problems);
+        (p, problems)
+    }
+
+    fn convert(v: Value) -> (Option<Policy>, Vec<Problem>) {
+        let (p, problems) = convert_all(v);
+        let p = p.map(|mut c| {
+            assert!(c.split_from.is_none() && c.policies.len() == 1);
+            c.policies.remove(0)
+        });
         (p, problems)
     }
 
@@ -560,17 +619,48 @@ mod tests {
         let (p, problems) = convert(shared);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(5, 1000).unwrap()));
-        // per_api with several APIs, one of them with its own limit: not representable.
-        let several = json!({"rate": 5, "per": 1, "partitions": {"per_api": true},
-            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {}}});
-        let (p, problems) = convert(several);
-        assert!(
-            p.is_none()
-                && error_text(&problems).contains(
-                    "access_rights.a.limit: a per-API limit in a policy that grants 2 APIs"
+        // per_api with several APIs: one policy per API with its own limit, the rest under
+        // the policy's id, so each keeps its own counter.
+        let several = json!({"name": "Plan", "rate": 5, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"quota_max": 9, "quota_renewal_rate": 60}}, "c": {}}});
+        let (p, problems) = convert_all(several);
+        assert!(problems.is_empty(), "{problems:?}");
+        let p = p.unwrap();
+        assert_eq!(p.split_from.as_deref(), Some("p"));
+        let summary: Vec<_> = p
+            .policies
+            .iter()
+            .map(|p| {
+                let mut apis: Vec<&str> = p.access.keys().map(|a| &**a).collect();
+                apis.sort();
+                (&*p.id, p.name.as_str(), apis, p.rate, p.quota)
+            })
+            .collect();
+        let rate = |n, per| Some(RateLimit::try_new(n, per).unwrap());
+        assert_eq!(
+            summary,
+            [
+                ("p", "Plan", vec!["c"], rate(5, 1000), None),
+                ("p#a", "Plan (a)", vec!["a"], rate(1, 1000), None),
+                (
+                    "p#b",
+                    "Plan (b)",
+                    vec!["b"],
+                    None,
+                    Some(Quota::limited(9, 60_000).unwrap())
                 ),
-            "{problems:?}"
+            ]
         );
+        // Every API with its own limit: no limits-only remainder.
+        let (p, _) = convert_all(json!({"partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"rate": 2, "per": 1}}}}));
+        let ids: Vec<_> = p
+            .unwrap()
+            .policies
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        assert_eq!(ids, ["p#a", "p#b"]);
         let bad = json!({"partitions": {"per_api": true}, "access_rights": {"a": {"limit": {"rate": "1", "per": 1}}}});
         assert!(convert(bad).0.is_none());
         // GraphQL depth limits are not enforced: an error when in effect.
