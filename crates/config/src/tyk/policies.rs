@@ -252,12 +252,11 @@ pub(super) fn convert_policy(
             }
             // Tyk reads a per-API limit only in a per_api policy, and only when it is not
             // empty (every member zero); otherwise the policy-wide limits apply.
-            if let Some(limit) = right.get("limit").filter(|l| is_set(l)) {
-                if let Some(own) =
+            if let Some(limit) = right.get("limit").filter(|l| is_set(l))
+                && let Some(own) =
                     api_limit(limit, &prefix, per_api, (rate, quota), &location, problems)
-                {
-                    own_limits.push((api_id.as_str(), own));
-                }
+            {
+                own_limits.push((api_id.as_str(), own));
             }
             let rules = allowed_urls(right.get("allowed_urls"), &prefix, &location, problems);
             access.insert(api_id.as_str().into(), ApiAccess { rules });

@@ -60,22 +60,22 @@ impl Translation<'_> {
             let at = format!("{path}{member}");
             match member.as_str() {
                 "ignoreCase" => self.ignore_case = in_effect(value),
-                hook if PLUGIN_HOOKS.contains(&hook) => {
-                    if in_effect(value) {
-                        self.error(
-                            problems,
-                            format!("{at}: plugins may enforce rules, and Portico cannot run them"),
-                        );
-                    }
+                hook if PLUGIN_HOOKS.contains(&hook) && in_effect(value) => {
+                    self.error(
+                        problems,
+                        format!("{at}: plugins may enforce rules, and Portico cannot run them"),
+                    );
                 }
-                "pluginConfig" => {
-                    if value.get("bundle").is_some_and(in_effect) {
-                        self.error(
-                            problems,
-                            format!("{at}.bundle: plugins may enforce rules, and Portico cannot run them"),
-                        );
-                    }
+                "pluginConfig" if value.get("bundle").is_some_and(in_effect) => {
+                    self.error(
+                        problems,
+                        format!(
+                            "{at}.bundle: plugins may enforce rules, and Portico cannot run them"
+                        ),
+                    );
                 }
+                // Plugins and their settings not in effect say nothing.
+                hook if PLUGIN_HOOKS.contains(&hook) || hook == "pluginConfig" => {}
                 // Like the Classic version's `global_size_limit`.
                 "requestSizeLimit" if in_effect(value) => {
                     problems.push(Middleware::Unenforced.problem(self.location, &at));
