@@ -363,3 +363,36 @@ fn serve_a_tyk_oas_jwt_api_beside_a_classic_one_and_skip_unsupported_ones() {
     // The skipped API is not routed.
     assert_eq!(server.status("/legacy/x", "GET", &token), 404);
 }
+
+#[test]
+fn tyk_per_api_limits_count_each_api_on_its_own() {
+    let up = upstream();
+    let dir = TempDir::new("tyk-per-api");
+    dir.write("apps/orders.json", tyk_api(up));
+    // Both APIs map their scope to the one per_api policy "reader".
+    let mut catalog: serde_json::Value = serde_json::from_str(&tyk_oas_api(up)).unwrap();
+    catalog["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"]["catalogJwt"]["scopes"]
+        ["scopeToPolicyMapping"][0]["policyId"] = "reader".into();
+    dir.write("apps/catalog.json", catalog.to_string());
+    let policies = dir.write(
+        "policies.json",
+        r#"{"reader": {"rate": 100, "per": 1, "partitions": {"per_api": true}, "access_rights": {
+            "orders": {"allowed_urls": [{"url": "/items", "methods": ["GET"]}], "limit": {"rate": 1, "per": 60}},
+            "catalog": {"limit": {"rate": 1, "per": 60}}}}}"#,
+    );
+    let apps = dir.path().join("apps");
+    let server = Server::start(&[
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let token = mint(r#"{"user_id":"u-1","scp":["orders:read","catalog:read"]}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/orders/items", "GET", &token), 429);
+    // One counter per API, as in Tyk: the catalog's allowance is untouched.
+    assert_eq!(server.status("/catalog/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items", "GET", &token), 429);
+    // The per-API policy keeps the API's allowed_urls.
+    assert_eq!(server.status("/orders/other", "GET", &token), 403);
+}
