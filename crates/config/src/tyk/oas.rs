@@ -116,8 +116,17 @@ impl<'a> Translation<'a> {
     fn info(&mut self, ext: &Map<String, Value>, problems: &mut Vec<Problem>) {
         let path = format!("{EXT}.info.");
         let Some(info) = self.object(ext, "info", &format!("{EXT}."), problems) else {
+            self.error(problems, format!("{EXT}.info is required"));
             return;
         };
+        // Tyk's schema requires it: a document without it is not one Tyk serves.
+        if info
+            .get("state")
+            .and_then(|s| s.get("active"))
+            .is_none_or(Value::is_null)
+        {
+            self.error(problems, format!("{path}state.active is required"));
+        }
         report_unsupported(
             info,
             &[&[

@@ -153,6 +153,10 @@ fn problems_name_the_oas_fields() {
             "x-tyk-api-gateway.info.id is required".into(),
         ),
         (
+            ext(json!({"info": {"state": {"active": null}}})),
+            "x-tyk-api-gateway.info.state.active is required".into(),
+        ),
+        (
             ext(json!({"info": {"state": {"internal": "no"}}})),
             "x-tyk-api-gateway.info.state.internal must be true or false".into(),
         ),
