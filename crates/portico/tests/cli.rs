@@ -350,7 +350,20 @@ fn serve_a_tyk_oas_jwt_api_beside_a_classic_one_and_skip_unsupported_ones() {
     );
     let mut skipping = args.to_vec();
     skipping.push("--tyk-skip-unsupported");
-    let server = Server::start(&skipping);
+    let log = dir.path().join("serve.log");
+    let server = Server::start_logged(&skipping, &log);
+    // The skipped API is logged once, with its mode.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let skipped: Vec<&str> = logged.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 1, "{logged}");
+    assert!(
+        skipped[0].contains("WARN")
+            && skipped[0].contains("legacy.json")
+            && skipped[0].contains(
+                r#"API "legacy" skipped (--tyk-skip-unsupported): auth mode HMAC (enable_signature_checking)"#
+            ),
+        "{logged}"
+    );
     let token = mint(r#"{"user_id":"u-1","scp":["orders:read","catalog:read"]}"#);
     assert_eq!(server.status("/orders/items", "GET", &token), 200);
     assert_eq!(server.status("/catalog/items", "GET", &token), 200);
