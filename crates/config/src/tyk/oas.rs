@@ -10,10 +10,10 @@ mod security;
 
 use super::restrictions::flag;
 use super::{TykOptions, is_set, json_kind, report_unsupported};
-use portico_core::ApiSpec;
 use portico_core::api::ApiAuth;
 use portico_core::config::Problem;
 use portico_core::policy::EndpointRules;
+use portico_core::{ApiSpec, ClaimPath, IdentitySpec};
 use serde_json::{Map, Value};
 
 const EXT: &str = "x-tyk-api-gateway";
@@ -48,6 +48,8 @@ struct Translation<'a> {
     ignore_case: bool,
     allowed_issuers: Vec<String>,
     allowed_audiences: Vec<String>,
+    /// `subjectClaims` with more than one claim (one is `jwt_identity_base_field`).
+    subject_claims: Vec<String>,
 }
 
 impl<'a> Translation<'a> {
@@ -336,6 +338,7 @@ pub(super) fn convert_oas_api(
         ignore_case: false,
         allowed_issuers: Vec::new(),
         allowed_audiences: Vec::new(),
+        subject_claims: Vec::new(),
     };
     report_unsupported(
         ext,
@@ -365,6 +368,26 @@ pub(super) fn convert_oas_api(
         return None;
     }
     spec.endpoints = t.rules;
+    if !t.subject_claims.is_empty() {
+        let at = format!("{AUTH}.securitySchemes: subjectClaims");
+        let claims: Result<Vec<ClaimPath>, String> = t
+            .subject_claims
+            .iter()
+            .map(String::as_str)
+            .chain(["sub"])
+            .map(ClaimPath::try_new)
+            .collect();
+        match claims.and_then(|mut claims| {
+            claims.dedup();
+            IdentitySpec::try_new(claims)
+        }) {
+            Ok(identity) => spec.identity = identity,
+            Err(e) => {
+                problems.push(Problem::error(location, format!("{at}: {e}")));
+                return None;
+            }
+        }
+    }
     if let ApiAuth::Jwt(jwt) = &mut spec.auth {
         for trust in &mut jwt.issuers {
             trust.audiences = t.allowed_audiences.clone();

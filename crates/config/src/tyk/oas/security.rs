@@ -192,14 +192,21 @@ impl Translation<'_> {
         }
         // Newer list forms of single fields: one entry is that field.
         self.one_of_list(scheme, "jwksURIs", "source", "jwt_source", &path, problems);
-        self.one_of_list(
-            scheme,
-            "subjectClaims",
-            "identityBaseField",
-            "jwt_identity_base_field",
-            &path,
-            problems,
-        );
+        // Several subject claims: the first present one is the identity, as Portico's
+        // identity claims are (then `sub`).
+        let subjects = self.strings(scheme, "subjectClaims", &path, problems);
+        if subjects.len() > 1 && scheme.get("identityBaseField").is_none_or(Value::is_null) {
+            self.subject_claims = subjects;
+        } else {
+            self.one_of_list(
+                scheme,
+                "subjectClaims",
+                "identityBaseField",
+                "jwt_identity_base_field",
+                &path,
+                problems,
+            );
+        }
         self.one_of_list(
             scheme,
             "basePolicyClaims",

@@ -413,6 +413,24 @@ fn allowed_issuers_and_audiences_are_enforced() {
 }
 
 #[test]
+fn several_subject_claims_are_identity_claims_in_order() {
+    let (api, problems) = convert(scheme(json!({"subjectClaims": ["uid", "client_id"]})));
+    assert!(problems.is_empty(), "{problems:?}");
+    let claims: Vec<String> = api
+        .unwrap()
+        .identity
+        .claims()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(claims, ["uid", "client_id", "sub"]);
+    let (api, problems) = convert(scheme(
+        json!({"subjectClaims": ["uid", "cid"], "identityBaseField": "x"}),
+    ));
+    assert!(api.is_none() && !problems.is_empty(), "{problems:?}");
+}
+
+#[test]
 fn classic_names_become_oas_names_only_where_they_name_a_field() {
     let names = vec![
         ("internal".to_string(), "info.state.internal".to_string()),
