@@ -48,7 +48,7 @@ struct Translation<'a> {
     ignore_case: bool,
     allowed_issuers: Vec<String>,
     allowed_audiences: Vec<String>,
-    /// `subjectClaims` with more than one claim (one is `jwt_identity_base_field`).
+    /// `subjectClaims` with more than one claim (a single one is `jwt_identity_base_field`).
     subject_claims: Vec<String>,
 }
 

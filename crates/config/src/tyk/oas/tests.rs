@@ -451,3 +451,17 @@ fn classic_names_become_oas_names_only_where_they_name_a_field() {
         "s.source does not hold a key, as jwt_source_x (not s.source) needs"
     );
 }
+
+#[test]
+fn an_unverified_upstream_is_mapped_and_warned_under_its_oas_name() {
+    let (api, problems) = convert(ext(
+        json!({"upstream": {"tlsTransport": {"insecureSkipVerify": true}}}),
+    ));
+    assert!(api.unwrap().upstream_tls.insecure_skip_verify);
+    assert_eq!(
+        messages(&problems, Severity::Warning),
+        [
+            "x-tyk-api-gateway.upstream.tlsTransport.insecureSkipVerify: the upstream's certificate is not verified"
+        ]
+    );
+}
