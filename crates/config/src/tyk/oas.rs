@@ -12,8 +12,9 @@ use super::restrictions::flag;
 use super::{TykOptions, is_set, json_kind, report_unsupported};
 use portico_core::api::ApiAuth;
 use portico_core::config::Problem;
+use portico_core::jwt::KeySourceSpec;
 use portico_core::policy::EndpointRules;
-use portico_core::{ApiSpec, ClaimPath, IdentitySpec};
+use portico_core::{ApiSpec, ClaimPath, HttpUrl, IdentitySpec};
 use serde_json::{Map, Value};
 
 const EXT: &str = "x-tyk-api-gateway";
@@ -48,6 +49,8 @@ struct Translation<'a> {
     ignore_case: bool,
     allowed_issuers: Vec<String>,
     allowed_audiences: Vec<String>,
+    /// `jwksURIs` after the first (which is `jwt_source`).
+    extra_jwks: Vec<HttpUrl>,
     /// `subjectClaims` with more than one claim (a single one is `jwt_identity_base_field`).
     subject_claims: Vec<String>,
 }
@@ -339,6 +342,7 @@ pub(super) fn convert_oas_api(
         allowed_issuers: Vec::new(),
         allowed_audiences: Vec::new(),
         subject_claims: Vec::new(),
+        extra_jwks: Vec::new(),
     };
     report_unsupported(
         ext,
@@ -391,6 +395,13 @@ pub(super) fn convert_oas_api(
     if let ApiAuth::Jwt(jwt) = &mut spec.auth {
         for trust in &mut jwt.issuers {
             trust.audiences = t.allowed_audiences.clone();
+        }
+        if let Some(first) = jwt.issuers.first().cloned() {
+            jwt.issuers.extend(t.extra_jwks.iter().map(|url| {
+                let mut trust = first.clone();
+                trust.keys = KeySourceSpec::JwksUrl(url.clone());
+                trust
+            }));
         }
         // Tyk admits a token from any allowed issuer: one trusted issuer each, same keys.
         if !t.allowed_issuers.is_empty() {

@@ -3,6 +3,7 @@
 
 use super::{AUTH, Translation, in_effect};
 use crate::tyk::{Fields, json_kind, report_unsupported};
+use portico_core::HttpUrl;
 use portico_core::config::Problem;
 use serde_json::{Map, Value};
 
@@ -191,7 +192,33 @@ impl Translation<'_> {
             self.copy(scheme, from, to, &path);
         }
         // Newer list forms of single fields: one entry is that field.
-        self.one_of_list(scheme, "jwksURIs", "source", "jwt_source", &path, problems);
+        // Several JWKS endpoints: the first is `jwt_source`, each other one a trusted issuer
+        // entry of its own with the same settings (a token verifies against any of them).
+        let several_jwks = scheme
+            .get("jwksURIs")
+            .and_then(Value::as_array)
+            .is_some_and(|uris| uris.len() > 1)
+            && scheme.get("source").is_none_or(|s| s.is_null() || s == "");
+        if several_jwks {
+            let uris = scheme
+                .get("jwksURIs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for (i, uri) in uris.enumerate() {
+                let at = format!("{path}jwksURIs[{i}].url");
+                match uri.get("url").and_then(Value::as_str).map(HttpUrl::try_new) {
+                    Some(Ok(url)) if i == 0 => {
+                        self.set("jwt_source", Value::String(url.as_str().into()), at)
+                    }
+                    Some(Ok(url)) => self.extra_jwks.push(url),
+                    Some(Err(e)) => self.error(problems, format!("{at}: {e}")),
+                    None => self.error(problems, format!("{at} must be a string (a URL)")),
+                }
+            }
+        } else {
+            self.one_of_list(scheme, "jwksURIs", "source", "jwt_source", &path, problems);
+        }
         // Several subject claims: the first present one is the identity, as Portico's
         // identity claims are (then `sub`).
         let subjects = self.strings(scheme, "subjectClaims", &path, problems);
@@ -323,7 +350,7 @@ impl Translation<'_> {
             [one] if current.is_none_or(|c| c == one) => {
                 self.set(classic, Value::String(one.clone()), format!("{path}{list}"));
             }
-            [_] => self.error(
+            _ if current.is_some() => self.error(
                 problems,
                 format!("{path}{list} and {path}{single} differ; set one of them"),
             ),

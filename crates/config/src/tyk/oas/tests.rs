@@ -180,9 +180,9 @@ fn problems_name_the_oas_fields() {
         ),
         (
             scheme(
-                json!({"jwksURIs": [{"url": "https://a/jwks"}, {"url": "https://b/jwks"}], "source": null}),
+                json!({"jwksURIs": [{"url": "https://a/jwks"}, {"url": "ftp://b/jwks"}], "source": null}),
             ),
-            format!("{auth}.jwksURIs: more than one entry"),
+            format!("{auth}.jwksURIs[1].url:"),
         ),
     ] {
         let (api, problems) = convert(v.clone());
@@ -463,5 +463,32 @@ fn an_unverified_upstream_is_mapped_and_warned_under_its_oas_name() {
         [
             "x-tyk-api-gateway.upstream.tlsTransport.insecureSkipVerify: the upstream's certificate is not verified"
         ]
+    );
+}
+
+#[test]
+fn several_jwks_uris_are_one_trusted_entry_each() {
+    let (api, problems) = convert(scheme(
+        json!({"source": null, "allowedIssuers": ["https://idp.example"],
+        "jwksURIs": [{"url": "https://idp.example/a"}, {"url": "https://idp.example/b", "cacheTimeout": "1m"}]}),
+    ));
+    assert!(problems.is_empty(), "{problems:?}");
+    let api = api.unwrap();
+    let ApiAuth::Jwt(jwt) = &api.auth else {
+        panic!()
+    };
+    let keys: Vec<String> = jwt
+        .issuers
+        .iter()
+        .map(|t| match &t.keys {
+            portico_core::jwt::KeySourceSpec::JwksUrl(u) => u.as_str().to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(keys, ["https://idp.example/a", "https://idp.example/b"]);
+    assert!(
+        jwt.issuers
+            .iter()
+            .all(|t| t.issuer.as_deref() == Some("https://idp.example"))
     );
 }
