@@ -20,6 +20,9 @@ pub struct ConfigSources {
     pub config_file: Option<PathBuf>,
     pub tyk_apps_dir: Option<PathBuf>,
     pub tyk_policies_file: Option<PathBuf>,
+    /// Skip (with a warning) Tyk APIs whose auth mode Portico does not serve, instead of
+    /// refusing the configuration.
+    pub tyk_skip_unsupported: bool,
 }
 
 impl ConfigSources {
@@ -124,14 +127,20 @@ pub fn load(sources: &ConfigSources, env: &dyn Env) -> Result<Loaded, ConfigErro
         }
     }
     if let Some(dir) = &sources.tyk_apps_dir {
-        let (apis, api_locations, found) = tyk::load_api_dir(dir);
+        let (apis, api_locations, found) = tyk::load_api_dir(
+            dir,
+            tyk::TykOptions {
+                skip_unsupported: sources.tyk_skip_unsupported,
+            },
+        );
         problems.extend(found);
         gateway.apis.extend(apis);
         locations.extend(api_locations);
     }
     if let Some(path) = &sources.tyk_policies_file {
-        let (policies, found) = tyk::load_policies_file(path);
+        let (policies, splits, found) = tyk::load_policies_file(path);
         problems.extend(found);
+        tyk::use_per_api_splits(&mut gateway.apis, &locations, &splits, &mut problems);
         for policy in policies {
             let id = policy.id.clone();
             if gateway.policies.insert(policy).is_some() {

@@ -5,12 +5,14 @@
 //! a limit it cannot represent) is an error or, for an internal API, not loaded: a restriction
 //! is never dropped silently.
 
+mod auth_modes;
 mod endpoints;
 mod limits;
+mod oas;
 mod policies;
 mod restrictions;
 
-pub use policies::load_policies_file;
+pub use policies::{PerApiSplits, load_policies_file};
 
 use base64::Engine;
 use portico_core::api::{
@@ -184,9 +186,19 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Loads every `*.json` in `dir`, in name order, except the `*-oas.json` and `*-mcp.json`
-/// companions of Tyk OAS APIs (as Tyk does; their definitions are refused).
-pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
+/// How a Tyk apps folder is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TykOptions {
+    /// Serve the other APIs when some use an auth mode Portico does not serve (each skipped
+    /// API is a warning); by default such an API is an error (`--tyk-skip-unsupported`).
+    pub skip_unsupported: bool,
+}
+
+/// Loads every `*.json` in `dir`, in name order: Tyk Classic definitions and Tyk OAS
+/// documents (`openapi` + `x-tyk-api-gateway`), except the `*-oas.json` and `*-mcp.json`
+/// companions that Tyk's file mode keeps beside a Classic `is_oas` file (as Tyk does; such a
+/// Classic file is refused).
+pub fn load_api_dir(dir: &Path, options: TykOptions) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
     let mut problems = Vec::new();
     let companion = |p: &Path| {
         p.file_name()
@@ -218,7 +230,12 @@ pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
             });
         match parsed {
             Ok(Value::Object(obj)) => {
-                if let Some(api) = convert_api(&obj, &location, &mut problems) {
+                let api = if oas::is_oas_document(&obj) {
+                    oas::convert_oas_api(&obj, &location, options, &mut problems)
+                } else {
+                    convert_api(&obj, &location, options, &mut problems)
+                };
+                if let Some(api) = api {
                     apis.push(api);
                     locations.push(location);
                 }
@@ -231,6 +248,50 @@ pub fn load_api_dir(dir: &Path) -> (Vec<ApiSpec>, Vec<String>, Vec<Problem>) {
         }
     }
     (apis, locations, problems)
+}
+
+/// Points every API that names a split per_api policy (in its scope map or default policies)
+/// at the policies it was split into, so that each of its APIs keeps its own limit and
+/// counter. A policy claim names policies in the token, where no split can follow: an API
+/// that reads one while policies are split is an error rather than a grant that silently
+/// lacks the per-API limits.
+pub fn use_per_api_splits(
+    apis: &mut [ApiSpec],
+    locations: &[String],
+    splits: &PerApiSplits,
+    problems: &mut Vec<Problem>,
+) {
+    if splits.is_empty() {
+        return;
+    }
+    let expand = |ids: &mut Vec<PolicyId>| {
+        let mut out: Vec<PolicyId> = Vec::with_capacity(ids.len());
+        for id in ids.drain(..) {
+            for id in splits.get(&id).cloned().unwrap_or_else(|| vec![id]) {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        *ids = out;
+    };
+    let mut split_ids: Vec<&str> = splits.keys().map(|id| &**id).collect();
+    split_ids.sort();
+    for (i, api) in apis.iter_mut().enumerate() {
+        expand(&mut api.policies.default_policies);
+        for ids in api.policies.scope_map.values_mut() {
+            expand(ids);
+        }
+        if let Some(claim) = &api.policies.policy_claim {
+            problems.push(Problem::error(
+                locations.get(i).map_or("API", String::as_str),
+                format!(
+                    "reads policy ids from the claim \"{claim}\", but the per_api policies {} have per-API limits, which Portico applies by splitting them into one policy per API (<policy>#<api>): name them through the scope map or default policies instead",
+                    split_ids.join(", ")
+                ),
+            ));
+        }
+    }
 }
 
 fn skew(obj: &Map<String, Value>, key: &str, location: &str, problems: &mut Vec<Problem>) -> u64 {
@@ -294,6 +355,7 @@ fn algorithms(method: &str) -> Result<Vec<Algorithm>, String> {
 fn convert_api(
     obj: &Map<String, Value>,
     location: &str,
+    options: TykOptions,
     problems: &mut Vec<Problem>,
 ) -> Option<ApiSpec> {
     let before = problems.len();
@@ -315,6 +377,17 @@ fn convert_api(
         problems.push(Problem::warning(
             location,
             "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed",
+        ));
+        return None;
+    }
+    let modes = auth_modes::unserved_modes(obj);
+    if !modes.is_empty() {
+        let api_id = string_field(obj, "api_id").unwrap_or("(no api_id)");
+        problems.push(auth_modes::unserved(
+            api_id,
+            &modes,
+            options.skip_unsupported,
+            location,
         ));
         return None;
     }
@@ -530,7 +603,12 @@ mod tests {
 
     fn convert(api: Value) -> (Option<ApiSpec>, Vec<Problem>) {
         let mut problems = Vec::new();
-        let spec = convert_api(api.as_object().unwrap(), "a.json", &mut problems);
+        let spec = convert_api(
+            api.as_object().unwrap(),
+            "a.json",
+            TykOptions::default(),
+            &mut problems,
+        );
         (spec, problems)
     }
 
@@ -589,6 +667,160 @@ mod tests {
                     == "internal: true — only reachable through Tyk's internal looping, which Portico does not have; not routed"),
             "{:?}",
             loaded.warnings
+        );
+    }
+
+    #[test]
+    fn unserved_auth_modes_are_refused_or_skipped_with_the_flag() {
+        let dir = TempDir::new("skip");
+        let apps = dir.0.join("apps");
+        std::fs::create_dir(&apps).unwrap();
+        let basic = serde_json::json!({"api_id": "basic", "use_basic_auth": true,
+            "proxy": {"listen_path": "/basic/", "target_url": "http://127.0.0.1:9"}});
+        std::fs::write(apps.join("basic.json"), basic.to_string()).unwrap();
+        std::fs::write(
+            apps.join("jwt.json"),
+            jwt_api(serde_json::json!({})).to_string(),
+        )
+        .unwrap();
+        let policies = dir.0.join("policies.json");
+        std::fs::write(
+            &policies,
+            r#"{"only-basic": {"access_rights": {"basic": {}}}}"#,
+        )
+        .unwrap();
+        let mut sources = crate::ConfigSources {
+            tyk_apps_dir: Some(apps.clone()),
+            tyk_policies_file: Some(policies),
+            ..Default::default()
+        };
+        let env = crate::env::MapEnv::default();
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.severity == Severity::Error
+                    && p.location.ends_with("basic.json")
+                    && p.message
+                        .contains(r#"API "basic" uses auth mode basic (use_basic_auth)"#)
+                    && p.message.contains("--tyk-skip-unsupported")),
+            "{:?}",
+            refused.problems
+        );
+        sources.tyk_skip_unsupported = true;
+        let loaded = crate::load(&sources, &env).unwrap();
+        let ids: Vec<&str> = loaded.gateway.apis.iter().map(|a| &*a.id).collect();
+        assert_eq!(ids, ["a"]);
+        assert!(loaded.gateway.policies.get("only-basic").is_some());
+        let skipped: Vec<_> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("skipped"))
+            .collect();
+        assert_eq!(skipped.len(), 1, "{:?}", loaded.warnings);
+        assert!(skipped[0].location.ends_with("basic.json"));
+        // JWT and another mode: Tyk requires both, so it stays an error with the flag.
+        std::fs::write(
+            apps.join("both.json"),
+            jwt_api(serde_json::json!({"api_id": "both", "use_basic_auth": true,
+                "proxy": {"listen_path": "/both/", "target_url": "http://127.0.0.1:9"}}))
+            .to_string(),
+        )
+        .unwrap();
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.severity == Severity::Error
+                    && p.location.ends_with("both.json")
+                    && p.message
+                        .contains("use_basic_auth is enabled as well as enable_jwt")),
+            "{:?}",
+            refused.problems
+        );
+    }
+
+    #[test]
+    fn apis_naming_a_split_per_api_policy_get_each_apis_own_limit_and_counter() {
+        use portico_core::merge::{AccessDecision, decide};
+        let dir = TempDir::new("per-api");
+        let apps = dir.0.join("apps");
+        std::fs::create_dir(&apps).unwrap();
+        for (id, extra) in [
+            (
+                "a",
+                serde_json::json!({"jwt_scope_to_policy_mapping": {"plan": "gold"}}),
+            ),
+            ("b", serde_json::json!({"jwt_default_policies": ["gold"]})),
+        ] {
+            let mut api = jwt_api(extra);
+            api["api_id"] = id.into();
+            api["proxy"]["listen_path"] = format!("/{id}/").into();
+            std::fs::write(apps.join(format!("{id}.json")), api.to_string()).unwrap();
+        }
+        let policies = dir.0.join("policies.json");
+        std::fs::write(
+            &policies,
+            r#"{"gold": {"rate": 100, "per": 1, "partitions": {"per_api": true}, "access_rights": {
+                "a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"rate": 2, "per": 1}}}}}"#,
+        )
+        .unwrap();
+        let mut sources = crate::ConfigSources {
+            tyk_apps_dir: Some(apps.clone()),
+            tyk_policies_file: Some(policies),
+            ..Default::default()
+        };
+        let env = crate::env::MapEnv::default();
+        let loaded = crate::load(&sources, &env).unwrap();
+        let set = &loaded.gateway.policies;
+        assert!(set.get("gold").is_none(), "nothing left under the Tyk id");
+        for api in &loaded.gateway.apis {
+            let named: Vec<&PolicyId> = api
+                .policies
+                .default_policies
+                .iter()
+                .chain(api.policies.scope_map.values().flatten())
+                .collect();
+            assert_eq!(
+                named,
+                [&PolicyId::from("gold#a"), &PolicyId::from("gold#b")]
+            );
+            let applied: Vec<_> = named
+                .iter()
+                .map(|id| set.get(id).unwrap().clone())
+                .collect();
+            let AccessDecision::Allowed(grant) = decide(&applied, &api.id, "GET", "/") else {
+                panic!()
+            };
+            let (counter, rate) = grant.rate.unwrap();
+            let per_api = if &*api.id == "a" { 1 } else { 2 };
+            assert_eq!(
+                (&*counter, rate.requests),
+                (&*format!("gold#{}", api.id), per_api)
+            );
+        }
+        // A policy claim names policies in the token, where no split can follow.
+        std::fs::write(
+            apps.join("c.json"),
+            serde_json::json!({"api_id": "c", "enable_jwt": true, "jwt_signing_method": "rsa",
+                "jwt_source": "https://idp.example/jwks", "jwt_policy_field_name": "pol",
+                "proxy": {"listen_path": "/c/", "target_url": "http://127.0.0.1:9"}})
+            .to_string(),
+        )
+        .unwrap();
+        sources.tyk_skip_unsupported = true;
+        let refused = crate::load(&sources, &env).unwrap_err();
+        assert!(
+            refused
+                .problems
+                .iter()
+                .any(|p| p.location.ends_with("c.json")
+                    && p.message
+                        .contains(r#"reads policy ids from the claim "pol""#)),
+            "{:?}",
+            refused.problems
         );
     }
 

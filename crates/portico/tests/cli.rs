@@ -193,7 +193,8 @@ fn tyk_files_load_and_report_unsupported_fields() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("basic.json") && err.contains("only enable_jwt or use_keyless"),
+        err.contains("basic.json")
+            && err.contains(r#"API "legacy" uses auth mode basic (use_basic_auth)"#),
         "{err}"
     );
     assert!(
@@ -204,6 +205,22 @@ fn tyk_files_load_and_report_unsupported_fields() {
         !err.contains("preserve_host_header"),
         "fields left at their default are not reported: {err}"
     );
+    // With --tyk-skip-unsupported the rest is valid, and the skipped API is named.
+    let out = run(&[
+        "validate",
+        "--tyk-skip-unsupported",
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(r#"API "legacy" skipped (--tyk-skip-unsupported): auth mode basic"#),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("1 APIs, 1 policies"));
     std::fs::remove_file(apps.join("basic.json")).unwrap();
     let out = run(&[
         "validate",
@@ -290,4 +307,105 @@ fn serve_a_file_of_resource_documents() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The Tyk OAS fixture of the config crate, proxying to `upstream`.
+fn tyk_oas_api(upstream: SocketAddr) -> String {
+    let fixture = repo().join("crates/config/testdata/tyk-oas/catalog.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    doc["x-tyk-api-gateway"]["upstream"]["url"] = format!("http://{upstream}").into();
+    doc.to_string()
+}
+
+#[test]
+fn serve_a_tyk_oas_jwt_api_beside_a_classic_one_and_skip_unsupported_ones() {
+    let up = upstream();
+    let dir = TempDir::new("tyk-oas");
+    dir.write("apps/orders.json", tyk_api(up));
+    dir.write("apps/catalog.json", tyk_oas_api(up));
+    dir.write("apps/legacy.json", r#"{"api_id": "legacy", "enable_signature_checking": true, "proxy": {"listen_path": "/legacy/", "target_url": "http://127.0.0.1:1"}}"#);
+    let policies = dir.write(
+        "policies.json",
+        r#"{"reader": {"rate": 100, "per": 1, "access_rights": {"orders": {"allowed_urls": [{"url": "/items", "methods": ["GET"]}]}}},
+            "catalog-reader": {"access_rights": {"catalog": {}}},
+            "legacy-user": {"access_rights": {"legacy": {}}}}"#,
+    );
+    let apps = dir.path().join("apps");
+    let args = [
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ];
+    // Refused by default, naming the API and its mode.
+    let mut refused = vec!["serve"];
+    refused.extend(args);
+    let out = run(&refused);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(r#"API "legacy" uses auth mode HMAC (enable_signature_checking)"#),
+        "{err}"
+    );
+    let mut skipping = args.to_vec();
+    skipping.push("--tyk-skip-unsupported");
+    let log = dir.path().join("serve.log");
+    let server = Server::start_logged(&skipping, &log);
+    // The skipped API is logged once, with its mode.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let skipped: Vec<&str> = logged.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 1, "{logged}");
+    assert!(
+        skipped[0].contains("WARN")
+            && skipped[0].contains("legacy.json")
+            && skipped[0].contains(
+                r#"API "legacy" skipped (--tyk-skip-unsupported): auth mode HMAC (enable_signature_checking)"#
+            ),
+        "{logged}"
+    );
+    let token = mint(r#"{"user_id":"u-1","scp":["orders:read","catalog:read"]}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items/7", "GET", &token), 200);
+    // Not in the OAS document's allow list.
+    assert_eq!(server.status("/catalog/items/7", "DELETE", &token), 403);
+    assert_eq!(server.status("/catalog/items", "GET", "not-a-token"), 401);
+    let orders_only = mint(r#"{"user_id":"u-2","scp":["orders:read"]}"#);
+    assert_eq!(server.status("/catalog/items", "GET", &orders_only), 403);
+    // The skipped API is not routed.
+    assert_eq!(server.status("/legacy/x", "GET", &token), 404);
+}
+
+#[test]
+fn tyk_per_api_limits_count_each_api_on_its_own() {
+    let up = upstream();
+    let dir = TempDir::new("tyk-per-api");
+    dir.write("apps/orders.json", tyk_api(up));
+    // Both APIs map their scope to the one per_api policy "reader".
+    let mut catalog: serde_json::Value = serde_json::from_str(&tyk_oas_api(up)).unwrap();
+    catalog["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"]["catalogJwt"]["scopes"]
+        ["scopeToPolicyMapping"][0]["policyId"] = "reader".into();
+    dir.write("apps/catalog.json", catalog.to_string());
+    let policies = dir.write(
+        "policies.json",
+        r#"{"reader": {"rate": 100, "per": 1, "partitions": {"per_api": true}, "access_rights": {
+            "orders": {"allowed_urls": [{"url": "/items", "methods": ["GET"]}], "limit": {"rate": 1, "per": 60}},
+            "catalog": {"limit": {"rate": 1, "per": 60}}}}}"#,
+    );
+    let apps = dir.path().join("apps");
+    let server = Server::start(&[
+        "--tyk-apps",
+        apps.to_str().unwrap(),
+        "--tyk-policies",
+        policies.to_str().unwrap(),
+    ]);
+    let token = mint(r#"{"user_id":"u-1","scp":["orders:read","catalog:read"]}"#);
+    assert_eq!(server.status("/orders/items", "GET", &token), 200);
+    assert_eq!(server.status("/orders/items", "GET", &token), 429);
+    // One counter per API, as in Tyk: the catalog's allowance is untouched.
+    assert_eq!(server.status("/catalog/items", "GET", &token), 200);
+    assert_eq!(server.status("/catalog/items", "GET", &token), 429);
+    // The per-API policy keeps the API's allowed_urls.
+    assert_eq!(server.status("/orders/other", "GET", &token), 403);
 }

@@ -307,19 +307,44 @@ fn report_extended_members(
         if ["white_list", "black_list"].contains(&member) || !in_effect(member, value) {
             continue;
         }
-        if REFUSED_MEMBERS.iter().any(|(m, _)| *m == member) {
-            let why = refusal(member);
-            problems.push(Problem::error(location, format!("{prefix}{member}: {why}")));
-        } else if UNENFORCED_LIMITS.contains(&member) {
-            problems.push(Problem::warning(
+        problems.push(classify(member).problem(location, &format!("{prefix}{member}")));
+    }
+}
+
+/// How Portico treats one endpoint middleware in effect, by its Classic `extended_paths` name
+/// (the Tyk OAS loader maps its operation middleware to these names).
+pub(super) enum Middleware {
+    /// Would widen access or answer instead of the upstream: an error, with why.
+    Refused(&'static str),
+    /// Restricts requests in Tyk, and Portico does not enforce it: a warning.
+    Unenforced,
+    /// Anything else: not supported, ignored (a warning).
+    Unsupported,
+}
+
+pub(super) fn classify(member: &str) -> Middleware {
+    if REFUSED_MEMBERS.iter().any(|(m, _)| *m == member) {
+        Middleware::Refused(refusal(member))
+    } else if UNENFORCED_LIMITS.contains(&member) {
+        Middleware::Unenforced
+    } else {
+        Middleware::Unsupported
+    }
+}
+
+impl Middleware {
+    /// The problem for middleware at `field` (e.g. `extended_paths.ignored`).
+    pub(super) fn problem(&self, location: &str, field: &str) -> Problem {
+        match self {
+            Middleware::Refused(why) => Problem::error(location, format!("{field}: {why}")),
+            Middleware::Unenforced => Problem::warning(
                 location,
-                format!("{prefix}{member} restricts requests in Tyk; Portico does not enforce it"),
-            ));
-        } else {
-            problems.push(Problem::warning(
+                format!("{field} restricts requests in Tyk; Portico does not enforce it"),
+            ),
+            Middleware::Unsupported => Problem::warning(
                 location,
-                format!("{prefix}{member} is not supported by Portico and is ignored"),
-            ));
+                format!("{field} is not supported by Portico and is ignored"),
+            ),
         }
     }
 }
@@ -409,7 +434,7 @@ fn extended_entry(
 
 /// A white-list rule matches from the start of the path below the listen path; a black-list
 /// rule anywhere in it, and always ignoring case (the broadest of Tyk's matching modes).
-fn rule(
+pub(super) fn rule(
     path: &str,
     methods: Option<Vec<String>>,
     ignore_case: bool,

@@ -103,24 +103,6 @@ pub(super) fn quota(obj: &Map<String, Value>) -> Result<Option<Quota>, String> {
     Quota::limited(max as u64, renewal_secs as u64 * 1000).map(Some)
 }
 
-/// Whether `specific` (a per-API limit) lets through less than `general` (the policy-wide one
-/// Portico applies instead); `None` is no limit.
-pub(super) fn rate_is_stricter(specific: Option<RateLimit>, general: Option<RateLimit>) -> bool {
-    match (specific, general) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(s), Some(g)) => !s.at_least_as_permissive_as(&g),
-    }
-}
-
-pub(super) fn quota_is_stricter(specific: Option<Quota>, general: Option<Quota>) -> bool {
-    match (specific, general) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(s), Some(g)) => !s.at_least_as_permissive_as(&g),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,16 +175,5 @@ mod tests {
         ] {
             assert!(q(bad.clone()).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn stricter_limits() {
-        assert!(rate_is_stricter(limit(1, 1000), limit(10, 1000)));
-        assert!(rate_is_stricter(limit(1, 1000), None));
-        assert!(!rate_is_stricter(limit(10, 1000), limit(10, 1000)));
-        assert!(!rate_is_stricter(None, limit(10, 1000)));
-        let hourly = Some(Quota::limited(100, 3_600_000).unwrap());
-        assert!(quota_is_stricter(hourly, Some(Quota::Unlimited)));
-        assert!(!quota_is_stricter(Some(Quota::Unlimited), hourly));
     }
 }

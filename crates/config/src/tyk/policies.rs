@@ -1,10 +1,10 @@
 //! Tyk `policies.json`: access rights, rate limits and quotas. A restriction Portico cannot
 //! apply as written is an error, never dropped.
 
-use super::limits::{self, quota_is_stricter, rate_is_stricter};
+use super::limits;
 use super::{Fields, is_set, json_kind, report_unsupported, string_field};
 use portico_core::config::{Problem, has_errors};
-use portico_core::policy::{AccessRule, ApiAccess, Policy};
+use portico_core::policy::{AccessRule, ApiAccess, Policy, PolicyId};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +22,7 @@ const POLICY_FIELDS: &[&str] = &[
     "active",
     "is_inactive",
     "partitions",
+    "max_query_depth",
 ];
 const POLICY_DESCRIPTIVE: &[&str] = &[
     "tags",
@@ -49,8 +50,13 @@ const REFUSED_ACCESS_FIELDS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A per_api policy whose APIs have limits of their own, loaded as one policy per such API
+/// (`<policy>#<api>`) plus, for its other APIs, the policy under its own id: what to read for
+/// the Tyk policy id where an API names it (scope map, default policies).
+pub type PerApiSplits = HashMap<PolicyId, Vec<PolicyId>>;
+
 /// Loads a Tyk `policies.json`: an object keyed by policy id, or an array of policies.
-pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
+pub fn load_policies_file(path: &Path) -> (Vec<Policy>, PerApiSplits, Vec<Problem>) {
     let location = path.display().to_string();
     let mut problems = Vec::new();
     let parsed = std::fs::read_to_string(path)
@@ -66,18 +72,27 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
                 &location,
                 "policies must be an object keyed by id or an array",
             ));
-            return (Vec::new(), problems);
+            return (Vec::new(), PerApiSplits::new(), problems);
         }
         Err(e) => {
             problems.push(Problem::error(&location, e));
-            return (Vec::new(), problems);
+            return (Vec::new(), PerApiSplits::new(), problems);
         }
     };
     let mut policies = Vec::new();
+    let mut splits = PerApiSplits::new();
     for (i, (key, value)) in entries.into_iter().enumerate() {
         match value {
             Value::Object(obj) => {
-                policies.extend(convert_policy(key, &obj, &location, &mut problems))
+                if let Some(converted) = convert_policy(key, &obj, &location, &mut problems) {
+                    if let Some(id) = converted.split_from {
+                        splits.insert(
+                            id,
+                            converted.policies.iter().map(|p| p.id.clone()).collect(),
+                        );
+                    }
+                    policies.extend(converted.policies);
+                }
             }
             other => problems.push(Problem::error(
                 &location,
@@ -89,7 +104,14 @@ pub fn load_policies_file(path: &Path) -> (Vec<Policy>, Vec<Problem>) {
             )),
         }
     }
-    (policies, problems)
+    (policies, splits, problems)
+}
+
+/// What one Tyk policy becomes: itself, or for a per_api policy whose APIs have limits of
+/// their own, one policy per such API (and one for the rest), split from the Tyk id.
+pub(super) struct ConvertedPolicy {
+    pub policies: Vec<Policy>,
+    pub split_from: Option<PolicyId>,
 }
 
 pub(super) fn convert_policy(
@@ -97,7 +119,7 @@ pub(super) fn convert_policy(
     obj: &Map<String, Value>,
     file: &str,
     problems: &mut Vec<Problem>,
-) -> Option<Policy> {
+) -> Option<ConvertedPolicy> {
     let id = key.or_else(|| {
         string_field(obj, "id")
             .or_else(|| string_field(obj, "_id"))
@@ -154,17 +176,21 @@ pub(super) fn convert_policy(
         }
     }
     let flagged = |name: &str| partitions.and_then(|p| p.get(name)) == Some(&Value::Bool(true));
-    let partitioned = ["quota", "rate_limit", "acl"].iter().any(|k| flagged(k));
+    // As Tyk's `Partitions.Enabled()`: `complexity` alone also makes a policy partitioned.
+    let partitioned = ["quota", "rate_limit", "acl", "complexity"]
+        .iter()
+        .any(|k| flagged(k));
     let part = |name: &str| !partitioned || flagged(name);
-    if flagged("per_api") {
-        if partitioned {
-            err(problems, "partitions.per_api is set with other partitions: Tyk refuses to apply such a policy".into());
-        } else {
-            problems.push(Problem::warning(
-                &location,
-                "partitions.per_api is not supported; the policy-wide limits apply, with one counter for all its APIs",
-            ));
-        }
+    let per_api = flagged("per_api");
+    if per_api && partitioned {
+        err(
+            problems,
+            "partitions.per_api is set with other partitions: Tyk refuses to apply such a policy"
+                .into(),
+        );
+    }
+    if part("complexity") {
+        check_query_depth(obj, "", &location, problems);
     }
 
     let rate = if part("rate_limit") {
@@ -185,6 +211,7 @@ pub(super) fn convert_policy(
     };
 
     let mut access = HashMap::new();
+    let mut own_limits: Vec<(&str, Limits)> = Vec::new();
     if part("acl") {
         let rights = match obj.get("access_rights") {
             None | Some(Value::Null) => None,
@@ -223,22 +250,74 @@ pub(super) fn convert_policy(
                     err(problems, format!("{prefix}{field}: {why}"));
                 }
             }
-            if let Some(limit) = right.get("limit").filter(|l| is_set(l)) {
-                check_api_limit(limit, &prefix, rate, quota, &location, problems);
+            // Tyk reads a per-API limit only in a per_api policy, and only when it is not
+            // empty (every member zero); otherwise the policy-wide limits apply.
+            if let Some(limit) = right.get("limit").filter(|l| is_set(l))
+                && let Some(own) =
+                    api_limit(limit, &prefix, per_api, (rate, quota), &location, problems)
+            {
+                own_limits.push((api_id.as_str(), own));
             }
             let rules = allowed_urls(right.get("allowed_urls"), &prefix, &location, problems);
             access.insert(api_id.as_str().into(), ApiAccess { rules });
         }
     }
+    // A per_api policy: its APIs without a limit of their own share the policy-wide limits and
+    // one counter named after the policy; an API with its own limit has its own counter (Tyk's
+    // `AllowanceScope`). Portico keeps one allowance per policy, so such an API becomes a
+    // policy of its own, `<policy>#<api>`, and the rest stay under the policy's id.
+    let (rate, quota) = match own_limits.as_slice() {
+        // One API only: its limit is the policy's (one counter either way).
+        [(_, own)] if access.len() == 1 => {
+            let own = *own;
+            own_limits.clear();
+            own
+        }
+        _ => (rate, quota),
+    };
+    if !own_limits.is_empty() && !has_errors(&problems[before..]) {
+        let name = string_field(obj, "name").unwrap_or(&id).to_string();
+        let mut policies = Vec::new();
+        for (api, (rate, quota)) in own_limits {
+            let Some((api, rights)) = access.remove_entry(api) else {
+                continue;
+            };
+            policies.push(Policy {
+                id: format!("{id}#{api}").into(),
+                name: format!("{name} ({api})"),
+                access: HashMap::from([(api, rights)]),
+                rate,
+                quota,
+            });
+        }
+        // Without APIs it would be a limits-only policy, whose limits apply to every API.
+        if !access.is_empty() {
+            policies.push(Policy {
+                id: id.as_str().into(),
+                name,
+                access,
+                rate,
+                quota,
+            });
+        }
+        policies.sort_by(|a, b| a.id.cmp(&b.id));
+        return Some(ConvertedPolicy {
+            policies,
+            split_from: Some(id.into()),
+        });
+    }
     if has_errors(&problems[before..]) {
         return None;
     }
-    Some(Policy {
-        name: string_field(obj, "name").unwrap_or(&id).to_string(),
-        id: id.into(),
-        access,
-        rate,
-        quota,
+    Some(ConvertedPolicy {
+        policies: vec![Policy {
+            name: string_field(obj, "name").unwrap_or(&id).to_string(),
+            id: id.into(),
+            access,
+            rate,
+            quota,
+        }],
+        split_from: None,
     })
 }
 
@@ -309,36 +388,89 @@ fn allowed_urls(
     rules
 }
 
-/// A per-API `limit` that is stricter than the policy-wide limits Portico applies instead would
-/// be dropped: an error. A looser or equal one is only reported.
-fn check_api_limit(
+type Limits = (Option<portico_core::RateLimit>, Option<portico_core::Quota>);
+
+/// A per-API `limit` (not empty). In a per_api policy it is that API's limits, returned; in
+/// any other policy Tyk ignores it (the policy-wide limits apply), and so does Portico, with
+/// a warning when it says something else.
+fn api_limit(
     limit: &Value,
     prefix: &str,
-    rate: Option<portico_core::RateLimit>,
-    quota: Option<portico_core::Quota>,
+    per_api: bool,
+    policy_wide: Limits,
     location: &str,
     problems: &mut Vec<Problem>,
-) {
+) -> Option<Limits> {
     let Some(limit) = limit.as_object() else {
         problems.push(Problem::error(
             location,
             format!("{prefix}limit must be an object, not {}", json_kind(limit)),
         ));
-        return;
+        return None;
     };
     let parsed = limits::rate_limit(limit).and_then(|r| Ok((r, limits::quota(limit)?)));
-    match parsed {
-        Err(e) => problems.push(Problem::error(location, format!("{prefix}limit: {e}"))),
-        Ok((api_rate, api_quota)) if rate_is_stricter(api_rate, rate) || quota_is_stricter(api_quota, quota) => {
-            problems.push(Problem::error(
+    if !per_api {
+        if parsed.as_ref().ok() != Some(&policy_wide) {
+            problems.push(Problem::warning(
                 location,
-                format!("{prefix}limit is stricter than the policy-wide limits, and per-API limits are not supported; make the policy-wide limits at most as generous, or split the policy"),
+                format!("{prefix}limit is ignored, as in Tyk: a policy's per-API limits apply only with partitions.per_api; the policy-wide limits apply"),
             ));
         }
-        Ok(_) => problems.push(Problem::warning(
+        return None;
+    }
+    let prefix = format!("{prefix}limit.");
+    check_query_depth(limit, &prefix, location, problems);
+    for throttle in ["throttle_interval", "throttle_retry_limit"] {
+        if limits::number(limit, throttle)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n > 0.0)
+        {
+            problems.push(Problem::warning(
+                location,
+                format!("{prefix}{throttle}: Tyk retries throttled requests; Portico answers 429 at once"),
+            ));
+        }
+    }
+    report_unsupported(
+        limit,
+        &[&[
+            "rate",
+            "per",
+            "quota_max",
+            "quota_renewal_rate",
+            "throttle_interval",
+            "throttle_retry_limit",
+            "max_query_depth",
+            // Counter state, not configuration.
+            "quota_renews",
+            "quota_remaining",
+            "set_by",
+        ]],
+        location,
+        &prefix,
+        problems,
+    );
+    parsed
+        .map_err(|e| problems.push(Problem::error(location, format!("{prefix}: {e}"))))
+        .ok()
+}
+
+/// `max_query_depth` (GraphQL): -1 and 0 are none; a depth limit is not enforced by Portico.
+fn check_query_depth(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) {
+    match limits::number(obj, "max_query_depth") {
+        Ok(None) => {}
+        Ok(Some(depth)) if depth == -1.0 || depth == 0.0 => {}
+        Ok(Some(depth)) => problems.push(Problem::error(
             location,
-            format!("{prefix}limit (per-API limits) is not supported; the policy-wide limits apply, which are no more generous"),
+            format!("{prefix}max_query_depth {depth}: Tyk refuses deeper GraphQL queries; Portico does not enforce it"),
         )),
+        Err(e) => problems.push(Problem::error(location, format!("{prefix}{e}"))),
     }
 }
 
@@ -349,9 +481,18 @@ mod tests {
     use portico_core::policy::{Quota, RateLimit};
     use serde_json::json;
 
-    fn convert(v: Value) -> (Option<Policy>, Vec<Problem>) {
+    fn convert_all(v: Value) -> (Option<ConvertedPolicy>, Vec<Problem>) {
         let mut problems = Vec::new();
         let p = convert_policy(Some("p".into()), v.as_object().unwrap(), "f", &mut problems);
+        (p, problems)
+    }
+
+    fn convert(v: Value) -> (Option<Policy>, Vec<Problem>) {
+        let (p, problems) = convert_all(v);
+        let p = p.map(|mut c| {
+            assert!(c.split_from.is_none() && c.policies.len() == 1);
+            c.policies.remove(0)
+        });
         (p, problems)
     }
 
@@ -446,17 +587,101 @@ mod tests {
 
     #[test]
     fn per_api_limits_and_restrictions() {
-        let stricter =
+        // Without per_api Tyk ignores a per-API limit; so does Portico, with a warning.
+        let ignored =
             json!({"rate": 10, "per": 1, "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}}});
-        let (p, problems) = convert(stricter);
+        let (p, problems) = convert(ignored);
+        assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(10, 1000).unwrap()));
         assert!(
-            p.is_none() && error_text(&problems).contains("stricter"),
+            problems.iter().any(|p| p.severity == Severity::Warning
+                && p.message
+                    .contains("access_rights.a.limit is ignored, as in Tyk")),
             "{problems:?}"
         );
         let same = json!({"rate": 10, "per": 1, "quota_max": -1,
             "access_rights": {"a": {"limit": {"rate": 10, "per": 1, "quota_max": -1}}}});
         let (p, problems) = convert(same);
-        assert!(p.is_some(), "{problems:?}");
+        assert!(p.is_some() && problems.is_empty(), "{problems:?}");
+        // per_api, one API with its own limit: that limit, the policy's counter is the API's.
+        let own = json!({"rate": 100, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 2, "per": 1, "quota_max": 50,
+                "quota_renewal_rate": 60, "throttle_interval": -1, "max_query_depth": -1,
+                "quota_renews": 1700000000, "quota_remaining": 7, "set_by": "p"}}}});
+        let (p, problems) = convert(own);
+        let p = p.unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.rate, Some(RateLimit::try_new(2, 1000).unwrap()));
+        assert_eq!(p.quota, Some(Quota::limited(50, 60_000).unwrap()));
+        // per_api without per-API limits: the policy-wide ones, one counter (as in Tyk).
+        let shared = json!({"rate": 5, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": null}, "b": {"limit": {}}}});
+        let (p, problems) = convert(shared);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(p.unwrap().rate, Some(RateLimit::try_new(5, 1000).unwrap()));
+        // per_api with several APIs: one policy per API with its own limit, the rest under
+        // the policy's id, so each keeps its own counter.
+        let several = json!({"name": "Plan", "rate": 5, "per": 1, "partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"quota_max": 9, "quota_renewal_rate": 60}}, "c": {}}});
+        let (p, problems) = convert_all(several);
+        assert!(problems.is_empty(), "{problems:?}");
+        let p = p.unwrap();
+        assert_eq!(p.split_from.as_deref(), Some("p"));
+        let summary: Vec<_> = p
+            .policies
+            .iter()
+            .map(|p| {
+                let mut apis: Vec<&str> = p.access.keys().map(|a| &**a).collect();
+                apis.sort();
+                (&*p.id, p.name.as_str(), apis, p.rate, p.quota)
+            })
+            .collect();
+        let rate = |n, per| Some(RateLimit::try_new(n, per).unwrap());
+        assert_eq!(
+            summary,
+            [
+                ("p", "Plan", vec!["c"], rate(5, 1000), None),
+                ("p#a", "Plan (a)", vec!["a"], rate(1, 1000), None),
+                (
+                    "p#b",
+                    "Plan (b)",
+                    vec!["b"],
+                    None,
+                    Some(Quota::limited(9, 60_000).unwrap())
+                ),
+            ]
+        );
+        // Every API with its own limit: no limits-only remainder.
+        let (p, _) = convert_all(json!({"partitions": {"per_api": true},
+            "access_rights": {"a": {"limit": {"rate": 1, "per": 1}}, "b": {"limit": {"rate": 2, "per": 1}}}}));
+        let ids: Vec<_> = p
+            .unwrap()
+            .policies
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        assert_eq!(ids, ["p#a", "p#b"]);
+        let bad = json!({"partitions": {"per_api": true}, "access_rights": {"a": {"limit": {"rate": "1", "per": 1}}}});
+        assert!(convert(bad).0.is_none());
+        // GraphQL depth limits are not enforced: an error when in effect.
+        for deep in [
+            json!({"max_query_depth": 3, "access_rights": {"a": {}}}),
+            json!({"partitions": {"per_api": true}, "access_rights": {"a": {"limit": {"max_query_depth": 3}}}}),
+        ] {
+            let (p, problems) = convert(deep.clone());
+            assert!(
+                p.is_none() && error_text(&problems).contains("max_query_depth 3"),
+                "{deep}"
+            );
+        }
+        let (p, problems) = convert(json!({"max_query_depth": -1, "access_rights": {"a": {}}}));
+        assert!(p.is_some() && problems.is_empty(), "{problems:?}");
+        // A complexity partition alone grants no access and sets no limits (Tyk's Enabled()).
+        let (p, _) = convert(
+            json!({"rate": 5, "per": 1, "partitions": {"complexity": true},
+            "access_rights": {"a": {}}}),
+        );
+        let p = p.unwrap();
+        assert!(p.access.is_empty() && p.rate.is_none(), "{p:?}");
         let endpoints = json!({"access_rights": {"a": {"endpoints": [{"path": "/x", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 1}}]}]}}});
         let (p, problems) = convert(endpoints);
         assert!(

@@ -21,7 +21,7 @@ const PLUGIN_HOOKS: &[&str] = &["pre", "post", "post_key_auth"];
 
 /// Whether a flag that turns a restriction on may be on: anything but absent, null or `false`
 /// (a mistyped flag is taken as on, so the restriction is refused rather than dropped).
-fn flag(obj: &Map<String, Value>, key: &str) -> bool {
+pub(super) fn flag(obj: &Map<String, Value>, key: &str) -> bool {
     !matches!(
         obj.get(key),
         None | Some(Value::Null) | Some(Value::Bool(false))
@@ -54,7 +54,7 @@ pub(super) fn refuse_unenforced(
     if flag(api, "is_oas") {
         refuse(
             &["is_oas"],
-            "is_oas: a Tyk OAS API keeps its middleware (allow lists, validation, ...) in its OAS document, which Portico does not read; export it as a Tyk Classic definition".into(),
+            "is_oas: this is the Classic half of a Tyk OAS API as Tyk's file mode stores it; its settings (allow lists, validation, ...) are in the OAS document: put that document in the folder instead (named other than *-oas.json)".into(),
         );
     }
     if flag(api, "enable_ip_whitelisting") && non_empty_array(api, "allowed_ips") {

@@ -18,12 +18,17 @@ pub struct ConfigArgs {
     /// Native YAML configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Folder of Tyk Classic API definitions (*.json).
+    /// Folder of Tyk API definitions (*.json: Classic, or Tyk OAS documents).
     #[arg(long, value_name = "DIR")]
     pub tyk_apps: Option<PathBuf>,
     /// Tyk policies.json (object keyed by id, or array).
     #[arg(long, value_name = "FILE")]
     pub tyk_policies: Option<PathBuf>,
+    /// Serve the other Tyk APIs when some use an auth mode Portico does not serve (auth
+    /// token, basic, HMAC, OAuth 2.0, OpenID Connect, mTLS, plugins), warning about each one
+    /// skipped; without it such an API is an error.
+    #[arg(long)]
+    pub tyk_skip_unsupported: bool,
 }
 
 impl ConfigArgs {
@@ -32,6 +37,7 @@ impl ConfigArgs {
             config_file: self.config.clone(),
             tyk_apps_dir: self.tyk_apps.clone(),
             tyk_policies_file: self.tyk_policies.clone(),
+            tyk_skip_unsupported: self.tyk_skip_unsupported,
         }
     }
 }

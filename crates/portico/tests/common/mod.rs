@@ -82,13 +82,23 @@ impl Server {
 
     /// `portico COMMAND ARGS…` with extra environment variables, on free ports.
     pub fn start_command(command: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(command, args, env, Stdio::null())
+    }
+
+    /// `portico serve ARGS…`, its log (stderr) written to `log`.
+    pub fn start_logged(args: &[&str], log: &std::path::Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::spawn("serve", args, &[], Stdio::from(file))
+    }
+
+    fn spawn(command: &str, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .arg(command)
             .args(args)
             .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
