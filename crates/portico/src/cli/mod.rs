@@ -88,9 +88,7 @@ impl clap::builder::TypedValueParser for DatabaseUrlParser {
                 format!("invalid value for {name}: {reason}\n"),
             )
         };
-        let text = value
-            .to_str()
-            .ok_or_else(|| invalid("not UTF-8".into()))?;
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8".into()))?;
         text.parse().map_err(invalid)
     }
 }
