@@ -5,7 +5,7 @@ use crate::flow::RequestIds;
 use crate::metrics::{FetchMetrics, GatewayMetrics, LimiterMetrics};
 use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
-use crate::server::serve_connections;
+use crate::server::{DATA_PLANE_IDLE, IdleTimeouts, serve_connections};
 use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
@@ -103,7 +103,8 @@ impl Gateway {
 
     /// Serves the data plane on `listener` (HTTP/1.1 and h2c) until `shutdown` completes.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        self.serve_data_plane(listener, None, shutdown).await;
+        self.serve_data_plane(listener, None, DATA_PLANE_IDLE, shutdown)
+            .await;
     }
 
     /// Serves the data plane over TLS on `listener` (HTTP/2 and HTTP/1.1 by ALPN) until
@@ -114,7 +115,26 @@ impl Gateway {
         tls: &ServerTls,
         shutdown: impl Future<Output = ()>,
     ) {
-        self.serve_data_plane(listener, Some(tls.acceptor()), shutdown)
+        self.serve_data_plane(listener, Some(tls.acceptor()), DATA_PLANE_IDLE, shutdown)
+            .await;
+    }
+
+    /// For tests only: [`Gateway::serve`] (or, with `tls`, [`Gateway::serve_tls`]) with
+    /// connections that do no work shut down after `idle_timeout` rather than 30 s, so that a
+    /// test need not wait that long. Not configuration: the idle timeout is fixed.
+    #[doc(hidden)]
+    pub async fn serve_with_idle_timeout(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<&ServerTls>,
+        idle_timeout: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let idle = IdleTimeouts {
+            idle: idle_timeout,
+            close_grace: DATA_PLANE_IDLE.close_grace.min(idle_timeout),
+        };
+        self.serve_data_plane(listener, tls.map(ServerTls::acceptor), idle, shutdown)
             .await;
     }
 
@@ -122,10 +142,11 @@ impl Gateway {
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
+        idle: IdleTimeouts,
         shutdown: impl Future<Output = ()>,
     ) {
         let over_tls = tls.is_some();
-        serve_connections(listener, tls, shutdown, move |remote| {
+        serve_connections(listener, tls, idle, shutdown, move |remote| {
             let client_ip = ClientIp::new(remote);
             let client_ip = if over_tls {
                 client_ip.over_tls()

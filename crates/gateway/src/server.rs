@@ -1,13 +1,18 @@
 //! Listeners and connections: accept, set up the socket (and the TLS handshake on a TLS
 //! listener, ALPN `h2` or `http/1.1`), and serve each connection with HTTP/1.1 (upgrades
 //! allowed: WebSocket pass-through) or HTTP/2.
+//! A connection that does no work is closed: see [`idle`].
 //! What a request means is decided in [`crate::flow`].
+
+mod idle;
 
 use crate::body::GatewayBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+pub(crate) use idle::IdleTimeouts;
+use idle::{RequestActivity, count_requests, serve_until_idle};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
@@ -20,8 +25,36 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A request head must be in within this long (slow-loris protection).
+/// A request head must be in within this long (slow-loris protection). On HTTP/1.1 hyper
+/// starts it when it starts reading a head, so it also closes a kept-alive connection whose
+/// next request does not come within this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection with no request in flight that starts none for this long is shut down: before
+/// its first request (a client that connects and sends nothing, only the HTTP/2 preface, or
+/// stops after its TLS handshake) and between requests (HTTP/1.1 keep-alive, an idle HTTP/2
+/// connection). Bytes that are not requests (HTTP/2 PINGs, SETTINGS) do not count. 30 s, as
+/// [`HEADER_READ_TIMEOUT`], which already ends an HTTP/1.1 connection whose next request head
+/// is not in 30 s after the last response: one bound for every protocol and phase, and a
+/// client that sends nothing never outlasts one that sends half a head. (nginx's
+/// `keepalive_timeout` is 75 s; a longer value would only apply to HTTP/2.) Looked at every
+/// quarter of it, so a connection goes 30 to 37.5 s after its last request ended.
+pub(crate) const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle connection is shut down gracefully: HTTP/2 gets a GOAWAY, so a client never has a
+/// request cut that it sent as the connection closed (it learns which streams were not
+/// served); one that has not acknowledged it (answered its PING) and closed this long later,
+/// with no request in flight, is disconnected. Requests that started before the GOAWAY are
+/// served to the end.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The data listener's idle limits.
+pub(crate) const DATA_PLANE_IDLE: IdleTimeouts = IdleTimeouts {
+    idle: CONNECTION_IDLE_TIMEOUT,
+    close_grace: IDLE_CLOSE_GRACE,
+};
+/// HTTP/2: a client that has sent no frame for this long is pinged (dead-peer detection: a
+/// long request in flight whose client vanished without a FIN).
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// HTTP/2: a client that does not answer a keep-alive ping within this long is disconnected.
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest request head (HTTP/1.1 buffer, HTTP/2 header list).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// A client that takes none of our bytes for this long is disconnected (nginx's `send_timeout`):
@@ -41,10 +74,12 @@ pub const ADMIN_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// Accepts connections until `shutdown`: plain ones served with HTTP/1.1 or h2c, or, with
-/// `tls`, TLS ones served with HTTP/2 or HTTP/1.1 as ALPN chose.
-pub async fn serve_connections<S, F>(
+/// `tls`, TLS ones served with HTTP/2 or HTTP/1.1 as ALPN chose. A connection that does no
+/// work for `idle.idle` is shut down ([`DATA_PLANE_IDLE`] outside tests).
+pub(crate) async fn serve_connections<S, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    idle: IdleTimeouts,
     shutdown: F,
     make_service: impl Fn(SocketAddr) -> S,
 ) where
@@ -66,6 +101,8 @@ pub async fn serve_connections<S, F>(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
@@ -88,21 +125,12 @@ pub async fn serve_connections<S, F>(
         tokio::spawn(async move {
             let served = match tls {
                 None => {
-                    builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(WriteStallGuard::new(stream)),
-                            service,
-                        )
-                        .await
+                    serve_connection(&builder, WriteStallGuard::new(stream), service, idle).await
                 }
                 Some(tls) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            builder
-                                .serve_connection_with_upgrades(
-                                    TokioIo::new(WriteStallGuard::new(stream)),
-                                    service,
-                                )
+                            serve_connection(&builder, WriteStallGuard::new(stream), service, idle)
                                 .await
                         }
                         Ok(Err(e)) => {
@@ -121,6 +149,30 @@ pub async fn serve_connections<S, F>(
             }
         });
     }
+}
+
+/// Serves one connection (HTTP/1.1 with upgrades, or HTTP/2) until it ends, or until it has
+/// done no work for `idle.idle`.
+async fn serve_connection<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    idle: IdleTimeouts,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<GatewayBody>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let activity = Arc::new(RequestActivity::default());
+    let service = count_requests(service, activity.clone());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    serve_until_idle(conn, |conn| conn.graceful_shutdown(), &activity, idle).await
 }
 
 /// Serves the admin listener until `shutdown`: HTTP/1.1 only (no protocol sniffing, which

@@ -220,6 +220,19 @@ impl RunningGateway {
 }
 
 pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {
+    start(config, None).await
+}
+
+/// [`start_gateway`], with connections that do no work closed after `idle_timeout` (the
+/// gateway's is 30 s).
+pub async fn start_gateway_with_idle_timeout(
+    config: &GatewayConfig,
+    idle_timeout: Duration,
+) -> RunningGateway {
+    start(config, Some(idle_timeout)).await
+}
+
+async fn start(config: &GatewayConfig, idle_timeout: Option<Duration>) -> RunningGateway {
     let gateway = Gateway::new(config).expect("config builds");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -230,10 +243,18 @@ pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {
         let _ = stopped.await;
     };
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(gateway.clone().serve(listener, async move {
+    let stopped = async move {
         shared.await;
         let _ = admin_stop_tx.send(());
-    }));
+    };
+    match idle_timeout {
+        None => tokio::spawn(gateway.clone().serve(listener, stopped)),
+        Some(idle) => tokio::spawn(
+            gateway
+                .clone()
+                .serve_with_idle_timeout(listener, None, idle, stopped),
+        ),
+    };
     tokio::spawn(gateway.clone().serve_admin(admin_listener, async move {
         let _ = admin_stop_rx.await;
     }));
