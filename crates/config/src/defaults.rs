@@ -33,7 +33,34 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
         ApiAuth::Keyless,
     );
     let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+    let introspection_cache = portico_core::introspection::IntrospectionCache::default();
+    const INTROSPECTION: &str = "jwt.issuers[].introspection";
     vec![
+        (
+            INTROSPECTION,
+            "cache.ttl_secs",
+            introspection_cache.ttl_secs.to_string(),
+        ),
+        (
+            INTROSPECTION,
+            "cache.negative_ttl_secs",
+            introspection_cache.negative_ttl_secs.to_string(),
+        ),
+        (
+            INTROSPECTION,
+            "cache.max_entries",
+            introspection_cache.max_entries.to_string(),
+        ),
+        (
+            INTROSPECTION,
+            "timeout_ms",
+            portico_core::introspection::DEFAULT_TIMEOUT_MS.to_string(),
+        ),
+        (
+            INTROSPECTION,
+            "grace_secs",
+            portico_core::introspection::DEFAULT_GRACE_SECS.to_string(),
+        ),
         ("Top level", "listen", process.listen.to_string()),
         (
             "Top level",
