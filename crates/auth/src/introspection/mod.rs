@@ -246,7 +246,12 @@ impl Introspector {
         let (fresh_until, usable_until) = match &answer {
             _ if !s.enabled => (now, now),
             Answer::Active(claims) => {
-                let exp = claims.get("exp").and_then(Value::as_u64);
+                // A NumericDate may have a fraction; what is left of a second does not count.
+                let exp = claims
+                    .get("exp")
+                    .and_then(Value::as_f64)
+                    .filter(|e| e.is_finite())
+                    .map(|e| e.max(0.0) as u64);
                 let fresh = match (s.ttl_secs, exp) {
                     // "Until exp" without an exp: nothing to go by, so not kept.
                     (0, None) => now,
@@ -314,7 +319,24 @@ pub(crate) fn sharing_key(spec: &IntrospectionSpec, issuer: Option<&str>) -> Str
     )
 }
 
-/// The HTTP client of one introspector: `timeout_ms` for connecting and for the whole call.
-pub(crate) fn timeout_of(spec: &IntrospectionSpec) -> Duration {
-    Duration::from_millis(spec.timeout_ms.max(1))
+/// The HTTP client of one introspector: `timeout_ms` for connecting and for the whole call,
+/// no proxy from the environment, and no redirects — a redirected POST would carry the
+/// gateway's credentials (and the token) somewhere else; a 3xx is a failure like any other.
+pub(crate) fn http_client(
+    spec: &IntrospectionSpec,
+    extra_roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, String> {
+    let timeout = Duration::from_millis(spec.timeout_ms.max(1));
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")));
+    if !extra_roots.is_empty() {
+        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }

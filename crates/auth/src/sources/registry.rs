@@ -4,7 +4,7 @@
 use super::fetch::http_client;
 use super::remote::{JwksLocation, RemoteKeySet};
 use crate::introspection::{
-    IgnoreIntrospections, IntrospectionObserver, Introspector, sharing_key, timeout_of,
+    IgnoreIntrospections, IntrospectionObserver, Introspector, sharing_key,
 };
 use parking_lot::Mutex;
 use portico_core::config::KeyFetchSettings;
@@ -117,7 +117,7 @@ impl KeySourceRegistry {
         if let Some(existing) = introspectors.get(&key).and_then(Weak::upgrade) {
             return Ok(existing);
         }
-        let http = http_client(timeout_of(spec), &self.extra_roots)?;
+        let http = crate::introspection::http_client(spec, &self.extra_roots)?;
         let introspector = Arc::new(Introspector::new(
             spec,
             issuer,
