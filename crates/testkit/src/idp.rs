@@ -63,33 +63,22 @@ impl Idp {
 
     /// A client_credentials access token for the JWT resource.
     pub async fn client_credentials_token(&self, scope: &str) -> String {
-        let r = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", scope),
-                ("resource", JWT_RESOURCE),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        body["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {body}"))
-            .to_string()
+        self.token_for(JWT_RESOURCE, scope).await
     }
 
     /// An opaque client_credentials access token (for introspection).
     pub async fn opaque_token(&self, scope: &str) -> String {
+        self.token_for(OPAQUE_RESOURCE, scope).await
+    }
+
+    async fn token_for(&self, resource: &str, scope: &str) -> String {
         let r = reqwest::Client::new()
             .post(format!("{}/token", self.issuer))
             .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("scope", scope),
-                ("resource", OPAQUE_RESOURCE),
+                ("resource", resource),
             ])
             .send()
             .await

@@ -320,23 +320,17 @@ pub(crate) fn sharing_key(spec: &IntrospectionSpec, issuer: Option<&str>) -> Str
 }
 
 /// The HTTP client of one introspector: `timeout_ms` for connecting and for the whole call,
-/// no proxy from the environment, and no redirects — a redirected POST would carry the
-/// gateway's credentials (and the token) somewhere else; a 3xx is a failure like any other.
+/// and no redirects — a redirected POST would carry the gateway's credentials (and the token)
+/// somewhere else; a 3xx is a failure like any other.
 pub(crate) fn http_client(
     spec: &IntrospectionSpec,
     extra_roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client, String> {
-    let timeout = Duration::from_millis(spec.timeout_ms.max(1));
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")));
-    if !extra_roots.is_empty() {
-        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+    crate::sources::fetch::client_builder(
+        Duration::from_millis(spec.timeout_ms.max(1)),
+        extra_roots,
+    )
+    .redirect(reqwest::redirect::Policy::none())
+    .build()
+    .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }

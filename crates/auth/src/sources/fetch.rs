@@ -10,16 +10,13 @@ pub const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 /// At most this many redirects are followed for one document.
 pub const MAX_REDIRECTS: usize = 5;
 
-/// The client for discovery and JWKS fetches: `timeout` for connecting and for each whole
-/// request, no proxy from the environment, redirects only as [`redirect_allowed`] says.
-/// `extra_roots` are trusted in addition to the platform's roots.
+/// The client for discovery and JWKS fetches: [`client_builder`], with redirects only as
+/// [`redirect_allowed`] says.
 pub(crate) fn http_client(
     timeout: Duration,
     extra_roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
+    client_builder(timeout, extra_roots)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             // `previous` holds the original URL and every URL redirected from so far.
             let previous = attempt.previous();
@@ -35,14 +32,27 @@ pub(crate) fn http_client(
                 }
             }
         }))
-        .no_proxy()
-        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")));
-    if !extra_roots.is_empty() {
-        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
-    }
-    builder
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// What every client that talks to an IdP shares: `timeout` for connecting and for each whole
+/// request, no proxy from the environment, Portico's user agent, and `extra_roots` trusted in
+/// addition to the platform's roots. The caller sets the redirect policy.
+pub(crate) fn client_builder(
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")));
+    if extra_roots.is_empty() {
+        builder
+    } else {
+        builder.tls_certs_merge(extra_roots.iter().cloned())
+    }
 }
 
 /// Whether a fetch may follow its `hops`-th redirect, from `from` to `to`.
