@@ -77,7 +77,7 @@ impl Document {
 }
 
 /// `2026-12-01T10:00:00.123Z`, or `None` for a time `time` cannot represent.
-fn rfc3339_from_ms(ms: i64) -> Option<String> {
+pub(crate) fn rfc3339_from_ms(ms: i64) -> Option<String> {
     let nanos = i128::from(ms) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()?

@@ -8,6 +8,7 @@
 //! - [`resources`]: list, get, create, put, delete of one kind.
 //! - [`apply`]: declarative, transactional, idempotent writes; dry run and prune.
 //! - [`sessions`]: the running gateway's identity sessions and JWKS cache.
+//! - [`revocations`]: tokens refused before their `exp`, on every node.
 //! - [`document`]: the JSON shape of a resource.
 //! - [`redact`]: secrets never leave in a response.
 //! - [`error`]: the one error shape, and the status codes.
@@ -27,6 +28,7 @@ pub mod kinds;
 pub mod openapi;
 pub mod redact;
 pub mod resources;
+pub mod revocations;
 pub mod sessions;
 
 pub use auth::{AdminToken, AdminTokenError};
@@ -142,6 +144,8 @@ fn guarded_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(sessions::get_session))
         .routes(routes!(sessions::reset_session))
         .routes(routes!(sessions::flush_jwks_cache))
+        .routes(routes!(revocations::revoke, revocations::list_revocations))
+        .routes(routes!(revocations::lift_revocation))
 }
 
 /// Everything, documented; `guarded` is mounted at [`API_PREFIX`].

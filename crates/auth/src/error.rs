@@ -41,6 +41,9 @@ pub enum TokenError {
     /// The issuer's introspection endpoint says `active: false` (revoked, expired, unknown).
     #[error("the token is not active")]
     Inactive,
+    /// Refused by a revocation at the gateway (by its `client_id`, `jti` or identity).
+    #[error("the token has been revoked")]
+    Revoked,
     /// The token cannot be checked now: the introspection endpoint failed (unreachable, slow,
     /// an error, an answer that is not RFC 7662). Not the caller's fault; the reason is
     /// logged, never shown to the caller. The gateway answers 503 with `Retry-After`.
@@ -49,6 +52,24 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Says only that this issuer entry does not vouch for the token (not its key, not its
+    /// algorithm, not active there, cannot answer): another entry may. The others — claims
+    /// that fail under a signature that checked — are final.
+    pub fn is_not_this_issuers(&self) -> bool {
+        matches!(
+            self,
+            Self::UntrustedIssuer
+                | Self::UnknownKey
+                | Self::AmbiguousKey
+                | Self::KeysUnavailable
+                | Self::BadSignature
+                | Self::AlgorithmNotAllowed
+                | Self::BadType
+                | Self::Inactive
+                | Self::Uncheckable
+        )
+    }
+
     /// A stable, low-cardinality code: a metrics label and the `reason` of `token verify`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -70,6 +91,7 @@ impl TokenError {
             Self::IssuedInFuture => "issued_in_future",
             Self::WrongAudience => "wrong_audience",
             Self::Inactive => "inactive",
+            Self::Revoked => "revoked",
             Self::Uncheckable => "introspection_unavailable",
         }
     }

@@ -31,7 +31,7 @@ pub struct Header {
 }
 
 /// A compact JWS split into its parts, header decoded, signature not yet verified.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CompactJws<'a> {
     pub header: Header,
     pub algorithm: Algorithm,

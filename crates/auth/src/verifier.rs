@@ -109,10 +109,11 @@ impl JwtVerifier {
 
     /// Verifies `token` at `now_secs` (seconds since the epoch).
     ///
-    /// A JWT goes to the issuer entry its `iss` names (else the entry without an issuer):
-    /// verified with its keys — and introspected as well under `LocalThenIntrospect` — or,
-    /// for an entry without keys, introspected. Anything that is not a JWS is an opaque
-    /// token: each entry with introspection is asked in order until one says active.
+    /// A JWT goes to the issuer entry its `iss` names, else to each entry without an issuer
+    /// in order until one vouches for it: verified with the entry's keys — and introspected
+    /// as well under `LocalThenIntrospect` — or, for an entry without keys, introspected.
+    /// Anything that is not a JWS is an opaque token: each entry with introspection is asked
+    /// in order until one says active.
     pub async fn verify_access_token(
         &self,
         token: &str,
@@ -129,7 +130,48 @@ impl JwtVerifier {
             Ok(Value::Object(map)) => map,
             _ => return Err(TokenError::BadClaims),
         };
-        let (issuer_index, issuer) = self.issuer_for(&claims)?;
+        match self.issuer_named(&claims) {
+            Some(index) => self.verify_jwt(index, token, jws, claims, now_secs).await,
+            None => {
+                // Entries trusted without an issuer, in order, until one vouches for it.
+                let entries: Vec<usize> = self.issuerless().collect();
+                let Some((&last, earlier)) = entries.split_last() else {
+                    return Err(TokenError::UntrustedIssuer);
+                };
+                let mut outcome = Err(TokenError::UntrustedIssuer);
+                for &index in earlier {
+                    let tried = self
+                        .verify_jwt(index, token, jws.clone(), claims.clone(), now_secs)
+                        .await;
+                    match tried {
+                        Ok(verified) => return Ok(verified),
+                        // Its key signed it, but its claims fail: no other entry's concern.
+                        Err(e) if !e.is_not_this_issuers() => return Err(e),
+                        Err(e) => merge_failure(&mut outcome, e),
+                    }
+                }
+                // The last one takes the token itself, without a copy.
+                match self.verify_jwt(last, token, jws, claims, now_secs).await {
+                    Ok(verified) => return Ok(verified),
+                    Err(e) if !e.is_not_this_issuers() || earlier.is_empty() => return Err(e),
+                    Err(e) => merge_failure(&mut outcome, e),
+                }
+                outcome
+            }
+        }
+    }
+
+    /// `jws` checked by the entry `index`: with its keys (and introspected as well under
+    /// `LocalThenIntrospect`), or, for an entry without keys, introspected.
+    async fn verify_jwt(
+        &self,
+        issuer_index: usize,
+        token: &str,
+        jws: CompactJws<'_>,
+        claims: Map<String, Value>,
+        now_secs: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let issuer = &self.issuers[issuer_index];
         if matches!(issuer.keys, KeySource::None) {
             return self.introspected(issuer_index, token, now_secs).await;
         }
@@ -200,9 +242,7 @@ impl JwtVerifier {
             }
             match self.introspected(index, token, now_secs).await {
                 Ok(verified) => return Ok(verified),
-                Err(TokenError::Uncheckable) => outcome = Err(TokenError::Uncheckable),
-                Err(e) if !matches!(outcome, Err(TokenError::Uncheckable)) => outcome = Err(e),
-                Err(_) => {}
+                Err(e) => merge_failure(&mut outcome, e),
             }
         }
         outcome
@@ -252,22 +292,28 @@ impl JwtVerifier {
         })
     }
 
-    /// The issuer entry whose `issuer` equals the token's `iss` exactly, else the entry without
-    /// an `issuer` (if any).
-    fn issuer_for(
-        &self,
-        claims: &Map<String, Value>,
-    ) -> Result<(usize, &TrustedIssuer), TokenError> {
-        let iss = claims.get("iss").and_then(Value::as_str);
-        let exact = iss.and_then(|iss| {
-            self.issuers
-                .iter()
-                .position(|i| i.trust.issuer.as_deref() == Some(iss))
-        });
-        let index = exact
-            .or_else(|| self.issuers.iter().position(|i| i.trust.issuer.is_none()))
-            .ok_or(TokenError::UntrustedIssuer)?;
-        Ok((index, &self.issuers[index]))
+    /// The entry whose `issuer` equals the token's `iss` exactly.
+    fn issuer_named(&self, claims: &Map<String, Value>) -> Option<usize> {
+        let iss = claims.get("iss").and_then(Value::as_str)?;
+        self.issuers
+            .iter()
+            .position(|i| i.trust.issuer.as_deref() == Some(iss))
+    }
+
+    /// The entries trusted without an issuer, in order.
+    fn issuerless(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.issuers.len()).filter(|&i| self.issuers[i].trust.issuer.is_none())
+    }
+}
+
+/// Of several entries' failures, the one to report: `Uncheckable` when any entry could not
+/// answer (the token may be good; the caller is asked to retry), else the first.
+fn merge_failure(outcome: &mut Result<VerifiedToken, TokenError>, failure: TokenError) {
+    match outcome {
+        Err(TokenError::Uncheckable) => {}
+        _ if failure == TokenError::Uncheckable => *outcome = Err(failure),
+        Err(TokenError::UntrustedIssuer) | Err(TokenError::Malformed(_)) => *outcome = Err(failure),
+        _ => {}
     }
 }
 

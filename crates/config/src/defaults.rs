@@ -68,6 +68,13 @@ pub fn documented_defaults() -> Vec<(&'static str, &'static str, String)> {
             GatewaySettings::default().gateway_name,
         ),
         (
+            "Top level",
+            "max_token_lifetime_secs",
+            GatewaySettings::default()
+                .max_token_lifetime_secs
+                .to_string(),
+        ),
+        (
             "apis[]",
             "upstream_jwt.header",
             DEFAULT_UPSTREAM_JWT_HEADER.into(),

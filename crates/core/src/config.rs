@@ -219,6 +219,9 @@ pub struct GatewaySettings {
     /// A path on the gateway listener that serves the upstream JWTs' JWKS (default none; the
     /// admin listener always serves it at `/.well-known/jwks.json`).
     pub jwks_path: Option<String>,
+    /// The longest lifetime of an access token from any trusted issuer: a revocation given
+    /// no end lasts this long, so that it outlasts every token it covers (default 86,400).
+    pub max_token_lifetime_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -231,6 +234,7 @@ impl Default for GatewaySettings {
             trusted_proxies: Vec::new(),
             gateway_name: "portico".into(),
             jwks_path: None,
+            max_token_lifetime_secs: crate::revocation::DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }
     }
 }

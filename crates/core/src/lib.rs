@@ -16,6 +16,7 @@ pub mod policy;
 pub mod prehashed;
 pub mod redis_url;
 pub mod resource;
+pub mod revocation;
 pub mod url;
 
 pub use api::{ApiId, ApiSpec, ListenPath, PolicySource, UpstreamHeaders};

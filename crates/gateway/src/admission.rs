@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use portico_auth::sources::KeyLiveness;
 use portico_core::config::TokenCacheSettings;
 use portico_core::prehashed::Prehashed;
+use portico_core::revocation::TokenFacts;
 use portico_core::{Policy, SessionId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,9 +33,15 @@ pub struct Admission {
     pub identity_text: String,
     /// The issuer of the token, for the upstream (`None`: unknown).
     pub issuer: Option<HeaderValue>,
-    /// The token's `client_id` and `scope` claims, for the upstream JWT.
+    /// The token's `client_id` and `scope` claims, for the upstream JWT (and revocations).
     pub client_id: Option<String>,
     pub scope: Option<String>,
+    /// What revocations are matched against besides `client_id` and `identity_text`: the
+    /// token's `jti`, its issuer (the entry's configured one, else the token's `iss`) and its
+    /// `iat` (seconds since the epoch).
+    pub jti: Option<String>,
+    pub token_issuer: Option<String>,
+    pub issued_at: Option<u64>,
     /// The policies the token brings (empty for authentication-only APIs).
     pub policies: Vec<Arc<Policy>>,
     /// Mapped claims, ready to send upstream.
@@ -47,6 +54,17 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// What a revocation is matched against.
+    pub fn facts(&self) -> TokenFacts<'_> {
+        TokenFacts {
+            client_id: self.client_id.as_deref(),
+            jti: self.jti.as_deref(),
+            identity: &self.identity_text,
+            issuer: self.token_issuer.as_deref(),
+            issued_at: self.issued_at,
+        }
+    }
+
     /// Usable at `now_secs`: not expired, and its key (if remote) still published. One atomic
     /// load in the common case.
     #[inline]
@@ -177,6 +195,9 @@ mod tests {
             issuer: None,
             client_id: None,
             scope: None,
+            jti: None,
+            token_issuer: None,
+            issued_at: None,
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,

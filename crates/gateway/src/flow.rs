@@ -4,7 +4,7 @@
 //! 1. [`route`] — which API serves this path; paths the upstream could read differently are
 //!    refused, and so are endpoints the API's own allow and block lists exclude.
 //! 2. [`authenticate`] — the bearer token, verified (or found in the admission cache).
-//! 3. [`identity`] — who is calling: identity, session id, policies.
+//! 3. [`identity`] — who is calling: identity, session id, policies; refused when revoked.
 //! 4. [`access`] — do the policies grant this API, method and path; which limits apply.
 //! 5. [`limit`] — rate limit, then quota, for the identity session.
 //! 6. [`upstream_headers`] — what the gateway tells the upstream: identity, upstream JWT,
@@ -101,6 +101,7 @@ impl Gateway {
             )
             .await?;
             let admission = identity::admit(pipeline, api, token, ctx.now_secs)?;
+            identity::refuse_revoked(&self.revocations, &admission, ctx.now_secs, &self.metrics)?;
             if let Some(limits) = access::granted_limits(api, &admission, req.method(), rest)? {
                 limit::check(
                     &*self.limiter,

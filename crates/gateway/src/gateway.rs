@@ -5,12 +5,14 @@ use crate::flow::RequestIds;
 use crate::metrics::{FetchMetrics, GatewayMetrics, LimiterMetrics};
 use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
+use crate::revocations::Revocations;
 use crate::server::{DATA_PLANE_IDLE, IdleTimeouts, serve_connections};
 use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use portico_auth::KeySourceRegistry;
 use portico_core::config::{ConfigError, GatewayConfig, Problem};
+use portico_core::revocation::Revocation;
 use portico_limits::SessionLimiter;
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +28,8 @@ pub struct Gateway {
     connections: Arc<ConnectionPools>,
     pub(crate) metrics: Arc<GatewayMetrics>,
     pub(crate) request_ids: RequestIds,
+    /// Outlive config versions: they come from the store on their own schedule.
+    pub(crate) revocations: Revocations,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -62,6 +66,7 @@ impl Gateway {
             connections,
             metrics,
             request_ids: RequestIds::new(),
+            revocations: Revocations::default(),
         }))
     }
 
@@ -95,6 +100,19 @@ impl Gateway {
             Pipeline::build(config, &self.key_sources, &self.connections, &self.metrics)?;
         self.pipeline.store(Arc::new(pipeline));
         Ok(())
+    }
+
+    /// From the next request on, exactly `revocations` — read at the store's revocation
+    /// `revision` — are in force, unless those in force were read at a later revision.
+    pub fn set_revocations(&self, revision: i64, revocations: Vec<Revocation>) {
+        if self.revocations.replace(revision, revocations) {
+            self.metrics.revocations.set(self.revocations.len() as i64);
+        }
+    }
+
+    /// How long a revocation given no end lasts (`max_token_lifetime_secs`).
+    pub fn max_token_lifetime_secs(&self) -> u64 {
+        self.pipeline.load().max_token_lifetime_secs
     }
 
     pub fn metrics(&self) -> &GatewayMetrics {

@@ -11,6 +11,7 @@
 //! - [`gateway`]: [`Gateway`], the state that outlives config versions; [`server`]: listeners
 //!   and connections; [`ops`]: `/metrics`, `/health`, `/ready`.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`revocations`]: the revocations in force, checked on every authenticated request.
 //! - [`sessions`]: what the admin API asks of a running gateway (identity sessions, their
 //!   counters, a JWKS refresh).
 
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod proxy;
+pub mod revocations;
 pub mod server;
 pub mod sessions;
 pub mod stages;

@@ -70,6 +70,8 @@ pub struct GatewayMetrics {
     config_revision: Gauge,
     /// 1 while a store node serves its last good configuration rather than the store's.
     config_from_last_good: Gauge,
+    /// Revocations this node enforces.
+    pub revocations: Gauge,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -102,6 +104,12 @@ impl GatewayMetrics {
         let limiter_fallback_decisions = Family::<FailureRuleLabels, Counter>::default();
         let config_revision = Gauge::default();
         let config_from_last_good = Gauge::default();
+        let revocations = Gauge::default();
+        registry.register(
+            "revocations",
+            "Revocations this node enforces (by client_id, jti or identity)",
+            revocations.clone(),
+        );
         registry.register(
             "config_revision",
             "The store's configuration revision this node serves (0 when configured from files)",
@@ -187,6 +195,7 @@ impl GatewayMetrics {
             limiter_fallback_decisions,
             config_revision,
             config_from_last_good,
+            revocations,
         })
     }
 

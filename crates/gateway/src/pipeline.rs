@@ -48,7 +48,8 @@ pub struct UpstreamJwt {
 pub struct IssuerScope {
     /// See `IssuerTrust::session_scope`.
     pub session_scope: String,
-    /// The configured issuer, as sent upstream (`None` for an entry without one).
+    /// The configured issuer (`None` for an entry without one), and as sent upstream.
+    pub issuer: Option<String>,
     pub header: Option<HeaderValue>,
 }
 
@@ -67,6 +68,8 @@ pub struct Pipeline {
     jwks: Bytes,
     /// Where the gateway listener serves `jwks` (`None`: only the admin listener does).
     jwks_path: Option<String>,
+    /// See `GatewaySettings::max_token_lifetime_secs`.
+    pub max_token_lifetime_secs: u64,
 }
 
 impl Pipeline {
@@ -131,6 +134,7 @@ impl Pipeline {
                     .iter()
                     .map(|trust| IssuerScope {
                         session_scope: trust.session_scope(),
+                        issuer: trust.issuer.clone(),
                         header: trust
                             .issuer
                             .as_deref()
@@ -199,6 +203,7 @@ impl Pipeline {
             trusted_proxies: config.settings.trusted_proxies.clone(),
             jwks: Bytes::from(jwks.to_json().to_string()),
             jwks_path: config.settings.jwks_path.clone(),
+            max_token_lifetime_secs: config.settings.max_token_lifetime_secs,
         })
     }
 

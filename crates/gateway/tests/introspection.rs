@@ -491,3 +491,76 @@ async fn within_the_grace_period_a_cached_answer_keeps_serving_while_the_endpoin
     let calls = fake.calls.load(Ordering::SeqCst);
     assert!(calls >= 4, "{calls}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_refuses_a_cached_introspection_answer_on_the_next_request() {
+    use portico_core::revocation::{Revocation, RevokedBy};
+    let idp = Idp::start();
+    let (_up, gw) = orders(introspected(
+        &idp,
+        spec(basic(), IntrospectionCache::default()),
+    ))
+    .await;
+    let token = idp.opaque_token("orders:read").await;
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&token)).await.status(),
+        200
+    );
+    let calls = idp.introspection_calls().await;
+    let revocation = |id, by, value: &str, issuer: Option<&str>| Revocation {
+        id,
+        by,
+        value: value.into(),
+        issuer: issuer.map(str::to_string),
+        until_secs: u64::MAX,
+        issued_before_secs: None,
+        reason: None,
+        created_at_secs: 0,
+    };
+    // Another issuer's client of the same id is not this one.
+    gw.gateway.set_revocations(
+        1,
+        vec![revocation(
+            1,
+            RevokedBy::ClientId,
+            CLIENT_ID,
+            Some("https://elsewhere.example"),
+        )],
+    );
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&token)).await.status(),
+        200
+    );
+    gw.gateway.set_revocations(
+        2,
+        vec![revocation(
+            2,
+            RevokedBy::ClientId,
+            CLIENT_ID,
+            Some(&idp.issuer),
+        )],
+    );
+    let refused = get(&gw.url("/orders/list"), Some(&token)).await;
+    assert_eq!(refused.status(), 401);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    assert_eq!(
+        idp.introspection_calls().await,
+        calls,
+        "refused from the cache, without asking the IdP"
+    );
+    assert_eq!(
+        metric(&gw, "portico_auth_failures_total{reason=\"revoked\"}").await,
+        1
+    );
+    assert_eq!(metric(&gw, "portico_revocations ").await, 1);
+    gw.gateway.set_revocations(3, Vec::new());
+    assert_eq!(
+        get(&gw.url("/orders/list"), Some(&token)).await.status(),
+        200
+    );
+}

@@ -30,6 +30,10 @@ enum Command {
     Get(cli::resources::GetArgs),
     /// Delete one resource.
     Delete(cli::resources::DeleteArgs),
+    /// Refuse tokens before their exp: by client_id, jti or identity, on every node.
+    Revoke(cli::revoke::RevokeArgs),
+    /// List the revocations in force, or lift one.
+    Revocations(cli::revoke::RevocationsArgs),
     /// Check a configuration; list every problem with its location.
     Validate(cli::ConfigArgs),
     /// Verify or mint JWTs.
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
         Command::Apply(args) => cli::resources::apply(args),
         Command::Get(args) => cli::resources::get(args),
         Command::Delete(args) => cli::resources::delete(args),
+        Command::Revoke(args) => cli::revoke::revoke(args),
+        Command::Revocations(args) => cli::revoke::revocations(args),
         Command::Validate(args) => cli::validate(args),
         Command::Token(cmd) => cli::token::run(cmd),
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`resources`]: named, versioned documents with optimistic concurrency.
 //! - [`revision`]: the configuration revision and how nodes learn it changed.
+//! - [`revocations`]: tokens refused before their `exp`, with a revision of their own.
 //! - [`seal`]: every spec is encrypted at rest.
 //! - [`durable`]: files written whole or not at all (the key file, a node's last good
 //!   configuration).
@@ -16,11 +17,13 @@ mod backend;
 pub mod durable;
 pub mod resources;
 pub mod revision;
+pub mod revocations;
 pub mod seal;
 
 pub use backend::{DatabaseUrl, SchemaMode, StoreSettings};
 pub use resources::{Expect, PutOutcome, Resource, ResourceChange, Snapshot, StoredResource};
-pub use revision::RevisionSeen;
+pub use revision::{Counter, RevisionSeen};
+pub use revocations::{ActiveRevocations, NewRevocation};
 pub use seal::{KeyError, SecretKey};
 
 use backend::Backend;

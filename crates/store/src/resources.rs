@@ -5,7 +5,8 @@
 //! committed change moves the configuration revision ([`crate::revision`]).
 
 use crate::backend::{Backend, on_pool};
-use crate::{Store, StoreError, revision};
+use crate::revision::{self, Counter};
+use crate::{Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -276,7 +277,7 @@ impl Store {
         self.bounded(async {
             let (revision, rows) = on_pool!(&self.backend, pool => {
                 let mut tx = pool.begin_with(self.backend.begin_snapshot()).await?;
-                let revision: i64 = sqlx::query_scalar(revision::READ).fetch_one(&mut *tx).await?;
+                let revision: i64 = sqlx::query_scalar(Counter::CONFIG.read).fetch_one(&mut *tx).await?;
                 let rows = sqlx::query(SELECT_ALL)
                     .fetch_all(&mut *tx)
                     .await?
@@ -314,7 +315,7 @@ impl Store {
         let now = now_ms();
         on_pool!(&self.backend, pool => {
             let mut tx = pool.begin_with(self.backend.begin_write()).await?;
-            let revision: i64 = sqlx::query_scalar(self.backend.take_revision())
+            let revision: i64 = sqlx::query_scalar(self.backend.take_counter(Counter::CONFIG))
                 .fetch_one(&mut *tx)
                 .await?;
             if let Some(expected) = at_revision
@@ -425,15 +426,7 @@ impl Store {
                 .iter()
                 .any(|o| !matches!(o, ChangeOutcome::Put(PutOutcome::Unchanged { .. })));
             if changed {
-                let revision: i64 = sqlx::query_scalar(revision::BUMP).fetch_one(&mut *tx).await?;
-                if let Backend::Postgres(_) = &self.backend {
-                    // Delivered to listeners when (and only if) the transaction commits.
-                    sqlx::query(revision::NOTIFY)
-                        .bind(revision::CHANNEL)
-                        .bind(revision.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                revision::bump_counter!(&self.backend, tx, Counter::CONFIG);
             }
             tx.commit().await?;
             Ok(outcomes)
@@ -444,24 +437,24 @@ impl Store {
 impl Backend {
     /// SQLite takes the write lock at the start, so that two writers never deadlock upgrading
     /// a read lock (`SQLITE_BUSY`); PostgreSQL's row versions need nothing more than `BEGIN`.
-    fn begin_write(&self) -> &'static str {
+    pub(crate) fn begin_write(&self) -> &'static str {
         match self {
             Backend::Sqlite(_) => "BEGIN IMMEDIATE",
             Backend::Postgres(_) => "BEGIN",
         }
     }
 
-    /// Reads the revision at the start of a write; on PostgreSQL it also locks its row until
-    /// the commit, which orders the writers (SQLite's `BEGIN IMMEDIATE` does that already).
-    fn take_revision(&self) -> &'static str {
+    /// Reads `counter` at the start of a write; on PostgreSQL it also locks its row until the
+    /// commit, which orders the writers (SQLite's `BEGIN IMMEDIATE` does that already).
+    pub(crate) fn take_counter(&self, counter: Counter) -> &'static str {
         match self {
-            Backend::Sqlite(_) => revision::READ,
-            Backend::Postgres(_) => "SELECT revision FROM config_revision WHERE id = 1 FOR UPDATE",
+            Backend::Sqlite(_) => counter.read,
+            Backend::Postgres(_) => counter.read_for_update,
         }
     }
 
     /// A read transaction that sees one committed state throughout.
-    fn begin_snapshot(&self) -> &'static str {
+    pub(crate) fn begin_snapshot(&self) -> &'static str {
         match self {
             // A deferred transaction reads one snapshot (WAL) once its first read starts.
             Backend::Sqlite(_) => "BEGIN",

@@ -127,6 +127,9 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
             .clone()
             .unwrap_or(defaults_gw.gateway_name),
         jwks_path,
+        max_token_lifetime_secs: file
+            .max_token_lifetime_secs
+            .unwrap_or(defaults_gw.max_token_lifetime_secs),
         jwks: KeyFetchSettings {
             refresh_secs: file.jwks.refresh_secs.unwrap_or(jwks_defaults.refresh_secs),
             min_refresh_secs: file

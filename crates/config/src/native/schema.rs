@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     pub gateway_name: Option<String>,
     pub jwks_path: Option<String>,
+    pub max_token_lifetime_secs: Option<u64>,
     #[serde(default)]
     pub log: LogSection,
     #[serde(default)]

@@ -1,13 +1,17 @@
 //! Phase 3, identity: who is calling — the identity claim, the identity session it maps to,
 //! the policies the token brings and the header values for the upstream — cached with the
-//! token so that a token seen again skips this phase.
+//! token so that a token seen again skips this phase; then, for every request, cached or
+//! not, whether a revocation refuses it.
 
 use super::authenticate::Authenticated;
 use super::policies;
 use crate::admission::Admission;
 use crate::error::{EdgeError, EdgeErrorKind};
+use crate::metrics::{GatewayMetrics, ReasonLabels};
 use crate::pipeline::{ApiRuntime, Pipeline};
+use crate::revocations::Revocations;
 use http::HeaderValue;
+use portico_auth::TokenError;
 use portico_core::SessionId;
 use std::sync::Arc;
 
@@ -51,6 +55,17 @@ pub fn admit(
         issuer: issuer_value,
         client_id: string_claim(&verified.claims, "client_id"),
         scope: string_claim(&verified.claims, "scope"),
+        jti: string_claim(&verified.claims, "jti"),
+        token_issuer: issuer
+            .issuer
+            .clone()
+            .or_else(|| string_claim(&verified.claims, "iss")),
+        issued_at: verified
+            .claims
+            .get("iat")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|iat| iat.is_finite() && *iat >= 0.0)
+            .map(|iat| iat as u64),
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline
@@ -62,6 +77,27 @@ pub fn admit(
         pipeline.admissions.insert(key, admission.clone(), now_secs);
     }
     Ok(admission)
+}
+
+/// Refuses an admission a revocation in force names (401 `invalid_token`), however it was
+/// admitted: a self-contained JWT, a cached one, or a cached introspection answer.
+pub fn refuse_revoked(
+    revocations: &Revocations,
+    admission: &Admission,
+    now_secs: u64,
+    metrics: &GatewayMetrics,
+) -> Result<(), EdgeError> {
+    if revocations.refuses(&admission.facts(), now_secs) {
+        let revoked = TokenError::Revoked;
+        metrics
+            .auth_failures
+            .get_or_create(&ReasonLabels {
+                reason: revoked.code(),
+            })
+            .inc();
+        return Err(EdgeErrorKind::InvalidToken(revoked).into());
+    }
+    Ok(())
 }
 
 fn string_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {

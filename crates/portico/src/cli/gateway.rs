@@ -5,8 +5,11 @@
 //!
 //! Each configuration it serves is also written, sealed with the store's secret key, to the
 //! data folder ([`LastGood`]): a node that loses the store keeps serving, and one started
-//! while the store is down serves that copy until the store is back.
+//! while the store is down serves that copy until the store is back. Revocations follow the
+//! store the same way, on their own revision ([`follow_revocations`]).
 
+use super::follow_revocations;
+use super::last_good::LastGood;
 use super::print_problems;
 use super::serve::Listeners;
 use crate::logging;
@@ -15,7 +18,6 @@ use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
-use portico_store::durable::{self, Existing};
 use portico_store::{DatabaseUrl, SchemaMode, SecretKey, Store, StoreSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,7 +91,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
         }
     };
     runtime.block_on(async move {
-        let last_good = LastGood::new(&args.data_dir, key.clone());
+        let last_good = Arc::new(LastGood::new(&args.data_dir, key.clone()));
         let mut settings = StoreSettings::new(args.database.clone());
         if admin.is_none() {
             // A data-plane node never changes the schema: a control plane of its version
@@ -130,7 +132,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
         let from_disk = from_store.is_none();
         let (revision, loaded) = match from_store {
             Some((revision, documents, loaded)) => {
-                last_good.save(revision, &documents);
+                last_good.save_config(revision, &documents);
                 (revision, Ok(loaded))
             }
             None => from_last_good(&last_good, &args.data_dir),
@@ -158,6 +160,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             }
         };
         gateway.metrics().set_config_served(revision, from_disk);
+        follow_revocations::load_at_start(store.as_ref(), &gateway, &last_good).await;
         tracing::info!(
             revision,
             apis = loaded.gateway.apis.len(),
@@ -301,7 +304,7 @@ fn from_last_good(
     last_good: &LastGood,
     data_dir: &Path,
 ) -> (i64, Result<Loaded, Vec<portico_core::config::Problem>>) {
-    match last_good.load() {
+    match last_good.load_config() {
         Some((revision, documents)) => {
             tracing::warn!(
                 revision,
@@ -328,7 +331,7 @@ struct Follower {
     key: SecretKey,
     store: Option<Store>,
     data_dir: PathBuf,
-    last_good: LastGood,
+    last_good: Arc<LastGood>,
     /// The revision of the configuration served.
     serving: i64,
     /// The latest revision read and dealt with: served, or refused by the checks.
@@ -361,6 +364,12 @@ impl Follower {
                 Err(_) => {}
             }
         };
+        tokio::spawn(follow_revocations::follow(
+            store.clone(),
+            self.gateway.clone(),
+            self.last_good.clone(),
+            self.poll,
+        ));
         let mut revisions = store.watch_revision(self.poll);
         let mut retry = tokio::time::interval(self.poll);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -402,7 +411,7 @@ impl Follower {
                         self.serving = revision;
                         self.handled = revision;
                         self.from_disk = false;
-                        self.last_good.save(revision, &documents);
+                        self.last_good.save_config(revision, &documents);
                         self.report(true);
                     }
                     Err(problems) => {
@@ -448,53 +457,5 @@ impl Follower {
         self.gateway
             .metrics()
             .set_config_served(self.serving, from_last_good);
-    }
-}
-
-/// The last configuration this node served, sealed in its data folder.
-struct LastGood {
-    path: PathBuf,
-    key: SecretKey,
-}
-
-const LAST_GOOD_CONTEXT: &[u8] = b"portico/last-good-config";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Snapshot {
-    revision: i64,
-    documents: Vec<Document>,
-}
-
-impl LastGood {
-    fn new(data_dir: &Path, key: SecretKey) -> Self {
-        Self {
-            path: data_dir.join("last-good-config.sealed"),
-            key,
-        }
-    }
-
-    /// Written whole or not at all, and flushed to disk ([`durable::write_file`]).
-    fn save(&self, revision: i64, documents: &[Document]) {
-        let snapshot = Snapshot {
-            revision,
-            documents: documents.to_vec(),
-        };
-        let Ok(plain) = serde_json::to_vec(&snapshot) else {
-            return;
-        };
-        let sealed = self.key.seal(LAST_GOOD_CONTEXT, &plain);
-        if let Err(e) = durable::write_file(&self.path, &sealed, Existing::Replace) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot save the last good configuration");
-        }
-    }
-
-    fn load(&self) -> Option<(i64, Vec<Document>)> {
-        let sealed = std::fs::read(&self.path).ok()?;
-        let Some(plain) = self.key.open(LAST_GOOD_CONTEXT, &sealed) else {
-            tracing::error!(path = %self.path.display(), "the last good configuration does not open with this secret key");
-            return None;
-        };
-        let snapshot: Snapshot = serde_json::from_slice(&plain).ok()?;
-        Some((snapshot.revision, snapshot.documents))
     }
 }

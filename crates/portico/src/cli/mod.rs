@@ -1,8 +1,11 @@
 //! Subcommands.
 
 mod diff;
+mod follow_revocations;
 pub mod gateway;
+mod last_good;
 pub mod resources;
+pub mod revoke;
 pub mod serve;
 pub mod token;
 

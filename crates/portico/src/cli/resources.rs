@@ -172,7 +172,7 @@ fn unknown_kind(given: &str) -> String {
     format!("unknown kind {given:?}: one of {}", kinds::plurals_listed())
 }
 
-fn fail(message: String) -> ExitCode {
+pub(super) fn fail(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(1)
 }
@@ -180,7 +180,7 @@ fn fail(message: String) -> ExitCode {
 /// One admin API call to the path `segments` below the API prefix (each segment encoded, so a
 /// name cannot reach another path); the body of a 2xx answer, or the server's error as one
 /// line (with its field errors).
-fn call<B: serde::Serialize>(
+pub(super) fn call<B: serde::Serialize>(
     server: &ServerArgs,
     method: reqwest::Method,
     segments: &[&str],
