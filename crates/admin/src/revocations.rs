@@ -203,6 +203,8 @@ async fn enforce_here(state: &AdminState) {
     responses(
         (status = 201, description = "In force.", body = RevocationRecord),
         (status = 400, description = "Not exactly one of client_id, jti and identity; a time that is not RFC 3339 or an end in the past.", body = ErrorBody),
+        (status = 413, description = "The body is larger than 1 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
         (status = 503, description = "The store is unavailable.", body = ErrorBody),
     )
 )]
@@ -257,6 +259,7 @@ pub async fn list_revocations(
     params(("id" = i64, Path, description = "The revocation's id.")),
     responses(
         (status = 204, description = "Lifted: its tokens are accepted again from the next request on."),
+        (status = 400, description = "Not a revocation id.", body = ErrorBody),
         (status = 404, description = "No revocation has this id (it may have ended).", body = ErrorBody),
         (status = 503, description = "The store is unavailable.", body = ErrorBody),
     )

@@ -31,8 +31,13 @@ pub struct ActiveRevocations {
 /// runaway caller, not normal use.
 pub const MAX_ACTIVE: i64 = 100_000;
 
-const COLUMNS: &str =
-    "id, target, value, issuer, until_secs, issued_before_secs, reason, created_at_secs";
+const INSERT: &str = "INSERT INTO revocations (target, value, issuer, until_secs, \
+     issued_before_secs, reason, created_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     RETURNING id, target, value, issuer, until_secs, issued_before_secs, reason, created_at_secs";
+/// In force at `$1`, oldest first, at most [`MAX_ACTIVE`].
+const SELECT_ACTIVE: &str = "SELECT id, target, value, issuer, until_secs, \
+     issued_before_secs, reason, created_at_secs FROM revocations WHERE until_secs > $1 \
+     ORDER BY id LIMIT 100000";
 const COUNT_ACTIVE: &str = "SELECT COUNT(*) FROM revocations WHERE until_secs > $1";
 const DELETE_ENDED: &str = "DELETE FROM revocations WHERE until_secs <= $1";
 const DELETE_ONE: &str = "DELETE FROM revocations WHERE id = $1";
@@ -78,10 +83,6 @@ impl Store {
         let now = now_secs();
         Revocation::check_request(&new.value, new.issuer.as_deref(), new.until_secs, now)
             .map_err(StoreError::Invalid)?;
-        let insert = format!(
-            "INSERT INTO revocations (target, value, issuer, until_secs, issued_before_secs, \
-             reason, created_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-        );
         self.bounded(async {
             on_pool!(&self.backend, pool => {
                 let mut tx = pool.begin_with(self.backend.begin_write()).await?;
@@ -99,7 +100,7 @@ impl Store {
                          at the identity provider"
                     )));
                 }
-                let row = sqlx::query(&insert)
+                let row = sqlx::query(INSERT)
                     .bind(new.by.as_str())
                     .bind(&new.value)
                     .bind(&new.issuer)
@@ -142,16 +143,13 @@ impl Store {
     /// (in one transaction, so a node that loads them and remembers the counter misses
     /// nothing).
     pub async fn active_revocations(&self, now_secs: u64) -> Result<ActiveRevocations, StoreError> {
-        let select = format!(
-            "SELECT {COLUMNS} FROM revocations WHERE until_secs > $1 ORDER BY id LIMIT {MAX_ACTIVE}"
-        );
         self.bounded(async {
             on_pool!(&self.backend, pool => {
                 let mut tx = pool.begin_with(self.backend.begin_snapshot()).await?;
                 let revision: i64 = sqlx::query_scalar(Counter::REVOCATIONS.read)
                     .fetch_one(&mut *tx)
                     .await?;
-                let rows = sqlx::query(&select)
+                let rows = sqlx::query(SELECT_ACTIVE)
                     .bind(db_secs(now_secs))
                     .fetch_all(&mut *tx)
                     .await?;

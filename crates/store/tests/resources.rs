@@ -82,6 +82,7 @@ on_both_backends! {
     concurrent_creations_of_one_name_never_fail_with_any => concurrent_upserts;
     batches_naming_resources_in_opposite_orders_do_not_deadlock => opposite_orders;
     a_node_that_may_not_migrate_only_checks_the_schema => schema_checked_not_changed;
+    revocations_are_kept_listed_lifted_and_dropped_once_ended => revocations;
 }
 
 fn api(name: &str, upstream: &str) -> Resource {
@@ -601,4 +602,82 @@ async fn an_unreachable_postgres_is_unavailable_within_the_timeout() {
         "{opened:?}"
     );
     assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+async fn revocations(f: Fixture) {
+    use portico_core::revocation::RevokedBy;
+    use portico_store::{Counter, NewRevocation};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let new = |by, value: &str, until_secs| NewRevocation {
+        by,
+        value: value.into(),
+        issuer: Some("https://idp".into()),
+        until_secs,
+        issued_before_secs: Some(now - 5),
+        reason: Some("test".into()),
+    };
+    let poll = Duration::from_millis(200);
+    let mut seen = f.store.watch(Counter::REVOCATIONS, poll);
+    let config_before = f.store.revision().await.unwrap();
+
+    let app = f
+        .store
+        .revoke(new(RevokedBy::ClientId, "app", now + 3_600))
+        .await
+        .unwrap();
+    assert_eq!(app.by, RevokedBy::ClientId);
+    assert_eq!(app.issued_before_secs, Some(now - 5));
+    assert!(app.created_at_secs >= now);
+    let short = f
+        .store
+        .revoke(new(RevokedBy::Jti, "t-1", now + 1))
+        .await
+        .unwrap();
+    let active = f.store.active_revocations(now).await.unwrap();
+    assert_eq!(active.revocations, vec![app.clone(), short.clone()]);
+    assert_eq!(active.revision, 2);
+    assert_eq!(
+        f.store.revision().await.unwrap(),
+        config_before,
+        "a revocation does not move the configuration revision"
+    );
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        seen.wait_for(|r| r.revision == Some(2)),
+    )
+    .await
+    .expect("the revocation counter is watched")
+    .unwrap();
+
+    // Ended ones are not listed, and the next revocation deletes them.
+    let later = f.store.active_revocations(now + 1).await.unwrap();
+    assert_eq!(later.revocations, vec![app.clone()]);
+    assert!(
+        f.store
+            .revoke(new(RevokedBy::Identity, "x", now))
+            .await
+            .is_err(),
+        "an end that is not in the future"
+    );
+    assert!(
+        f.store
+            .revoke(new(RevokedBy::Identity, "", now + 9))
+            .await
+            .is_err()
+    );
+
+    // They survive reopening; lifting moves the counter; a second lift finds nothing.
+    let reopened = f.reopen().await;
+    assert_eq!(
+        reopened.active_revocations(now).await.unwrap().revocations,
+        vec![app.clone(), short]
+    );
+    assert!(reopened.lift_revocation(app.id).await.unwrap());
+    assert!(!reopened.lift_revocation(app.id).await.unwrap());
+    let after = reopened.active_revocations(now).await.unwrap();
+    assert_eq!(after.revision, 3);
+    assert_eq!(after.revocations.len(), 1);
 }

@@ -66,8 +66,8 @@ async fn every_documented_route_refuses_a_missing_or_wrong_token() {
         .unwrap();
     let operations = guarded_operations(&openapi);
     // 4 kinds × (list, create, get, put, delete) + apply + sessions (find, get, reset) +
-    // the JWKS cache flush.
-    assert_eq!(operations.len(), 25, "{operations:?}");
+    // the JWKS cache flush + revocations (revoke, list, lift).
+    assert_eq!(operations.len(), 28, "{operations:?}");
 
     let wrong_same_length = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     let refusals: [(&str, Option<String>); 6] = [

@@ -56,6 +56,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
         ("get", "/api/v1/sessions/{id}"),
         ("post", "/api/v1/sessions/{id}/reset"),
         ("post", "/api/v1/jwks-cache/flush"),
+        ("post", "/api/v1/revocations"),
+        ("get", "/api/v1/revocations"),
+        ("delete", "/api/v1/revocations/{id}"),
         ("get", "/openapi.json"),
     ]
     .into_iter()
@@ -64,7 +67,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
     assert_eq!(routes, expected);
 
     // Each operation's error responses, beyond the 401/500/503 every guarded one has.
-    let specific: [(&str, &str, &[&str]); 10] = [
+    let specific: [(&str, &str, &[&str]); 13] = [
         ("get", "/api/v1/{plural}", &["200", "404"]),
         (
             "post",
@@ -95,6 +98,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
             &["200", "400", "404"],
         ),
         ("post", "/api/v1/jwks-cache/flush", &["200", "404"]),
+        ("post", "/api/v1/revocations", &["201", "400", "413", "415"]),
+        ("get", "/api/v1/revocations", &["200"]),
+        ("delete", "/api/v1/revocations/{id}", &["204", "400", "404"]),
     ];
     for (method, path, codes) in specific {
         let operation = &document["paths"][path][method];
