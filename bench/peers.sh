@@ -30,6 +30,9 @@ PORTICO=127.0.0.1:18083
 PORTICO_ADMIN=127.0.0.1:18084
 PORTICO_ONE_API=127.0.0.1:18086
 REDIS_PORT=18379
+# The real test IdP (tests/idp, npm oidc-provider): its opaque tokens are introspected.
+IDP_PORT=18090
+IDP=http://127.0.0.1:$IDP_PORT
 PROXY_CPU=1
 LOAD_CPU=0
 
@@ -49,7 +52,7 @@ rm -rf "$WORK" && mkdir -p "$WORK/logs" "$WORK/runs"
 cleanup() { pkill -F "$WORK/upstream.pid" 2>/dev/null || true; pkill -F "$WORK/nginx.pid" 2>/dev/null || true
   pkill -F "$WORK/haproxy.pid" 2>/dev/null || true; [ -n "${PORTICO_PID:-}" ] && kill "$PORTICO_PID" 2>/dev/null || true
   [ -n "${ONE_API_PID:-}" ] && kill "$ONE_API_PID" 2>/dev/null || true
-  pkill -F "$WORK/redis.pid" 2>/dev/null || true; }
+  pkill -F "$WORK/redis.pid" 2>/dev/null || true; [ -n "${IDP_PID:-}" ] && kill "$IDP_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 cargo build --release -p portico -q
@@ -179,7 +182,7 @@ CONF
   jwt_frontend es256 18085 ES256 "$WORK/es256.pub"
 } > "$WORK/haproxy.cfg"
 
-portico_config() { # extra_apis_count token_cache_entries [redis]
+portico_config() { # extra_apis_count token_cache_entries [redis] [introspection]
   cat <<CONF
 listen: $PORTICO
 admin_listen: $PORTICO_ADMIN
@@ -219,12 +222,24 @@ apis:
     keyless: true
     tls: { ca_file: $WORK/ca.crt }
 CONF
+  # Opaque tokens of the test IdP, introspected (answers cached 60 s, the default).
+  [ -n "${4:-}" ] && cat <<CONF
+  - id: intro
+    listen_path: /intro
+    upstream: http://$UPSTREAM
+    strip_listen_path: false
+    jwt:
+      issuers:
+        - issuer: $IDP
+          introspection: { client_id: gateway-test, client_secret: gateway-test-secret }
+    policies: { scope_map: { "orders:read": [bench] } }
+CONF
   for i in $(seq 1 "${1:-0}"); do
     printf '  - { id: extra-%s, listen_path: /extra/%s/api, upstream: "http://%s", keyless: true }\n' "$i" "$i" "$UPSTREAM"
   done
   cat <<CONF
 policies:
-  - { id: bench, apis: { rs: {}, es: {} }, rate_limit: { requests: 100000000, per_secs: 1 } }
+  - { id: bench, apis: { rs: {}, es: {}${4:+, intro: {\}} }, rate_limit: { requests: 100000000, per_secs: 1 } }
   - { id: limited, apis: { limited: {} }, rate_limit: { requests: 20, per_secs: 1 } }
 CONF
 }
@@ -233,9 +248,9 @@ taskset -c $LOAD_CPU nginx -c "$WORK/upstream.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU nginx -c "$WORK/nginx.conf" -p "$WORK" -g "daemon on;"
 taskset -c $PROXY_CPU haproxy -D -f "$WORK/haproxy.cfg"
 
-start_portico() { # extra_apis token_cache_entries [redis]
+start_portico() { # extra_apis token_cache_entries [redis] [introspection]
   [ -n "${PORTICO_PID:-}" ] && { kill "$PORTICO_PID"; wait "$PORTICO_PID" 2>/dev/null || true; }
-  portico_config "${1:-0}" "${2:-50000}" "${3:-}" > "$WORK/portico.yaml"
+  portico_config "${1:-0}" "${2:-50000}" "${3:-}" "${4:-}" > "$WORK/portico.yaml"
   taskset -c $PROXY_CPU "$BIN" serve --config "$WORK/portico.yaml" > "$WORK/logs/portico.out" 2> "$WORK/logs/portico.err" &
   PORTICO_PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://$PORTICO_ADMIN/health" && return; sleep 0.1; done
@@ -265,6 +280,24 @@ check "haproxy ES256 valid" 127.0.0.1:18085 "$WORK/es256-one.txt" /es/bench 200
 check "portico ES256 valid" $PORTICO "$WORK/es256-one.txt" /es/bench 200
 check "nginx HTTPS upstream" $NGINX "$WORK/rs256-one.txt" /tls/bench 200
 check "portico HTTPS upstream" $PORTICO "$WORK/rs256-one.txt" /tls/bench 200
+
+# The test IdP, and an opaque token of it (scope orders:read, 10 minutes).
+[ -d tests/idp/node_modules/oidc-provider ] || (cd tests/idp && npm ci --no-audit --no-fund -s)
+(cd tests/idp && PORT=$IDP_PORT KEYS_FILE="$WORK/idp-keys.json" taskset -c $LOAD_CPU node server.js \
+  > "$WORK/logs/idp.out" 2> "$WORK/logs/idp.err") & IDP_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "$IDP/.well-known/openid-configuration" && break; sleep 0.1; done
+opaque_token() {
+  curl -s -u gateway-test:gateway-test-secret -d grant_type=client_credentials -d scope=orders:read \
+    -d resource=https://opaque.portico.test "$IDP/token" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+opaque_token > "$WORK/opaque-one.txt"
+echo 'not-a-token-the-idp-issued' > "$WORK/opaque-unknown.txt"
+introspections() { curl -s "$IDP/__test/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["introspections"])'; }
+start_portico 0 50000 "" introspection
+check "portico opaque token, introspected" $PORTICO "$WORK/opaque-one.txt" /intro/bench 200
+check "portico unknown opaque token" $PORTICO "$WORK/opaque-unknown.txt" /intro/bench 401
+start_portico 0
 [ $fail = 0 ] || { echo "correctness checks failed"; exit 1; }
 [ "$MODE" = "--quick" ] && { echo "quick mode: correctness only"; exit 0; }
 
@@ -294,6 +327,17 @@ scenario() { # name path tokens peers…
 : > "$WORK/rss.tsv"
 start_portico 0
 scenario "RS256, one token" /bench "$WORK/rs256-one.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
+# An opaque token, its introspection answer cached (60 s; the token lives 10 minutes), right
+# after the RS256 row it is compared with. The IdP must see one introspection call for the
+# whole scenario.
+start_portico 0 50000 "" introspection
+opaque_token > "$WORK/opaque-one.txt"
+before=$(introspections)
+scenario "cached introspection" /intro/bench "$WORK/opaque-one.txt" nginx=$NGINX portico=$PORTICO
+calls=$(( $(introspections) - before ))
+echo "  introspection calls during the scenario: $calls"
+echo "$calls" > "$WORK/introspection_calls.txt"
+[ "$calls" -le 1 ] || { echo "the introspection answer was not cached ($calls calls)"; exit 1; }
 start_portico 0
 scenario "RS256, 10,000 identities" /bench "$WORK/rs256-identities.txt" haproxy=$HAPROXY nginx=$NGINX portico=$PORTICO
 start_portico 0

@@ -89,6 +89,16 @@ if "portico" in limiter and "portico-local" in limiter:
         f"- Redis limiter vs in-process (interleaved): {redis:,.0f} vs {local:,.0f} requests/s "
         f"(**{redis / local:.2f}×**)."
     )
+# An opaque token with its introspection answer cached, against the RS256 row of the same run.
+cached = runs.get("cached introspection", {}).get("portico")
+rs256 = runs.get("RS256, one token", {}).get("portico")
+if cached and rs256:
+    intro, jwt = med([r["rps"] for r in cached]), med([r["rps"] for r in rs256])
+    calls = open(os.path.join(work, "introspection_calls.txt")).read().strip()
+    extra.append(
+        f"- Cached introspection vs RS256, one token: {intro:,.0f} vs {jwt:,.0f} requests/s "
+        f"(**{intro / jwt:.2f}×**); {calls} introspection call(s) at the IdP for the whole scenario."
+    )
 sessions = open(os.path.join(work, "sessions.txt")).read().strip()
 extra.append(f"- Identity sessions: {sessions}")
 
