@@ -120,6 +120,12 @@ pub fn convert(file: FileConfig, file_name: &str, base_dir: &Path, env: &dyn Env
             "must start with '/'",
         ));
     }
+    if file.max_token_lifetime_secs == Some(0) {
+        problems.push(Problem::error(
+            format!("{file_name}: max_token_lifetime_secs"),
+            "must be at least 1: a revocation given no end lasts this long",
+        ));
+    }
     let settings = GatewaySettings {
         trusted_proxies,
         gateway_name: file
