@@ -7,6 +7,7 @@
 
 mod auth_modes;
 mod endpoints;
+mod external_oauth;
 mod limits;
 mod oas;
 mod policies;
@@ -46,6 +47,7 @@ const API_FIELDS: &[&str] = &[
     "jwt_issued_at_validation_skew",
     "jwt_not_before_validation_skew",
     "jwt_expires_at_validation_skew",
+    "external_oauth",
     "proxy",
     "version_data",
     "strip_auth_data",
@@ -151,6 +153,23 @@ impl<'a> Fields<'a> {
                 self.wrong(problems, key, "a string", other);
                 None
             }
+        }
+    }
+
+    /// Whole seconds: absent or null is 0; anything but a non-negative integer is an error.
+    fn seconds(&self, key: &str, problems: &mut Vec<Problem>) -> u64 {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().unwrap_or_else(|| {
+                problems.push(Problem::error(
+                    self.location,
+                    format!(
+                        "{}{key} must be a non-negative integer (seconds)",
+                        self.prefix
+                    ),
+                ));
+                0
+            }),
         }
     }
 
@@ -294,29 +313,38 @@ pub fn use_per_api_splits(
     }
 }
 
-fn skew(obj: &Map<String, Value>, key: &str, location: &str, problems: &mut Vec<Problem>) -> u64 {
-    match obj.get(key) {
-        None | Some(Value::Null) => 0,
-        Some(v) => v.as_u64().unwrap_or_else(|| {
-            problems.push(Problem::error(
-                location,
-                format!("{key} must be a non-negative integer (seconds)"),
-            ));
-            0
-        }),
-    }
-}
-
 /// Interprets `jwt_source` in all of Tyk's forms: a JWKS URL, or base64 of a JWKS URL, of a
 /// PEM public key or certificate, or of an HMAC secret.
 pub fn key_source(jwt_source: &str, signing_method: &str) -> Result<KeySourceSpec, String> {
-    let source = jwt_source.trim();
+    key_source_of(
+        jwt_source,
+        signing_method,
+        &JwtFieldNames {
+            source: "jwt_source",
+            signing_method: "jwt_signing_method",
+        },
+    )
+}
+
+/// What the fields holding a JWT key source and signing method are called where they were
+/// read (`jwt_source` of an API, `source` of an external OAuth provider), for errors.
+struct JwtFieldNames<'a> {
+    source: &'a str,
+    signing_method: &'a str,
+}
+
+fn key_source_of(
+    source: &str,
+    signing_method: &str,
+    names: &JwtFieldNames<'_>,
+) -> Result<KeySourceSpec, String> {
+    let source = source.trim();
     if let Ok(url) = HttpUrl::try_new(source) {
         return Ok(KeySourceSpec::JwksUrl(url));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(source)
-        .map_err(|_| "jwt_source is neither a URL nor base64".to_string())?;
+        .map_err(|_| format!("{} is neither a URL nor base64", names.source))?;
     if let Ok(text) = std::str::from_utf8(&decoded) {
         let text = text.trim();
         if let Ok(url) = HttpUrl::try_new(text) {
@@ -330,26 +358,52 @@ pub fn key_source(jwt_source: &str, signing_method: &str) -> Result<KeySourceSpe
         Ok(KeySourceSpec::Secret(Secret::new(decoded)))
     } else {
         Err(format!(
-            "jwt_source does not hold a JWKS URL or PEM key, as jwt_signing_method {signing_method:?} needs"
+            "{} does not hold a JWKS URL or PEM key, as {} {signing_method:?} needs",
+            names.source, names.signing_method
         ))
     }
 }
 
-/// The algorithms of a Tyk `jwt_signing_method`.
-fn algorithms(method: &str) -> Result<Vec<Algorithm>, String> {
+/// The algorithms of a Tyk signing method (`jwt_signing_method`, or `field`).
+fn algorithms(method: &str, field: &str) -> Result<Vec<Algorithm>, String> {
     use Algorithm::*;
     Ok(match method {
         "hmac" => vec![HS256, HS384, HS512],
         "rsa" => vec![RS256, RS384, RS512],
         "ecdsa" => vec![ES256, ES384, ES512],
         "rsa-pss" | "rsapss" => vec![PS256, PS384, PS512],
-        "" => return Err("jwt_signing_method is required".into()),
+        "" => return Err(format!("{field} is required")),
         other => {
             return Err(format!(
-                "jwt_signing_method {other:?} is not supported (hmac, rsa, ecdsa, rsa-pss are)"
+                "{field} {other:?} is not supported (hmac, rsa, ecdsa, rsa-pss are)"
             ));
         }
     })
+}
+
+/// The trusted issuer entry of Tyk's JWT settings (`enable_jwt`, or an external OAuth `jwt`
+/// provider): any `iss`, the algorithms of the signing method, the keys of the source, `exp`
+/// not required (Tyk accepts tokens without it). Errors name the fields as `names` does.
+fn jwt_trust(
+    signing_method: &str,
+    source: &str,
+    skew: ClaimSkews,
+    names: &JwtFieldNames<'_>,
+    location: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<IssuerTrust> {
+    let mut refuse = |e: String| problems.push(Problem::error(location, e));
+    let algorithms = algorithms(signing_method, names.signing_method)
+        .map_err(&mut refuse)
+        .ok();
+    let keys = key_source_of(source, signing_method, names)
+        .map_err(&mut refuse)
+        .ok();
+    let mut trust = IssuerTrust::new(None, keys?);
+    trust.algorithms = Some(algorithms?);
+    trust.require_exp = false;
+    trust.skew = skew;
+    Some(trust)
 }
 
 fn convert_api(
@@ -455,42 +509,56 @@ fn convert_api(
 
     let keyless = fields.flag("use_keyless", problems);
     let jwt = fields.flag("enable_jwt", problems);
-    let auth = match (keyless, jwt) {
-        (true, _) => Some(ApiAuth::Keyless),
-        (false, true) => {
+    // `None`: mistyped (reported). Both it and enable_jwt: refused in `restrictions`.
+    let external_oauth = if keyless || jwt {
+        Some(false)
+    } else {
+        external_oauth::enabled(obj, location, problems)
+    };
+    let mut external_identity = None;
+    let auth = match (keyless, jwt, external_oauth) {
+        (true, _, _) => Some(ApiAuth::Keyless),
+        (false, true, _) => {
             let method = fields.text("jwt_signing_method", problems).unwrap_or("");
-            let algs = algorithms(method).map_err(|e| err(problems, e)).ok();
-            let keys = match fields.text("jwt_source", problems) {
-                Some(src) => key_source(src, method).map_err(|e| err(problems, e)).ok(),
+            let names = JwtFieldNames {
+                source: "jwt_source",
+                signing_method: "jwt_signing_method",
+            };
+            let skew = ClaimSkews {
+                exp_secs: fields.seconds("jwt_expires_at_validation_skew", problems),
+                nbf_secs: fields.seconds("jwt_not_before_validation_skew", problems),
+                iat_secs: fields.seconds("jwt_issued_at_validation_skew", problems),
+            };
+            match fields.text("jwt_source", problems) {
+                Some(source) => {
+                    jwt_trust(method, source, skew, &names, location, problems).map(|trust| {
+                        ApiAuth::Jwt(JwtSpec {
+                            issuers: vec![trust],
+                            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                        })
+                    })
+                }
                 None => {
                     err(problems, "jwt_source is empty: per-key JWT secrets are not supported; set a JWKS URL, PEM key or secret".into());
+                    let _ = algorithms(method, names.signing_method).map_err(|e| err(problems, e));
                     None
                 }
-            };
-            let skews = ClaimSkews {
-                exp_secs: skew(obj, "jwt_expires_at_validation_skew", location, problems),
-                nbf_secs: skew(obj, "jwt_not_before_validation_skew", location, problems),
-                iat_secs: skew(obj, "jwt_issued_at_validation_skew", location, problems),
-            };
-            match (algs, keys) {
-                (Some(algs), Some(keys)) => {
-                    let mut trust = IssuerTrust::new(None, keys);
-                    trust.algorithms = Some(algs);
-                    // Tyk accepts tokens without exp; so does an imported definition.
-                    trust.require_exp = false;
-                    trust.skew = skews;
-                    Some(ApiAuth::Jwt(JwtSpec {
-                        issuers: vec![trust],
-                        max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-                    }))
-                }
-                _ => None,
             }
         }
-        (false, false) => {
-            err(problems, "only enable_jwt or use_keyless APIs are supported (this one uses another auth mode)".into());
+        (false, false, Some(true)) => {
+            external_oauth::convert(obj, location, problems).map(|converted| {
+                external_identity = Some(converted.identity);
+                ApiAuth::Jwt(JwtSpec {
+                    issuers: converted.issuers,
+                    max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                })
+            })
+        }
+        (false, false, Some(false)) => {
+            err(problems, "only enable_jwt, external_oauth or use_keyless APIs are supported (this one uses another auth mode)".into());
             None
         }
+        (false, false, None) => None,
     };
 
     let claim = |name: &str, problems: &mut Vec<Problem>| {
@@ -498,16 +566,21 @@ fn convert_api(
             .map_err(|e| problems.push(Problem::error(location, e)))
             .ok()
     };
-    let mut identity_claims = Vec::new();
-    if let Some(field) = fields.text("jwt_identity_base_field", problems) {
-        identity_claims.extend(claim(field, problems));
-    }
-    // Tyk falls back to `sub` when the identity field is missing.
-    identity_claims.extend(claim("sub", problems));
-    identity_claims.dedup();
-    let identity = IdentitySpec::try_new(identity_claims)
-        .map_err(|e| err(problems, e))
-        .ok();
+    let identity = if external_oauth == Some(true) {
+        // Tyk's external OAuth names the identity claim in each provider.
+        external_identity
+    } else {
+        let mut identity_claims = Vec::new();
+        if let Some(field) = fields.text("jwt_identity_base_field", problems) {
+            identity_claims.extend(claim(field, problems));
+        }
+        // Tyk falls back to `sub` when the identity field is missing.
+        identity_claims.extend(claim("sub", problems));
+        identity_claims.dedup();
+        IdentitySpec::try_new(identity_claims)
+            .map_err(|e| err(problems, e))
+            .ok()
+    };
     let policies = PolicySource {
         policy_claim: fields
             .text("jwt_policy_field_name", problems)

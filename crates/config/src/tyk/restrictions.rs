@@ -94,28 +94,35 @@ pub(super) fn refuse_unenforced(
         }
     }
     // Their types are checked where they are read.
-    let jwt = off(api, "enable_jwt") && !off(api, "use_keyless");
-    if jwt {
+    let served = !off(api, "use_keyless");
+    let jwt = served && off(api, "enable_jwt");
+    let external_oauth = served
+        && api
+            .get("external_oauth")
+            .and_then(Value::as_object)
+            .is_some_and(|o| flag(o, "enabled"));
+    if jwt || external_oauth {
+        let (mode, verified) = if jwt {
+            ("enable_jwt", "the JWT")
+        } else {
+            ("external_oauth", "the access token")
+        };
         for &auth in CHAINED_AUTH_FLAGS {
             if flag(api, auth) {
                 refuse(
                     &[auth],
                     format!(
-                        "{auth} is enabled as well as enable_jwt: Tyk then requires both to pass; Portico verifies only the JWT"
+                        "{auth} is enabled as well as {mode}: Tyk then requires both to pass; Portico verifies only {verified}"
                     ),
                 );
             }
         }
-        if api
-            .get("external_oauth")
-            .and_then(Value::as_object)
-            .is_some_and(|o| flag(o, "enabled"))
-        {
-            refuse(
-                &["external_oauth"],
-                "external_oauth is enabled as well as enable_jwt: Tyk then requires both to pass; Portico verifies only the JWT".into(),
-            );
-        }
+    }
+    if jwt && external_oauth {
+        refuse(
+            &["external_oauth"],
+            "external_oauth is enabled as well as enable_jwt: Tyk then requires a token to pass both its JWT check and its external OAuth check; Portico admits a token that one trusted issuer entry verifies, so it cannot require both".into(),
+        );
     }
     if let Some(domain) = api.get("domain").and_then(Value::as_str)
         && !domain.is_empty()
@@ -212,7 +219,11 @@ mod tests {
             ),
             (
                 json!({"enable_jwt": true, "external_oauth": {"enabled": true}}),
-                "external_oauth",
+                "external_oauth is enabled as well as enable_jwt",
+            ),
+            (
+                json!({"external_oauth": {"enabled": true}, "use_basic_auth": true}),
+                "use_basic_auth is enabled as well as external_oauth",
             ),
             (json!({"domain": "admin.example.com"}), "domain"),
             (
@@ -247,6 +258,8 @@ mod tests {
             json!({"global_rate_limit": {"rate": 0, "per": 0}}),
             json!({"global_rate_limit": {"rate": 10, "per": 1}, "disable_rate_limit": true}),
             json!({"use_keyless": true, "enable_jwt": true, "use_standard_auth": true}),
+            json!({"use_keyless": true, "external_oauth": {"enabled": true}, "use_basic_auth": true}),
+            json!({"external_oauth": {"enabled": false}, "use_basic_auth": true}),
             json!({"domain": "x.example.com", "domain_disabled": true}),
             json!({"custom_middleware": {"pre": [{"name": "p", "disabled": true}], "post": [], "auth_check": {"name": ""}, "driver": "otto"}}),
             json!({"custom_middleware_bundle": "b.zip", "custom_middleware_bundle_disabled": true}),
