@@ -1,10 +1,11 @@
 //! Tyk OAS API definitions: an OpenAPI document whose `x-tyk-api-gateway` extension holds the
 //! gateway settings. Tyk itself reads them by converting the extension to a Classic definition;
-//! so does Portico: `info`, `upstream`, `server` and the JWT security scheme become the Classic
-//! fields they stand for and go through the Classic loader (same checks, same refusals), with
-//! problems naming the OAS fields. `middleware` becomes the API's endpoint rules here, with the
-//! Classic loader's verdict on each middleware.
+//! so does Portico: `info`, `upstream`, `server` and the JWT or external OAuth security scheme
+//! become the Classic fields they stand for and go through the Classic loader (same checks,
+//! same refusals), with problems naming the OAS fields. `middleware` becomes the API's
+//! endpoint rules here, with the Classic loader's verdict on each middleware.
 
+mod external_oauth;
 mod middleware;
 mod security;
 

@@ -1,6 +1,7 @@
 //! The `server.authentication` of a Tyk OAS API: the auth modes it enables, and its JWT
-//! security scheme as the Classic `jwt_*` fields.
+//! security scheme as the Classic `jwt_*` fields (its external OAuth scheme: `external_oauth`).
 
+use super::external_oauth::is_external_oauth;
 use super::{AUTH, Translation, in_effect};
 use crate::tyk::{Fields, json_kind, report_unsupported};
 use portico_core::HttpUrl;
@@ -111,6 +112,7 @@ impl Translation<'_> {
             .and_then(|c| c.get("securitySchemes"))
             .and_then(Value::as_object);
         let mut jwt_seen = false;
+        let mut external_oauth_seen = false;
         for (name, scheme) in schemes {
             let at = format!("{path}securitySchemes.{name}");
             let Some(scheme) = scheme.as_object() else {
@@ -120,10 +122,6 @@ impl Translation<'_> {
                 );
                 continue;
             };
-            if scheme.contains_key("providers") {
-                oas_external_oauth(&at, self.location, problems);
-                continue;
-            }
             if !(Fields {
                 obj: scheme,
                 location: self.location,
@@ -156,6 +154,17 @@ impl Translation<'_> {
             match (text("type"), text("scheme"), text("bearerFormat")) {
                 ("apiKey", _, _) => self.set("use_standard_auth", Value::Bool(true), at),
                 ("http", "basic", _) => self.set("use_basic_auth", Value::Bool(true), at),
+                // Tyk reads an oauth2 scheme with providers (and none of the newer oauth2
+                // scheme's blocks) as external OAuth, any other one as its own OAuth 2.0.
+                ("oauth2", _, _) if is_external_oauth(scheme) && external_oauth_seen => self
+                    .error(
+                        problems,
+                        format!("{at}: a second external OAuth scheme is not supported"),
+                    ),
+                ("oauth2", _, _) if is_external_oauth(scheme) => {
+                    external_oauth_seen = true;
+                    self.external_oauth(name, scheme, problems);
+                }
                 ("oauth2", _, _) => self.set("use_oauth2", Value::Bool(true), at),
                 ("http", "bearer", "JWT") if jwt_seen => self.error(
                     problems,
@@ -242,7 +251,31 @@ impl Translation<'_> {
             &path,
             problems,
         );
-        if let Some(header) = self.object(scheme, "header", &path, problems) {
+        self.token_sources(scheme, &path, problems);
+        for field in JWT_UNENFORCED {
+            if scheme.get(*field).is_some_and(in_effect) {
+                self.error(
+                    problems,
+                    format!("{path}{field}: Tyk refuses tokens that fail it; Portico does not enforce it"),
+                );
+            }
+        }
+        self.allowed_issuers = self.strings(scheme, "allowedIssuers", &path, problems);
+        self.allowed_audiences = self.strings(scheme, "allowedAudiences", &path, problems);
+        if let Some(scopes) = self.object(scheme, "scopes", &path, problems) {
+            self.scopes(scopes, &format!("{path}scopes."), problems);
+        }
+    }
+
+    /// `header`, `query` and `cookie` of a scheme (`path` ends with `.`): where Tyk looks for
+    /// the token. Portico reads it from the Authorization header only.
+    pub(super) fn token_sources(
+        &self,
+        scheme: &Map<String, Value>,
+        path: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        if let Some(header) = self.object(scheme, "header", path, problems) {
             if header.get("enabled") == Some(&Value::Bool(false)) {
                 self.error(
                     problems,
@@ -268,19 +301,6 @@ impl Translation<'_> {
                     ),
                 ));
             }
-        }
-        for field in JWT_UNENFORCED {
-            if scheme.get(*field).is_some_and(in_effect) {
-                self.error(
-                    problems,
-                    format!("{path}{field}: Tyk refuses tokens that fail it; Portico does not enforce it"),
-                );
-            }
-        }
-        self.allowed_issuers = self.strings(scheme, "allowedIssuers", &path, problems);
-        self.allowed_audiences = self.strings(scheme, "allowedAudiences", &path, problems);
-        if let Some(scopes) = self.object(scheme, "scopes", &path, problems) {
-            self.scopes(scopes, &format!("{path}scopes."), problems);
         }
     }
 
@@ -420,13 +440,4 @@ impl Translation<'_> {
             format!("{path}scopeToPolicyMapping"),
         );
     }
-}
-
-/// Temporary: Tyk's external OAuth `providers` form of a security scheme, read by the external
-/// OAuth work (issue 9); until then an error, so that such an API is not served without it.
-fn oas_external_oauth(at: &str, location: &str, problems: &mut Vec<Problem>) {
-    problems.push(Problem::error(
-        location,
-        format!("{at}: external OAuth providers in OAS are not supported yet"),
-    ));
 }

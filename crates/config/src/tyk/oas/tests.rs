@@ -62,6 +62,16 @@ fn scheme(patch: Value) -> Value {
     ext(json!({"server": {"authentication": {"securitySchemes": {"j": patch}}}}))
 }
 
+/// The document with `j` an external OAuth scheme: `patch` merged into `{"enabled": true}`.
+fn oauth(patch: Value) -> Value {
+    let mut d = doc(json!({}));
+    d["components"]["securitySchemes"]["j"] = json!({"type": "oauth2",
+        "flows": {"clientCredentials": {"tokenUrl": "http://idp.example/token", "scopes": {}}}});
+    d["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"]["j"] =
+        merged(json!({"enabled": true}), patch);
+    d
+}
+
 #[test]
 fn the_catalog_fixture_loads_as_tyk_reads_it() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tyk-oas");
@@ -77,6 +87,7 @@ fn the_catalog_fixture_loads_as_tyk_reads_it() {
     );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(locations[0].ends_with("catalog.json"));
+    assert!(locations[1].ends_with("ledger.json"), "{locations:?}");
     let api = &apis[0];
     assert_eq!(
         (&*api.id, api.name.as_str(), api.org_id.as_str()),
@@ -184,6 +195,36 @@ fn problems_name_the_oas_fields() {
             ),
             format!("{auth}.jwksURIs[1].url:"),
         ),
+        (
+            oauth(
+                json!({"providers": [{"introspection": {"enabled": true, "url": "http://idp.example/i",
+                "clientId": "gw", "clientSecret": "s", "cache": {"enabled": true, "timeout": "1m"}}}]}),
+            ),
+            format!(
+                "{auth}.providers[0].introspection.cache.timeout must be a non-negative integer (seconds)"
+            ),
+        ),
+        (
+            oauth(
+                json!({"providers": [{"introspection": {"enabled": true, "url": "http://idp.example/i",
+                "client_id": "gw", "clientSecret": "s"}}]}),
+            ),
+            format!(
+                "{auth}.providers[0].introspection.client_id is not an external OAuth field Portico knows"
+            ),
+        ),
+        (
+            oauth(json!({"providers": [{"jwt": {"enabled": true, "signingMethod": "rsa"}}]})),
+            format!("{auth}.providers[0].jwt.source is required"),
+        ),
+        (
+            oauth(json!({"providers": [{"jwt": {"enabled": false}}]})),
+            format!("{auth} is enabled, but no provider enables jwt or introspection"),
+        ),
+        (
+            oauth(json!({"providers": "none", "enabled": true})),
+            format!("{auth}.providers must be an array, not a string"),
+        ),
     ] {
         let (api, problems) = convert(v.clone());
         let errors = messages(&problems, Severity::Error);
@@ -254,10 +295,6 @@ fn restrictions_portico_cannot_enforce_are_refused() {
         (
             scheme(json!({"header": {"enabled": false}})),
             "header.enabled is false",
-        ),
-        (
-            scheme(json!({"providers": [{"introspection": {"enabled": true}}]})),
-            "securitySchemes.j: external OAuth providers in OAS are not supported yet",
         ),
         (
             doc(
@@ -491,4 +528,158 @@ fn several_jwks_uris_are_one_trusted_entry_each() {
             .iter()
             .all(|t| t.issuer.as_deref() == Some("https://idp.example"))
     );
+}
+
+fn introspection_provider() -> Value {
+    json!({"introspection": {"enabled": true, "url": "http://idp.example/token/introspection",
+        "clientId": "gw", "clientSecret": "gw-secret", "identityBaseField": "client_id",
+        "cache": {"enabled": true, "timeout": 0}}})
+}
+
+#[test]
+fn an_external_oauth_scheme_is_read_as_the_classic_providers_it_stands_for() {
+    let jwt = json!({"jwt": {"enabled": true, "signingMethod": "rsa", "source": "https://idp.example/jwks",
+        "identityBaseField": "client_id", "expiresAtValidationSkew": 3}});
+    let (oas, problems) = convert(oauth(
+        json!({"providers": [jwt, introspection_provider()], "query": {"enabled": true, "name": "t"}}),
+    ));
+    let oas = oas.unwrap_or_else(|| panic!("{problems:?}"));
+    let scheme = "x-tyk-api-gateway.server.authentication.securitySchemes.j";
+    assert_eq!(
+        messages(&problems, Severity::Warning),
+        [
+            format!("{scheme}.query: Portico reads the token from the Authorization header only"),
+            format!(
+                "Tyk checks tokens with {scheme}.providers[0] only; Portico admits a token that any enabled provider validates, in order: {scheme}.providers[0], {scheme}.providers[1]"
+            ),
+        ]
+    );
+    let classic = json!({"api_id": "t", "external_oauth": {"enabled": true, "providers": [
+        {"jwt": {"enabled": true, "signing_method": "rsa", "source": "https://idp.example/jwks",
+            "identity_base_field": "client_id", "expires_at_validation_skew": 3}},
+        {"introspection": {"enabled": true, "url": "http://idp.example/token/introspection",
+            "client_id": "gw", "client_secret": "gw-secret", "identity_base_field": "client_id",
+            "cache": {"enabled": true, "timeout": 0}}}]},
+        "proxy": {"listen_path": "/t/", "target_url": "http://127.0.0.1:9"}});
+    let mut classic_problems = Vec::new();
+    let classic = super::super::convert_api(
+        classic.as_object().unwrap(),
+        "t.json",
+        TykOptions::default(),
+        &mut classic_problems,
+    )
+    .unwrap();
+    let (ApiAuth::Jwt(jwt), ApiAuth::Jwt(classic_jwt)) = (&oas.auth, &classic.auth) else {
+        panic!("{:?}", oas.auth)
+    };
+    assert_eq!(jwt, classic_jwt);
+    assert_eq!(oas.identity, classic.identity);
+    let introspection = jwt.issuers[1].introspection.as_ref().unwrap();
+    assert_eq!(
+        introspection.endpoint.as_ref().map(|u| u.as_str()),
+        Some("http://idp.example/token/introspection")
+    );
+    assert_eq!(introspection.client_auth.method(), "client_secret_post");
+    assert_eq!(
+        (introspection.cache.enabled, introspection.cache.ttl_secs),
+        (true, 0)
+    );
+}
+
+#[test]
+fn only_oauth2_schemes_with_providers_are_external_oauth() {
+    // No providers, or a block of Tyk's newer oauth2 scheme: Tyk's own OAuth 2.0 or that scheme.
+    for patch in [
+        json!({"providers": []}),
+        json!({"providers": [introspection_provider()], "scopeCheck": {"enabled": true}}),
+    ] {
+        let (api, problems) = convert(oauth(patch.clone()));
+        assert!(api.is_none(), "{patch}");
+        assert!(
+            messages(&problems, Severity::Error)
+                .iter()
+                .any(|m| m.contains("uses auth mode Tyk OAuth 2.0 (x-tyk-api-gateway.server.authentication.securitySchemes.j)")),
+            "{patch}: {problems:?}"
+        );
+    }
+    // Disabled: as any disabled scheme, no auth mode (Tyk's default, auth token).
+    let (api, problems) = convert(oauth(
+        json!({"enabled": false, "providers": [introspection_provider()]}),
+    ));
+    assert!(api.is_none());
+    assert!(
+        messages(&problems, Severity::Error)
+            .iter()
+            .any(|m| m.contains("no auth mode enabled")),
+        "{problems:?}"
+    );
+    // Two of them: Tyk would keep one, in no set order.
+    let mut two = oauth(json!({"providers": [introspection_provider()]}));
+    two["components"]["securitySchemes"]["k"] = two["components"]["securitySchemes"]["j"].clone();
+    let schemes = &mut two["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"];
+    schemes["k"] = schemes["j"].clone();
+    two["security"] = json!([{"j": [], "k": []}]);
+    let (api, problems) = convert(two);
+    assert!(api.is_none());
+    assert!(
+        messages(&problems, Severity::Error)
+            .iter()
+            .any(|m| m.ends_with("a second external OAuth scheme is not supported")),
+        "{problems:?}"
+    );
+    // With JWT beside it, Tyk requires both.
+    let mut both = oauth(json!({"providers": [introspection_provider()]}));
+    both["components"]["securitySchemes"]["k"] =
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"});
+    both["x-tyk-api-gateway"]["server"]["authentication"]["securitySchemes"]["k"] =
+        json!({"enabled": true, "source": "https://idp.example/jwks", "signingMethod": "rsa"});
+    both["security"] = json!([{"j": [], "k": []}]);
+    let (api, problems) = convert(both);
+    assert!(api.is_none());
+    assert!(
+        messages(&problems, Severity::Error).iter().any(|m| m.starts_with(
+            "x-tyk-api-gateway.server.authentication.securitySchemes.j is enabled as well as x-tyk-api-gateway.server.authentication.securitySchemes.k.enabled"
+        )),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_ledger_fixture_is_an_external_oauth_api_with_one_introspection_provider() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tyk-oas/ledger.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (api, problems) = convert(doc);
+    assert!(problems.is_empty(), "{problems:?}");
+    let api = api.unwrap();
+    assert_eq!((&*api.id, api.listen_path.as_str()), ("ledger", "/ledger"));
+    let ApiAuth::Jwt(jwt) = &api.auth else {
+        panic!("{:?}", api.auth)
+    };
+    let mut expected = portico_core::jwt::IssuerTrust::new(None, KeySourceSpec::None);
+    expected.require_exp = false;
+    expected.introspection = Some(portico_core::introspection::IntrospectionSpec {
+        endpoint: Some(HttpUrl::try_new("http://idp.example/token/introspection").unwrap()),
+        client_id: "ledger-gateway".into(),
+        client_auth: portico_core::introspection::ClientAuth::ClientSecretPost(
+            portico_core::jwt::Secret::new(b"ledger-gateway-secret".to_vec()),
+        ),
+        cache: portico_core::introspection::IntrospectionCache {
+            enabled: true,
+            ttl_secs: 0,
+            ..Default::default()
+        },
+        timeout_ms: portico_core::introspection::DEFAULT_TIMEOUT_MS,
+        grace_secs: portico_core::introspection::DEFAULT_GRACE_SECS,
+        jwt_validation: portico_core::introspection::JwtValidation::Local,
+    });
+    assert_eq!(jwt.issuers, [expected]);
+    let claims: Vec<String> = api
+        .identity
+        .claims()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(claims, ["client_id", "sub"]);
+    assert!(api.policies.is_authentication_only());
 }
