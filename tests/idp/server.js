@@ -12,7 +12,9 @@
 // "https://api.portico.test" gets JWT access tokens, "https://opaque.portico.test" opaque ones.
 //
 // A second client, "gateway-pkjwt", authenticates with private_key_jwt (RFC 7523); its private
-// key is written as PEM next to KEYS_FILE (pkjwt-client.pem) for the tests to sign with.
+// key is written as PEM next to KEYS_FILE (pkjwt-client.pem) for the tests to sign with. A
+// third, "gateway-post", sends its secret in the form body (client_secret_post), as Tyk's
+// external OAuth introspection does.
 //
 // Test-only control endpoints (never in a real IdP):
 //   POST /__test/rotate   new signing key first in the JWKS (the old one stays, second)
@@ -101,6 +103,14 @@ function buildProvider(issuer, jwks) {
     clients: [{
       client_id: 'gateway-test',
       client_secret: 'gateway-test-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: SCOPES,
+    }, {
+      client_id: 'gateway-post',
+      client_secret: 'gateway-post-secret',
+      token_endpoint_auth_method: 'client_secret_post',
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],

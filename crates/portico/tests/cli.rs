@@ -2,6 +2,7 @@
 //! and live reload.
 
 use portico_testkit::TempDir;
+use portico_testkit::idp::{Idp, POST_CLIENT_ID, POST_CLIENT_SECRET};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -375,6 +376,66 @@ fn serve_a_tyk_oas_jwt_api_beside_a_classic_one_and_skip_unsupported_ones() {
     assert_eq!(server.status("/catalog/items", "GET", &orders_only), 403);
     // The skipped API is not routed.
     assert_eq!(server.status("/legacy/x", "GET", &token), 404);
+}
+
+/// The external OAuth fixture of the config crate, introspecting at `idp` with its
+/// client_secret_post client (Tyk sends the secret in the form body) and proxying to `upstream`.
+fn tyk_oas_external_oauth_api(upstream: SocketAddr, idp: &Idp) -> String {
+    let fixture = repo().join("crates/config/testdata/tyk-oas/ledger.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let ext = &mut doc["x-tyk-api-gateway"];
+    ext["upstream"]["url"] = format!("http://{upstream}").into();
+    let introspection = &mut ext["server"]["authentication"]["securitySchemes"]["partnerOAuth"]["providers"]
+        [0]["introspection"];
+    introspection["url"] = format!("{}/token/introspection", idp.issuer).into();
+    introspection["clientId"] = POST_CLIENT_ID.into();
+    introspection["clientSecret"] = POST_CLIENT_SECRET.into();
+    doc.to_string()
+}
+
+#[test]
+fn serve_tyk_external_oauth_apis_with_every_provider_against_the_real_idp() {
+    let idp = Idp::start();
+    let up = upstream();
+    let dir = TempDir::new("tyk-external-oauth");
+    // Two providers: JWTs by the IdP's JWKS, opaque tokens by introspection at the IdP.
+    let classic = serde_json::json!({
+        "api_id": "partners", "org_id": "acme", "active": true,
+        "use_keyless": false, "enable_jwt": false,
+        "external_oauth": {"enabled": true, "providers": [
+            {"jwt": {"enabled": true, "signing_method": "rsa",
+                "source": format!("{}/jwks", idp.issuer)}},
+            {"introspection": {"enabled": true,
+                "url": format!("{}/token/introspection", idp.issuer),
+                "client_id": POST_CLIENT_ID, "client_secret": POST_CLIENT_SECRET,
+                "cache": {"enabled": true, "timeout": 0}}}
+        ]},
+        "proxy": {"listen_path": "/partners/", "target_url": format!("http://{up}"), "strip_listen_path": true}
+    });
+    dir.write("apps/partners.json", classic.to_string());
+    dir.write("apps/ledger.json", tyk_oas_external_oauth_api(up, &idp));
+    let apps = dir.path().join("apps");
+    let server = Server::start(&["--tyk-apps", apps.to_str().unwrap()]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opaque = runtime.block_on(idp.opaque_token("orders:read"));
+    let jwt = runtime.block_on(idp.client_credentials_token("orders:read"));
+    assert!(!opaque.contains('.'), "an opaque token: {opaque}");
+    assert_eq!(jwt.split('.').count(), 3, "a JWT: {jwt}");
+    // Opaque tokens are introspected, on the Classic API and the OAS one.
+    assert_eq!(server.status("/partners/x", "GET", &opaque), 200);
+    assert_eq!(server.status("/ledger/entries", "GET", &opaque), 200);
+    // The Classic API's jwt provider verifies the IdP's JWTs.
+    assert_eq!(server.status("/partners/x", "GET", &jwt), 200);
+    // Neither provider admits what its IdP did not issue.
+    let foreign = mint(r#"{"sub":"u-1"}"#);
+    assert_eq!(server.status("/partners/x", "GET", &foreign), 401);
+    for path in ["/partners/x", "/ledger/entries"] {
+        assert_eq!(server.status(path, "GET", "not-a-token"), 401, "{path}");
+    }
 }
 
 #[test]

@@ -11,6 +11,9 @@ pub const CLIENT_ID: &str = "gateway-test";
 pub const CLIENT_SECRET: &str = "gateway-test-secret";
 /// The resource whose access tokens are opaque (introspection and revocation work on these).
 pub const OPAQUE_RESOURCE: &str = "https://opaque.portico.test";
+/// A client that sends its id and secret in the form body (`client_secret_post`).
+pub const POST_CLIENT_ID: &str = "gateway-post";
+pub const POST_CLIENT_SECRET: &str = "gateway-post-secret";
 /// A client that authenticates with `private_key_jwt`; its key is [`Idp::pkjwt_key_file`].
 pub const PKJWT_CLIENT_ID: &str = "gateway-pkjwt";
 

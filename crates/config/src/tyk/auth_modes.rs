@@ -1,7 +1,7 @@
 //! Auth modes of a Tyk API that Portico does not serve (auth token, basic, HMAC, OAuth 2.0,
 //! OpenID Connect, mTLS, plugins). Such an API is refused, or skipped with
-//! `--tyk-skip-unsupported`; an API that enables one of them *as well as* JWT is always refused
-//! (Tyk then requires both), see `restrictions`.
+//! `--tyk-skip-unsupported`; an API that enables one of them *as well as* JWT or external
+//! OAuth is always refused (Tyk then requires both), see `restrictions`.
 
 use super::restrictions::flag;
 use portico_core::config::Problem;
