@@ -13,6 +13,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`sessions`]: what the admin API asks of a running gateway (identity sessions, their
 //!   counters, a JWKS refresh).
+//! - [`shared_answers`]: the introspection cache the nodes share, in the limiter's Redis.
 
 pub mod admission;
 pub mod body;
@@ -25,6 +26,7 @@ pub mod pipeline;
 pub mod proxy;
 pub mod server;
 pub mod sessions;
+pub mod shared_answers;
 pub mod stages;
 pub mod tls;
 
