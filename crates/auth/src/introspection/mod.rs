@@ -288,7 +288,12 @@ impl Introspector {
     /// The shared cache's answer for `shared_key`, as an entry under this introspector's own
     /// rules (its TTLs, its grace, `exp` checked against `now`) and never fresh past what the
     /// writer allowed; none when nothing usable is there.
-    async fn shared_entry(&self, shared: &SharedCache, shared_key: &str, now: u64) -> Option<Entry> {
+    async fn shared_entry(
+        &self,
+        shared: &SharedCache,
+        shared_key: &str,
+        now: u64,
+    ) -> Option<Entry> {
         match shared.lookup(shared_key, now).await? {
             Ok((answer, stored_until)) => {
                 let entry = self.entry_for(answer, now, stored_until);

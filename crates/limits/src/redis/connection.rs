@@ -23,6 +23,18 @@ pub(crate) enum RedisFailure {
     Nonsense(String),
 }
 
+impl RedisFailure {
+    /// Redis answered, with an error reply about this call (`WRONGTYPE`, `READONLY`, …): the
+    /// call failed, but Redis and the connection are fine.
+    pub fn is_error_reply(&self) -> bool {
+        matches!(self, RedisFailure::Command(e) if is_error_reply(e))
+    }
+}
+
+fn is_error_reply(e: &redis::RedisError) -> bool {
+    e.code().is_some()
+}
+
 impl fmt::Display for RedisFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -86,15 +98,41 @@ impl RedisConnection {
         pipe: &redis::Pipeline,
         what: &'static str,
     ) -> Result<T, RedisFailure> {
+        self.call(what, async |mut connection| {
+            pipe.query_async::<T>(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs one command (whose error reply keeps its code, unlike a pipeline's), like
+    /// [`RedisConnection::query`].
+    pub async fn query_cmd<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        what: &'static str,
+    ) -> Result<T, RedisFailure> {
+        self.call(what, async |mut connection| {
+            cmd.query_async::<T>(&mut connection).await
+        })
+        .await
+    }
+
+    async fn call<T>(
+        &self,
+        what: &'static str,
+        send: impl AsyncFnOnce(MultiplexedConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, RedisFailure> {
         let run = async {
             let Connected {
                 generation,
-                mut connection,
+                connection,
             } = self.connection().await?;
-            match timeout(self.timeout, pipe.query_async::<T>(&mut connection)).await {
+            match timeout(self.timeout, send(connection)).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(e)) => {
-                    self.forget(generation);
+                    if !is_error_reply(&e) {
+                        self.forget(generation);
+                    }
                     Err(RedisFailure::Command(e))
                 }
                 Err(_) => {

@@ -51,10 +51,10 @@ impl RedisKv {
     /// huge value costs this node no more than `max_bytes + 1` bytes). A longer value, or one
     /// that is not a string, is an error.
     pub async fn get(&self, key: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, KvError> {
-        let mut pipe = redis::pipe();
+        let mut get = redis::cmd("GETRANGE");
         // Inclusive end: one byte more than allowed shows that the value is too long.
-        pipe.cmd("GETRANGE").arg(key).arg(0).arg(max_bytes);
-        let (value,): (Vec<u8>,) = self.run(&pipe, "GETRANGE").await?;
+        get.arg(key).arg(0).arg(max_bytes);
+        let value: Vec<u8> = self.run(&get, "GETRANGE").await?;
         if value.len() > max_bytes {
             return Err(KvError(format!(
                 "the value is longer than {max_bytes} bytes"
@@ -70,20 +70,22 @@ impl RedisKv {
         if value.is_empty() || ttl_ms == 0 {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms);
-        self.run::<redis::Value>(&pipe, "SET").await.map(drop)
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(value).arg("PX").arg(ttl_ms);
+        self.run::<redis::Value>(&set, "SET").await.map(drop)
     }
 
+    /// An error reply (a key of another type, a read-only replica) fails the call alone;
+    /// anything else also skips Redis for the back-off.
     async fn run<T: redis::FromRedisValue>(
         &self,
-        pipe: &redis::Pipeline,
+        cmd: &redis::Cmd,
         what: &'static str,
     ) -> Result<T, KvError> {
         let Inner { redis, health } = &*self.inner;
         match health.route() {
-            Route::Redis => redis.query(pipe, what).await.map_err(|failure| {
-                if health.failed() {
+            Route::Redis => redis.query_cmd(cmd, what).await.map_err(|failure| {
+                if !failure.is_error_reply() && health.failed() {
                     tracing::warn!(
                         redis = %redis.shown_url,
                         error = %failure,
@@ -93,8 +95,11 @@ impl RedisKv {
                 failure_to_error(failure)
             }),
             Route::Probe(probe) => {
-                let answered = redis.query(pipe, what).await;
-                if answered.is_ok() {
+                let answered = redis.query_cmd(cmd, what).await;
+                if answered
+                    .as_ref()
+                    .map_or_else(RedisFailure::is_error_reply, |_| true)
+                {
                     probe.answered();
                     tracing::info!(redis = %redis.shown_url, "shared cache has Redis back");
                 }
