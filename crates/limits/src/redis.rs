@@ -10,8 +10,8 @@
 //! request at a time ([`health`]); both transitions are logged once and reported to the
 //! [`LimiterObserver`].
 //!
-//! The connection ([`connection`]) is shared with [`RedisKv`] (`shared_kv`), the plain values
-//! other node-shared caches keep in the same Redis.
+//! The connection (`redis/connection.rs`) is shared with [`RedisKv`] (`shared_kv`), the plain
+//! values other node-shared caches keep in the same Redis.
 
 mod connection;
 mod health;
