@@ -43,23 +43,23 @@ impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
         let metrics = GatewayMetrics::new();
         // Built once: `limits` and `sessions` take effect at start, not on reload. Connects
-        // on first use.
+        // on first use. Built before the pipeline, whose introspectors share its Redis; its
+        // error is reported after the pipeline's problems, as before.
         let limiter = SessionLimiter::from_settings(
             &config.settings.limits,
             config.settings.sessions,
             Arc::new(LimiterMetrics(metrics.clone())),
-        )
-        .map_err(|e| ConfigError {
-            problems: vec![Problem::error("limits.redis_url", e.to_string())],
-        })?;
+        );
         let mut key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true)
             .with_introspection_observer(Arc::new(FetchMetrics(metrics.clone())));
-        if let Some(kv) = limiter.shared_kv() {
+        if let Some(kv) = limiter.as_ref().ok().and_then(SessionLimiter::shared_kv) {
             key_sources = key_sources.with_shared_answers(Arc::new(RedisAnswers(kv)));
         }
         let connections = ConnectionPools::new();
         let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
-        let limiter = Arc::new(limiter);
+        let limiter = Arc::new(limiter.map_err(|e| ConfigError {
+            problems: vec![Problem::error("limits.redis_url", e.to_string())],
+        })?);
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
             pipeline: ArcSwap::from_pointee(pipeline),

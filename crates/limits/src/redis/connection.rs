@@ -3,16 +3,14 @@
 //! call opens a new one. The limiter and the shared key-value store ([`super::RedisKv`]) use
 //! the same connection.
 
+use super::RedisSetupError;
+use parking_lot::RwLock;
+use portico_core::config::LimiterSettings;
 use redis::aio::MultiplexedConnection;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::timeout;
-
-use parking_lot::RwLock;
-use portico_core::config::LimiterSettings;
-
-use super::RedisSetupError;
 
 /// Why one call to Redis failed (logged, never shown to clients).
 #[derive(Debug)]
