@@ -7,6 +7,7 @@ use crate::pipeline::Pipeline;
 use crate::proxy::{ClientIp, ConnectionPools};
 use crate::revocations::Revocations;
 use crate::server::{DATA_PLANE_IDLE, IdleTimeouts, serve_connections};
+use crate::shared_answers::RedisAnswers;
 use crate::tls::ServerTls;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
@@ -42,22 +43,27 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Builds the gateway for `config`; remote key sets start loading in the background.
+    /// With the Redis limiter, introspection answers are shared through the same Redis.
     pub fn new(config: &GatewayConfig) -> Result<Arc<Self>, ConfigError> {
         let metrics = GatewayMetrics::new();
-        let key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true)
-            .with_introspection_observer(Arc::new(FetchMetrics(metrics.clone())));
-        let connections = ConnectionPools::new();
-        let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
-        // Built once: `limits` and `sessions` take effect at start, not on reload.
+        // Built once: `limits` and `sessions` take effect at start, not on reload. Connects
+        // on first use. Built before the pipeline, whose introspectors share its Redis; its
+        // error is reported after the pipeline's problems, as before.
         let limiter = SessionLimiter::from_settings(
             &config.settings.limits,
             config.settings.sessions,
             Arc::new(LimiterMetrics(metrics.clone())),
-        )
-        .map_err(|e| ConfigError {
+        );
+        let mut key_sources = KeySourceRegistry::new(Arc::new(FetchMetrics(metrics.clone())), true)
+            .with_introspection_observer(Arc::new(FetchMetrics(metrics.clone())));
+        if let Some(kv) = limiter.as_ref().ok().and_then(SessionLimiter::shared_kv) {
+            key_sources = key_sources.with_shared_answers(Arc::new(RedisAnswers(kv)));
+        }
+        let connections = ConnectionPools::new();
+        let pipeline = Pipeline::build(config, &key_sources, &connections, &metrics)?;
+        let limiter = Arc::new(limiter.map_err(|e| ConfigError {
             problems: vec![Problem::error("limits.redis_url", e.to_string())],
-        })?;
-        let limiter = Arc::new(limiter);
+        })?);
         limiter.spawn_sweeper(Duration::from_secs(30));
         Ok(Arc::new(Self {
             pipeline: ArcSwap::from_pointee(pipeline),

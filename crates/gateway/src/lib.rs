@@ -14,6 +14,7 @@
 //! - [`revocations`]: the revocations in force, checked on every authenticated request.
 //! - [`sessions`]: what the admin API asks of a running gateway (identity sessions, their
 //!   counters, a JWKS refresh).
+//! - [`shared_answers`]: the introspection cache the nodes share, in the limiter's Redis.
 
 pub mod admission;
 pub mod body;
@@ -27,6 +28,7 @@ pub mod proxy;
 pub mod revocations;
 pub mod server;
 pub mod sessions;
+pub mod shared_answers;
 pub mod stages;
 pub mod tls;
 

@@ -62,6 +62,8 @@ pub struct GatewayMetrics {
     pub introspection_calls: Family<OutcomeLabels, Counter>,
     /// Introspection answers served from the cache (`fresh`, or `stale` within grace).
     pub introspection_cached: Family<OutcomeLabels, Counter>,
+    /// Values in the shared introspection cache that did not open (forged or changed).
+    pub introspection_shared_rejected: Counter,
     pub session_evictions: Family<EvictionLabels, Counter>,
     /// 1 while the limiter's counter store answers (always, for the in-process one), else 0.
     pub limiter_backend_up: Gauge,
@@ -98,6 +100,7 @@ impl GatewayMetrics {
         let jwks_unknown_kid_refetches = Counter::default();
         let introspection_calls = Family::<OutcomeLabels, Counter>::default();
         let introspection_cached = Family::<OutcomeLabels, Counter>::default();
+        let introspection_shared_rejected = Counter::default();
         let session_evictions = Family::<EvictionLabels, Counter>::default();
         let limiter_backend_up = Gauge::default();
         limiter_backend_up.set(1);
@@ -176,9 +179,16 @@ impl GatewayMetrics {
         );
         registry.register(
             "introspection_cached",
-            "Introspection answers served from the cache: fresh, or stale (within the grace \
-             period, because the endpoint failed)",
+            "Introspection answers served from the cache: fresh, stale (within the grace \
+             period, because the endpoint failed), or shared (found in the cache the nodes \
+             share in Redis)",
             introspection_cached.clone(),
+        );
+        registry.register(
+            "introspection_shared_rejected",
+            "Values in the shared introspection cache (Redis) ignored because they did not \
+             open: not sealed with the client's credentials, or changed",
+            introspection_shared_rejected.clone(),
         );
         Arc::new(Self {
             registry,
@@ -190,6 +200,7 @@ impl GatewayMetrics {
             jwks_unknown_kid_refetches,
             introspection_calls,
             introspection_cached,
+            introspection_shared_rejected,
             session_evictions,
             limiter_backend_up,
             limiter_fallback_decisions,
@@ -298,6 +309,17 @@ impl portico_auth::introspection::IntrospectionObserver for FetchMetrics {
                 outcome: if stale { "stale" } else { "fresh" },
             })
             .inc();
+    }
+
+    fn served_from_shared(&self) {
+        self.0
+            .introspection_cached
+            .get_or_create(&OutcomeLabels { outcome: "shared" })
+            .inc();
+    }
+
+    fn shared_value_rejected(&self) {
+        self.0.introspection_shared_rejected.inc();
     }
 }
 

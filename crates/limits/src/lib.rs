@@ -3,8 +3,9 @@
 //! [`Limiter`] is the one interface the gateway uses. [`LocalLimiter`] keeps counters in this
 //! process (bounded, expiring); [`RedisLimiter`] keeps them in Redis, shared by every gateway
 //! node, with a configured rule for when Redis is away. [`SessionLimiter`] is either, built
-//! from the settings. The math lives in [`gcra`] and [`quota`], free of storage and clocks
-//! (the Redis script restates it; one scenario table tests both backends).
+//! from the settings; with Redis it also hands out [`RedisKv`], plain values in the same Redis
+//! for other caches the nodes share. The math lives in [`gcra`] and [`quota`], free of storage
+//! and clocks (the Redis script restates it; one scenario table tests both backends).
 
 pub mod gcra;
 mod local;
@@ -15,7 +16,7 @@ mod session_limiter;
 
 pub use local::LocalLimiter;
 pub use observer::{IgnoreEvictions, LimiterObserver};
-pub use redis::{RedisLimiter, RedisSetupError};
+pub use redis::{KvError, RedisKv, RedisLimiter, RedisSetupError};
 pub use session_limiter::SessionLimiter;
 
 use portico_core::SessionId;

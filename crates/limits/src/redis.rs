@@ -9,25 +9,28 @@
 //! [`LimiterError::Unavailable`]. Redis is then skipped for a back-off and probed by one
 //! request at a time ([`health`]); both transitions are logged once and reported to the
 //! [`LimiterObserver`].
+//!
+//! The connection (`redis/connection.rs`) is shared with [`RedisKv`] (`shared_kv`), the plain
+//! values other node-shared caches keep in the same Redis.
 
+mod connection;
 mod health;
+mod kv;
 mod node_share;
 mod script;
 
+pub use kv::{KvError, RedisKv};
 pub use node_share::node_share;
 
 use crate::observer::LimiterObserver;
 use crate::{Decision, Limiter, LimiterError, Limits, LocalLimiter, Verdict};
+use connection::{Connected, RedisConnection, RedisFailure};
 use health::{BackendHealth, Route};
-use parking_lot::RwLock;
 use portico_core::SessionId;
 use portico_core::config::{LimiterSettings, RedisFailureRule, SessionSettings};
-use redis::aio::MultiplexedConnection;
 use script::Mode;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::time::timeout;
 
 /// The limiter could not be built from its settings.
@@ -35,46 +38,10 @@ use tokio::time::timeout;
 #[error("{0}")]
 pub struct RedisSetupError(String);
 
-/// Why one request could not be decided in Redis (logged, never shown to clients).
-#[derive(Debug)]
-enum RedisFailure {
-    Connect(String),
-    Timeout(&'static str),
-    Command(redis::RedisError),
-    Nonsense(String),
-}
-
-impl fmt::Display for RedisFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RedisFailure::Connect(e) => write!(f, "cannot connect: {e}"),
-            RedisFailure::Timeout(what) => write!(f, "no answer in time ({what})"),
-            RedisFailure::Command(e) => write!(f, "error: {e}"),
-            RedisFailure::Nonsense(e) => write!(f, "unexpected answer: {e}"),
-        }
-    }
-}
-
-/// One connection, numbered so that a failure forgets only the connection it happened on.
-#[derive(Clone)]
-struct Connected {
-    generation: u64,
-    connection: MultiplexedConnection,
-}
-
 /// Counters in Redis, shared by every node; see the module docs.
 pub struct RedisLimiter {
-    client: redis::Client,
-    /// For log lines: the URL without its password.
-    shown_url: String,
-    connection: RwLock<Option<Connected>>,
-    /// One connection attempt at a time; the others wait for its outcome.
-    connecting: tokio::sync::Mutex<()>,
-    connect_failures: AtomicU64,
-    generations: AtomicU64,
-    script: redis::Script,
-    timeout: Duration,
-    connect_timeout: Duration,
+    /// Shared with [`RedisLimiter::shared_kv`].
+    redis: Arc<RedisConnection>,
     rule: RedisFailureRule,
     nodes: u32,
     /// Decides while Redis is away under `fail_open_local`.
@@ -86,7 +53,7 @@ pub struct RedisLimiter {
 impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiter")
-            .field("url", &self.shown_url)
+            .field("url", &self.redis.shown_url)
             .field("up", &self.health.is_up())
             .finish()
     }
@@ -100,24 +67,20 @@ impl RedisLimiter {
         sessions: SessionSettings,
         observer: Arc<dyn LimiterObserver>,
     ) -> Result<Self, RedisSetupError> {
-        let client = redis::Client::open(settings.redis_url.expose())
-            .map_err(|e| RedisSetupError(format!("{}: {e}", settings.redis_url)))?;
         Ok(Self {
-            client,
-            shown_url: settings.redis_url.to_string(),
-            connection: RwLock::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            connect_failures: AtomicU64::new(0),
-            generations: AtomicU64::new(0),
-            script: script::decide_script(),
-            timeout: Duration::from_millis(settings.timeout_ms.max(1)),
-            connect_timeout: Duration::from_millis(settings.connect_timeout_ms.max(1)),
+            redis: Arc::new(RedisConnection::new(settings, script::decide_script())?),
             rule: settings.on_redis_failure,
             nodes: settings.nodes.max(1),
             fallback: LocalLimiter::with_observer(sessions, observer.clone()),
             health: BackendHealth::new(),
             observer,
         })
+    }
+
+    /// Plain values in the same Redis, over the same connection, for caches the nodes share
+    /// (with a health of their own: a cache failing does not move the limiter to its rule).
+    pub fn shared_kv(&self) -> RedisKv {
+        RedisKv::new(self.redis.clone())
     }
 
     /// Whether requests are decided in Redis right now.
@@ -156,12 +119,12 @@ impl RedisLimiter {
             Route::Probe(probe) => match self.decide_in_redis(session, limits, Mode::Count).await {
                 Ok(decision) => {
                     probe.answered();
-                    tracing::info!(redis = %self.shown_url, "Redis limiter is back: counters are shared again");
+                    tracing::info!(redis = %self.redis.shown_url, "Redis limiter is back: counters are shared again");
                     self.observer.backend_changed(true);
                     return Ok(decision);
                 }
                 Err(failure) => {
-                    tracing::debug!(redis = %self.shown_url, error = %failure, "Redis limiter probe failed");
+                    tracing::debug!(redis = %self.redis.shown_url, error = %failure, "Redis limiter probe failed");
                     drop(probe);
                 }
             },
@@ -173,14 +136,14 @@ impl RedisLimiter {
     fn report_lost(&self, failure: &RedisFailure) {
         match self.rule {
             RedisFailureRule::FailOpenLocal => tracing::warn!(
-                redis = %self.shown_url,
+                redis = %self.redis.shown_url,
                 error = %failure,
                 nodes = self.nodes,
                 "Redis limiter lost: deciding in this process with each limit divided by the \
                  node count until Redis answers"
             ),
             RedisFailureRule::FailClosed => tracing::warn!(
-                redis = %self.shown_url,
+                redis = %self.redis.shown_url,
                 error = %failure,
                 "Redis limiter lost: refusing limited requests (503) until Redis answers"
             ),
@@ -268,26 +231,9 @@ impl RedisLimiter {
         pipe: &redis::Pipeline,
         what: &'static str,
     ) -> Result<T, LimiterError> {
-        let run = async {
-            let Connected {
-                generation,
-                mut connection,
-            } = self.connection().await?;
-            match timeout(self.timeout, pipe.query_async::<T>(&mut connection)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => {
-                    self.forget_connection(generation);
-                    Err(RedisFailure::Command(e))
-                }
-                Err(_) => {
-                    self.forget_connection(generation);
-                    Err(RedisFailure::Timeout(what))
-                }
-            }
-        };
-        timeout(self.connect_timeout + self.timeout, run)
+        self.redis
+            .query(pipe, what)
             .await
-            .unwrap_or(Err(RedisFailure::Timeout(what)))
             .map_err(|failure| LimiterError::Unavailable(failure.to_string()))
     }
 
@@ -299,7 +245,7 @@ impl RedisLimiter {
         mode: Mode,
     ) -> Result<Decision, RedisFailure> {
         timeout(
-            self.connect_timeout + self.timeout,
+            self.redis.connect_timeout + self.redis.timeout,
             self.ask_redis(session, limits, mode),
         )
         .await
@@ -315,80 +261,28 @@ impl RedisLimiter {
         let Connected {
             generation,
             mut connection,
-        } = self.connection().await?;
-        let call = script::invocation(&self.script, session, limits, mode);
-        let reply =
-            match timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut connection)).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(e)) => {
-                    self.forget_connection(generation);
-                    return Err(RedisFailure::Command(e));
-                }
-                Err(_) => {
-                    self.forget_connection(generation);
-                    return Err(RedisFailure::Timeout("script"));
-                }
-            };
-        script::decision(limits, &reply).map_err(|e| {
-            self.forget_connection(generation);
-            RedisFailure::Nonsense(e)
-        })
-    }
-
-    /// The current connection, or a new one (with the script loaded).
-    async fn connection(&self) -> Result<Connected, RedisFailure> {
-        if let Some(current) = self.connection.read().clone() {
-            return Ok(current);
-        }
-        let failures_before = self.connect_failures.load(Ordering::Acquire);
-        let _one_attempt_at_a_time = self.connecting.lock().await;
-        if let Some(current) = self.connection.read().clone() {
-            return Ok(current);
-        }
-        if self.connect_failures.load(Ordering::Acquire) != failures_before {
-            // The attempt this request waited for failed: do not pay for another one.
-            return Err(RedisFailure::Connect("the attempt in flight failed".into()));
-        }
-        match self.connect().await {
-            Ok(connection) => {
-                let connected = Connected {
-                    generation: self.generations.fetch_add(1, Ordering::AcqRel) + 1,
-                    connection,
-                };
-                *self.connection.write() = Some(connected.clone());
-                Ok(connected)
-            }
-            Err(failure) => {
-                self.connect_failures.fetch_add(1, Ordering::AcqRel);
-                Err(failure)
-            }
-        }
-    }
-
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisFailure> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.timeout));
-        let mut connection = timeout(
-            self.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
+        } = self.redis.connection().await?;
+        let call = script::invocation(self.redis.script(), session, limits, mode);
+        let reply = match timeout(
+            self.redis.timeout,
+            call.invoke_async::<Vec<i64>>(&mut connection),
         )
         .await
-        .map_err(|_| RedisFailure::Timeout("connect"))?
-        .map_err(|e| RedisFailure::Connect(e.to_string()))?;
-        timeout(self.timeout, self.script.load_async(&mut connection))
-            .await
-            .map_err(|_| RedisFailure::Timeout("SCRIPT LOAD"))?
-            .map_err(RedisFailure::Command)?;
-        Ok(connection)
-    }
-
-    fn forget_connection(&self, generation: u64) {
-        let mut current = self.connection.write();
-        if current.as_ref().is_some_and(|c| c.generation == generation) {
-            *current = None;
-        }
+        {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                self.redis.forget(generation);
+                return Err(RedisFailure::Command(e));
+            }
+            Err(_) => {
+                self.redis.forget(generation);
+                return Err(RedisFailure::Timeout("script"));
+            }
+        };
+        script::decision(limits, &reply).map_err(|e| {
+            self.redis.forget(generation);
+            RedisFailure::Nonsense(e)
+        })
     }
 }
 

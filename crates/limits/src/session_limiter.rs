@@ -4,7 +4,7 @@
 
 use crate::local::spawn_sweeper_of;
 use crate::observer::LimiterObserver;
-use crate::redis::{RedisLimiter, RedisSetupError};
+use crate::redis::{RedisKv, RedisLimiter, RedisSetupError};
 use crate::{Decision, Limiter, LimiterError, Limits, LocalLimiter};
 use portico_core::SessionId;
 use portico_core::config::{LimiterBackend, LimiterSettings, SessionSettings};
@@ -36,6 +36,15 @@ impl SessionLimiter {
         match self {
             Self::Local(local) => local,
             Self::Redis(redis) => redis.fallback(),
+        }
+    }
+
+    /// With the Redis backend, plain values in the same Redis (see [`RedisKv`]); nothing with
+    /// the in-process one.
+    pub fn shared_kv(&self) -> Option<RedisKv> {
+        match self {
+            Self::Local(_) => None,
+            Self::Redis(redis) => Some(redis.shared_kv()),
         }
     }
 

@@ -78,15 +78,19 @@ impl ClientCredentials {
     }
 }
 
-/// What distinguishes two credentials, without holding the secret.
-pub fn credentials_fingerprint(auth: &ClientAuth) -> String {
-    let material: &[u8] = match auth {
+/// The secret the credentials are made of: the client secret, or the private key's PEM.
+pub fn credential_material(auth: &ClientAuth) -> &[u8] {
+    match auth {
         ClientAuth::ClientSecretBasic(s) | ClientAuth::ClientSecretPost(s) => s.expose(),
         ClientAuth::PrivateKeyJwt {
             private_key_pem, ..
         } => private_key_pem.expose(),
-    };
-    let hash = digest::digest(&digest::SHA256, material);
+    }
+}
+
+/// What distinguishes two credentials, without holding the secret.
+pub fn credentials_fingerprint(auth: &ClientAuth) -> String {
+    let hash = digest::digest(&digest::SHA256, credential_material(auth));
     format!("{}:{}", auth.method(), b64url_encode(hash.as_ref()))
 }
 

@@ -6,21 +6,28 @@
 //!   shared by every API that trusts it, and kept across reloads (by the
 //!   [`crate::KeySourceRegistry`]).
 //! - [`cache`]: answers by token digest, bounded.
+//! - [`shared`]: the second-level cache the gateway nodes share (Redis), sealed so that only
+//!   nodes holding the client's credentials can write an answer there.
 //! - [`client`]: the HTTP call, client authentication and the reading of the answer.
 
 pub mod cache;
 mod client;
+pub mod shared;
+
+pub use shared::{SharedAnswers, StoreFuture};
 
 use crate::sources::fetch::{discovered_url, discovery_document};
 use arc_swap::ArcSwapOption;
+use aws_lc_rs::digest;
 use cache::{AnswerCache, Entry, Lookup, TokenKey, token_key};
 use client::ClientCredentials;
 use parking_lot::Mutex;
 use portico_core::introspection::{IntrospectionCache, IntrospectionSpec};
 use serde_json::{Map, Value};
+use shared::{Rejected, SharedCache};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 
 /// What the issuer said about a token.
@@ -57,6 +64,11 @@ pub trait IntrospectionObserver: Send + Sync + 'static {
     /// A cached answer was served; `stale`: past its freshness, within the grace period,
     /// because the issuer failed.
     fn served_from_cache(&self, _stale: bool) {}
+    /// An answer was found in the cache the nodes share, so the issuer was not asked.
+    fn served_from_shared(&self) {}
+    /// A value in the shared cache did not open (not sealed with this client's credentials,
+    /// or changed) and was ignored.
+    fn shared_value_rejected(&self) {}
 }
 
 /// An observer that ignores everything.
@@ -88,6 +100,9 @@ pub struct Introspector {
     settings: IntrospectionCache,
     grace_secs: u64,
     cache: AnswerCache,
+    /// Read after a miss here, before asking; written with every answer. None without a
+    /// shared store, or with the cache off.
+    shared: Option<SharedCache>,
     /// One call per token at a time: everyone asking about it while a call runs shares it.
     inflight: Mutex<HashMap<TokenKey, Arc<Inflight>>>,
     observer: Arc<dyn IntrospectionObserver>,
@@ -105,11 +120,14 @@ impl std::fmt::Debug for Introspector {
 impl Introspector {
     /// `issuer` is needed when the endpoint comes from discovery. Credentials are checked
     /// now (a private key that does not load is an error here, not at the first request).
+    /// With `shared`, answers are also shared with the other nodes through it (when the cache
+    /// is on); that costs one key derivation here.
     pub fn new(
         spec: &IntrospectionSpec,
         issuer: Option<&str>,
         http: reqwest::Client,
         observer: Arc<dyn IntrospectionObserver>,
+        shared: Option<Arc<dyn SharedAnswers>>,
     ) -> Result<Self, String> {
         let endpoint = match (&spec.endpoint, issuer) {
             (Some(url), _) => Endpoint::Fixed(url.to_string()),
@@ -124,10 +142,18 @@ impl Introspector {
                 );
             }
         };
+        let credentials = ClientCredentials::new(&spec.client_id, &spec.client_auth)?;
+        let shared = shared.filter(|_| spec.cache.enabled).map(|store| {
+            SharedCache::new(
+                store,
+                sharing_identity(spec, issuer),
+                client::credential_material(&spec.client_auth),
+            )
+        });
         Ok(Self {
             endpoint,
             http,
-            credentials: ClientCredentials::new(&spec.client_id, &spec.client_auth)?,
+            credentials,
             settings: spec.cache,
             grace_secs: spec.grace_secs,
             cache: AnswerCache::new(if spec.cache.enabled {
@@ -135,6 +161,7 @@ impl Introspector {
             } else {
                 0
             }),
+            shared,
             inflight: Mutex::new(HashMap::new()),
             observer,
         })
@@ -215,12 +242,25 @@ impl Introspector {
         }
     }
 
+    /// Within the single flight: the shared cache, else the issuer (whose answer is then
+    /// shared).
     async fn ask_and_remember(
         &self,
         token: &str,
         key: TokenKey,
         now: u64,
     ) -> Result<Introspected, IntrospectionFailure> {
+        let shared_key = self.shared.as_ref().map(|shared| shared.key(token));
+        if let (Some(shared), Some(shared_key)) = (&self.shared, &shared_key)
+            && let Some(entry) = self.shared_entry(shared, shared_key, now).await
+        {
+            self.cache.insert(key, entry.clone(), now);
+            self.observer.served_from_shared();
+            return Ok(Introspected {
+                answer: entry.answer,
+                reusable_until: entry.fresh_until,
+            });
+        }
         let result = self.ask(token, now).await;
         match &result {
             Ok(Answer::Active(_)) => self.observer.called("active"),
@@ -231,17 +271,54 @@ impl Introspector {
             }
         }
         let answer = result?;
-        let entry = self.entry_for(answer, now);
+        let entry = self.entry_for(answer, now, u64::MAX);
         self.cache.insert(key, entry.clone(), now);
+        if let (Some(shared), Some(shared_key)) = (&self.shared, &shared_key) {
+            let ttl_ms = remaining_ms(entry.fresh_until, now, unix_now_ms());
+            shared
+                .store(shared_key, &entry.answer, entry.fresh_until, ttl_ms)
+                .await;
+        }
         Ok(Introspected {
             answer: entry.answer,
             reusable_until: entry.fresh_until,
         })
     }
 
+    /// The shared cache's answer for `shared_key`, as an entry under this introspector's own
+    /// rules (its TTLs, its grace, `exp` checked against `now`) and never fresh past what the
+    /// writer allowed; none when nothing usable is there.
+    async fn shared_entry(
+        &self,
+        shared: &SharedCache,
+        shared_key: &str,
+        now: u64,
+    ) -> Option<Entry> {
+        match shared.lookup(shared_key, now).await? {
+            Ok((answer, stored_until)) => {
+                let entry = self.entry_for(answer, now, stored_until);
+                (entry.fresh_until > now).then_some(entry)
+            }
+            Err(Rejected::Expired) => None,
+            Err(Rejected::Unauthentic) => {
+                self.observer.shared_value_rejected();
+                if let Some(count) = shared.note_rejected(now) {
+                    tracing::warn!(
+                        endpoint = %self.endpoint_label(),
+                        rejected = count,
+                        "shared introspection cache: ignored values that are not sealed with this \
+                         client's credentials or were changed; is something else writing to Redis?"
+                    );
+                }
+                None
+            }
+        }
+    }
+
     /// How long `answer` is kept: positive answers for the TTL (0: until `exp`) and never past
-    /// `exp`; negative ones briefly; nothing when the cache is off.
-    fn entry_for(&self, answer: Answer, now: u64) -> Entry {
+    /// `exp`; negative ones briefly; nothing when the cache is off. Never fresh past
+    /// `fresh_at_most` (what a shared entry's writer allowed; `u64::MAX` for none).
+    fn entry_for(&self, answer: Answer, now: u64, fresh_at_most: u64) -> Entry {
         let s = &self.settings;
         let (fresh_until, usable_until) = match &answer {
             _ if !s.enabled => (now, now),
@@ -257,14 +334,15 @@ impl Introspector {
                     (0, None) => now,
                     (0, Some(exp)) => exp,
                     (ttl, exp) => now.saturating_add(ttl).min(exp.unwrap_or(u64::MAX)),
-                };
+                }
+                .min(fresh_at_most);
                 let usable = fresh
                     .saturating_add(self.grace_secs)
                     .min(exp.unwrap_or(u64::MAX));
                 (fresh, usable.max(fresh))
             }
             Answer::Inactive => {
-                let until = now.saturating_add(s.negative_ttl_secs);
+                let until = now.saturating_add(s.negative_ttl_secs).min(fresh_at_most);
                 (until, until)
             }
         };
@@ -307,16 +385,60 @@ impl Introspector {
 pub(crate) fn sharing_key(spec: &IntrospectionSpec, issuer: Option<&str>) -> String {
     format!(
         "{}|{}|{}|{:?}|{}|{}",
-        spec.endpoint.as_ref().map_or_else(
-            || format!("discovery:{}", issuer.unwrap_or("")),
-            |u| u.to_string()
-        ),
+        configured_endpoint(spec, issuer),
         spec.client_id,
         client::credentials_fingerprint(&spec.client_auth),
         spec.cache,
         spec.timeout_ms,
         spec.grace_secs,
     )
+}
+
+/// Who may share answers through the nodes' shared cache: the same endpoint (as configured),
+/// client id and credentials; not the cache settings, since each node applies its own to what
+/// it reads. SHA-256 over the three, each prefixed by its length.
+pub(crate) fn sharing_identity(spec: &IntrospectionSpec, issuer: Option<&str>) -> [u8; 32] {
+    let endpoint = configured_endpoint(spec, issuer);
+    let fingerprint = client::credentials_fingerprint(&spec.client_auth);
+    let mut identity = digest::Context::new(&digest::SHA256);
+    for part in [
+        endpoint.as_bytes(),
+        spec.client_id.as_bytes(),
+        fingerprint.as_bytes(),
+    ] {
+        identity.update(&(part.len() as u64).to_be_bytes());
+        identity.update(part);
+    }
+    identity
+        .finish()
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
+}
+
+fn configured_endpoint(spec: &IntrospectionSpec, issuer: Option<&str>) -> String {
+    spec.endpoint.as_ref().map_or_else(
+        || format!("discovery:{}", issuer.unwrap_or("")),
+        |u| u.to_string(),
+    )
+}
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What is left of a freshness ending at `fresh_until`, in milliseconds. `now` is in whole
+/// seconds (rounded down), so the part of the current second already gone (from `now_ms`, the
+/// clock, at most 999 ms) is taken off: a shared entry's store lifetime then ends no later
+/// than `fresh_until`.
+fn remaining_ms(fresh_until: u64, now: u64, now_ms: u64) -> u64 {
+    let into_second_ms = now_ms.saturating_sub(now.saturating_mul(1_000)).min(999);
+    fresh_until
+        .saturating_sub(now)
+        .saturating_mul(1_000)
+        .saturating_sub(into_second_ms)
 }
 
 /// The HTTP client of one introspector: `timeout_ms` for connecting and for the whole call,
@@ -334,3 +456,6 @@ pub(crate) fn http_client(
     .build()
     .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 use super::fetch::http_client;
 use super::remote::{JwksLocation, RemoteKeySet};
 use crate::introspection::{
-    IgnoreIntrospections, IntrospectionObserver, Introspector, sharing_key,
+    IgnoreIntrospections, IntrospectionObserver, Introspector, SharedAnswers, sharing_key,
 };
 use parking_lot::Mutex;
 use portico_core::config::KeyFetchSettings;
@@ -40,6 +40,8 @@ pub struct KeySourceRegistry {
     observer: Arc<dyn KeyFetchObserver>,
     introspection_observer: Arc<dyn IntrospectionObserver>,
     introspectors: Mutex<HashMap<String, Weak<Introspector>>>,
+    /// Where introspectors created from now on share their answers with other nodes.
+    shared_answers: Option<Arc<dyn SharedAnswers>>,
     refresh_in_background: bool,
     /// CA certificates trusted besides the platform's (see `with_root_certificates`).
     extra_roots: Vec<reqwest::Certificate>,
@@ -74,6 +76,7 @@ impl KeySourceRegistry {
             observer,
             introspection_observer: Arc::new(IgnoreIntrospections),
             introspectors: Mutex::new(HashMap::new()),
+            shared_answers: None,
             refresh_in_background,
             extra_roots: Vec::new(),
             sets: Mutex::new(HashMap::new()),
@@ -103,6 +106,13 @@ impl KeySourceRegistry {
         self
     }
 
+    /// Introspectors created from now on also share their answers (with the cache on) with
+    /// every node using `store` (the gateway's Redis); see [`crate::introspection::shared`].
+    pub fn with_shared_answers(mut self, store: Arc<dyn SharedAnswers>) -> Self {
+        self.shared_answers = Some(store);
+        self
+    }
+
     /// The introspector for `spec` (of the issuer entry `issuer`), shared with every entry that
     /// names the same endpoint, credentials and settings, and kept (with its cache) across
     /// reloads while any configuration uses it.
@@ -123,6 +133,7 @@ impl KeySourceRegistry {
             issuer,
             http,
             self.introspection_observer.clone(),
+            self.shared_answers.clone(),
         )?);
         introspectors.insert(key, Arc::downgrade(&introspector));
         Ok(introspector)
