@@ -20,9 +20,6 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-/// The longest `reason` kept, in bytes.
-const MAX_REASON_BYTES: usize = 1024;
-
 /// What to revoke: exactly one of `client_id`, `jti` and `identity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -143,28 +140,18 @@ fn new_revocation(
         .as_deref()
         .map(|text| parse_time("issued_before", text))
         .transpose()?;
-    if request
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.len() > MAX_REASON_BYTES)
-    {
-        return Err(ApiError::invalid_field(
-            "reason",
-            format!("is longer than {MAX_REASON_BYTES} bytes"),
-        ));
-    }
-    Revocation::check_request(&value, request.issuer.as_deref(), until_secs, now).map_err(
-        |reason| {
-            let field = if reason.starts_with("until") {
-                "until"
-            } else if reason.starts_with("issuer") {
-                "issuer"
-            } else {
-                by.as_str()
-            };
-            ApiError::invalid_field(field, reason)
-        },
-    )?;
+    Revocation::check_request(
+        &value,
+        request.issuer.as_deref(),
+        request.reason.as_deref(),
+        until_secs,
+        now,
+    )
+    .map_err(|problem| {
+        let (field, reason) = problem.split_once(": ").unwrap_or(("value", &problem));
+        let field = if field == "value" { by.as_str() } else { field };
+        ApiError::invalid_field(field, reason)
+    })?;
     Ok(NewRevocation {
         by,
         value,
@@ -181,11 +168,15 @@ async fn enforce_here(state: &AdminState) {
     let Some(gateway) = &state.gateway else {
         return;
     };
-    match state.store.active_revocations(now_secs()).await {
-        Ok(active) => gateway.set_revocations(active.revision, active.revocations),
-        Err(e) => {
-            tracing::warn!(error = %e, "admin API: reading the revocations back; the watch will")
-        }
+    let read = async {
+        state
+            .store
+            .active_revocations(now_secs())
+            .await
+            .map(|active| active.revocations)
+    };
+    if let Err(e) = gateway.load_revocations(read).await {
+        tracing::warn!(error = %e, "admin API: reading the revocations back; the watch will");
     }
 }
 

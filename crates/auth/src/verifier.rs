@@ -109,9 +109,9 @@ impl JwtVerifier {
 
     /// Verifies `token` at `now_secs` (seconds since the epoch).
     ///
-    /// A JWT goes to the issuer entry its `iss` names, else to each entry without an issuer
-    /// in order until one vouches for it: verified with the entry's keys — and introspected
-    /// as well under `LocalThenIntrospect` — or, for an entry without keys, introspected.
+    /// A JWT goes to the issuer entry its `iss` names, else to the entries without an issuer
+    /// ([`Self::verify_unclaimed`]): verified with the entry's keys — and introspected as well
+    /// under `LocalThenIntrospect` — or, for an entry without keys, introspected.
     /// Anything that is not a JWS is an opaque token: each entry with introspection is asked
     /// in order until one says active.
     pub async fn verify_access_token(
@@ -130,39 +130,85 @@ impl JwtVerifier {
             Ok(Value::Object(map)) => map,
             _ => return Err(TokenError::BadClaims),
         };
-        match self.issuer_named(&claims) {
-            Some(index) => self.verify_jwt(index, token, jws, claims, now_secs).await,
-            None => {
-                // Entries trusted without an issuer, in order, until one vouches for it.
-                let entries: Vec<usize> = self.issuerless().collect();
-                let Some((&last, earlier)) = entries.split_last() else {
-                    return Err(TokenError::UntrustedIssuer);
-                };
-                let mut outcome = Err(TokenError::UntrustedIssuer);
-                for &index in earlier {
-                    let tried = self
-                        .verify_jwt(index, token, jws.clone(), claims.clone(), now_secs)
-                        .await;
-                    match tried {
-                        Ok(verified) => return Ok(verified),
-                        // Its key signed it, but its claims fail: no other entry's concern.
-                        Err(e) if !e.is_not_this_issuers() => return Err(e),
-                        Err(e) => merge_failure(&mut outcome, e),
-                    }
-                }
-                // The last one takes the token itself, without a copy.
-                match self.verify_jwt(last, token, jws, claims, now_secs).await {
-                    Ok(verified) => return Ok(verified),
-                    Err(e) if !e.is_not_this_issuers() || earlier.is_empty() => return Err(e),
-                    Err(e) => merge_failure(&mut outcome, e),
-                }
+        let verified = match self.issuer_named(&claims) {
+            Some(index) => self.verify_jwt(index, token, jws, claims, now_secs).await?,
+            None => self.verify_unclaimed(token, jws, claims, now_secs).await?,
+        };
+        self.confirm_active(verified, token, now_secs).await
+    }
+
+    /// A JWT whose `iss` no entry names: tried against each entry trusted without an issuer
+    /// that has keys, in order, until one verifies it; introspected by entries without keys
+    /// only when no entry has keys (so that a JWT one key set does not know is not sent to
+    /// another issuer's introspection endpoint).
+    async fn verify_unclaimed(
+        &self,
+        token: &str,
+        jws: CompactJws<'_>,
+        claims: Map<String, Value>,
+        now_secs: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let keyed: Vec<usize> = self
+            .issuerless()
+            .filter(|&i| !matches!(self.issuers[i].keys, KeySource::None))
+            .collect();
+        let entries = if keyed.is_empty() {
+            self.issuerless().collect()
+        } else {
+            keyed
+        };
+        let Some((&last, earlier)) = entries.split_last() else {
+            return Err(TokenError::UntrustedIssuer);
+        };
+        let mut outcome = Err(TokenError::UntrustedIssuer);
+        for &index in earlier {
+            let tried = self
+                .verify_jwt(index, token, jws.clone(), claims.clone(), now_secs)
+                .await;
+            match tried {
+                Ok(verified) => return Ok(verified),
+                // Its key signed it, but its claims fail: no other entry's concern.
+                Err(e) if !e.is_not_this_issuers() => return Err(e),
+                Err(e) => merge_failure(&mut outcome, e),
+            }
+        }
+        // The last one takes the token itself, without a copy.
+        match self.verify_jwt(last, token, jws, claims, now_secs).await {
+            Ok(verified) => Ok(verified),
+            Err(e) if !e.is_not_this_issuers() || earlier.is_empty() => Err(e),
+            Err(e) => {
+                merge_failure(&mut outcome, e);
                 outcome
             }
         }
     }
 
-    /// `jws` checked by the entry `index`: with its keys (and introspected as well under
-    /// `LocalThenIntrospect`), or, for an entry without keys, introspected.
+    /// Under `LocalThenIntrospect`, a JWT its entry's keys verified must also be active at the
+    /// issuer. Final whatever the answer: the entry's key signed it, so no other entry is
+    /// asked (an inactive or uncheckable token is not passed on to be admitted elsewhere).
+    async fn confirm_active(
+        &self,
+        mut verified: VerifiedToken,
+        token: &str,
+        now_secs: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let issuer = &self.issuers[verified.issuer_index];
+        let also_introspect = !matches!(issuer.keys, KeySource::None)
+            && issuer.trust.introspection.as_ref().is_some_and(|i| {
+                i.jwt_validation == portico_core::introspection::JwtValidation::LocalThenIntrospect
+            });
+        if also_introspect {
+            // The signed claims stay the truth; the issuer only has to still call it active.
+            let vouched = self
+                .introspected(verified.issuer_index, token, now_secs)
+                .await?;
+            verified.valid_until = Some(min_some(verified.valid_until, vouched.valid_until));
+        }
+        Ok(verified)
+    }
+
+    /// `jws` checked by the entry `index`: with its keys, or, for an entry without keys,
+    /// introspected (`LocalThenIntrospect` is [`Self::confirm_active`]'s).
     async fn verify_jwt(
         &self,
         issuer_index: usize,
@@ -207,15 +253,7 @@ impl JwtVerifier {
             KeySource::None => unreachable!("introspected above"),
         };
         let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
-        let mut valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
-        let also_introspect = issuer.trust.introspection.as_ref().is_some_and(|i| {
-            i.jwt_validation == portico_core::introspection::JwtValidation::LocalThenIntrospect
-        });
-        if also_introspect {
-            // The signed claims stay the truth; the issuer only has to still call it active.
-            let vouched = self.introspected(issuer_index, token, now_secs).await?;
-            valid_until = Some(min_some(valid_until, vouched.valid_until));
-        }
+        let valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
         Ok(VerifiedToken {
             header: Some(jws.header),
             claims,
@@ -399,5 +437,139 @@ fn key_source(
                     .map_err(KeyError::new)?,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::SigningKey;
+    use portico_core::HttpUrl;
+    use portico_core::introspection::{
+        ClientAuth, IntrospectionCache, IntrospectionSpec, JwtValidation,
+    };
+    use portico_core::jwt::{Algorithm, Secret};
+    use serde_json::json;
+
+    const NOW: u64 = 1_000_000;
+
+    fn secret(byte: u8) -> Vec<u8> {
+        vec![byte; 32]
+    }
+
+    fn keyed(byte: u8) -> IssuerTrust {
+        let mut trust = IssuerTrust::new(None, KeySourceSpec::Secret(Secret::new(secret(byte))));
+        trust.algorithms = Some(vec![Algorithm::HS256]);
+        trust
+    }
+
+    /// Introspection at an endpoint nobody listens on: asking it is `Uncheckable`.
+    fn unreachable_introspection(validation: JwtValidation) -> IntrospectionSpec {
+        IntrospectionSpec {
+            endpoint: Some(HttpUrl::try_new("http://127.0.0.1:1/introspect").unwrap()),
+            client_id: "gateway".into(),
+            client_auth: ClientAuth::ClientSecretBasic(Secret::new(b"s".to_vec())),
+            cache: IntrospectionCache::default(),
+            timeout_ms: 500,
+            grace_secs: 0,
+            jwt_validation: validation,
+        }
+    }
+
+    fn verifier(issuers: Vec<IssuerTrust>) -> JwtVerifier {
+        let spec = JwtSpec {
+            issuers,
+            max_token_bytes: portico_core::jwt::DEFAULT_MAX_TOKEN_BYTES,
+        };
+        JwtVerifier::build(
+            &spec,
+            &KeySourceRegistry::on_demand(),
+            &KeyFetchSettings::default(),
+        )
+        .unwrap()
+    }
+
+    fn token(byte: u8, exp: u64) -> String {
+        let claims = json!({"sub": "alice", "exp": exp});
+        SigningKey::from_secret(Algorithm::HS256, &secret(byte))
+            .unwrap()
+            .sign_jwt(claims.as_object().unwrap(), &Map::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn entries_without_an_issuer_are_tried_in_order_until_one_verifies() {
+        let v = verifier(vec![keyed(1), keyed(2)]);
+        let first = v
+            .verify_access_token(&token(1, NOW + 60), NOW)
+            .await
+            .unwrap();
+        assert_eq!(first.issuer_index, 0);
+        let second = v
+            .verify_access_token(&token(2, NOW + 60), NOW)
+            .await
+            .unwrap();
+        assert_eq!(second.issuer_index, 1);
+        assert_eq!(
+            v.verify_access_token(&token(3, NOW + 60), NOW)
+                .await
+                .unwrap_err(),
+            TokenError::BadSignature
+        );
+        // Signed by the first entry's key: its claims are final, the second is not asked.
+        assert_eq!(
+            v.verify_access_token(&token(1, NOW - 60), NOW)
+                .await
+                .unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[tokio::test]
+    async fn a_jwt_no_key_knows_is_not_sent_to_another_entrys_introspection() {
+        let mut introspecting = IssuerTrust::new(None, KeySourceSpec::None);
+        introspecting.introspection = Some(unreachable_introspection(JwtValidation::Local));
+        let v = verifier(vec![keyed(1), introspecting]);
+        // Had it been sent, the unreachable endpoint would make it `Uncheckable`.
+        assert_eq!(
+            v.verify_access_token(&token(3, NOW + 60), NOW)
+                .await
+                .unwrap_err(),
+            TokenError::BadSignature
+        );
+        // Opaque tokens still go to the introspecting entry.
+        assert_eq!(
+            v.verify_access_token("opaque-token", NOW)
+                .await
+                .unwrap_err(),
+            TokenError::Uncheckable
+        );
+    }
+
+    #[tokio::test]
+    async fn a_verified_jwt_the_issuer_cannot_confirm_is_not_admitted_by_a_later_entry() {
+        let mut sensitive = keyed(1);
+        sensitive.introspection = Some(unreachable_introspection(
+            JwtValidation::LocalThenIntrospect,
+        ));
+        let v = verifier(vec![sensitive, keyed(1)]);
+        assert_eq!(
+            v.verify_access_token(&token(1, NOW + 60), NOW)
+                .await
+                .unwrap_err(),
+            TokenError::Uncheckable,
+            "503, not a pass by the second entry"
+        );
+    }
+
+    #[test]
+    fn of_several_failures_uncheckable_wins_else_the_first() {
+        let mut outcome = Err(TokenError::UntrustedIssuer);
+        merge_failure(&mut outcome, TokenError::BadSignature);
+        merge_failure(&mut outcome, TokenError::Inactive);
+        assert_eq!(outcome.as_ref().unwrap_err(), &TokenError::BadSignature);
+        merge_failure(&mut outcome, TokenError::Uncheckable);
+        merge_failure(&mut outcome, TokenError::Inactive);
+        assert_eq!(outcome.unwrap_err(), TokenError::Uncheckable);
     }
 }

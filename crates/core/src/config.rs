@@ -295,6 +295,19 @@ impl GatewayConfig {
                         "JWT auth needs at least one issuer or key",
                     ));
                 }
+                let introspecting = jwt
+                    .issuers
+                    .iter()
+                    .filter(|t| t.introspection.is_some())
+                    .count();
+                if introspecting > 1 {
+                    problems.push(Problem::warning(
+                        location(i),
+                        format!(
+                            "{introspecting} issuers introspect opaque tokens: each is asked in order until one calls a token active, so one IdP sees the tokens of those after it"
+                        ),
+                    ));
+                }
                 for (j, trust) in jwt.issuers.iter().enumerate() {
                     let at = issuer_location(&location(i), j);
                     problems.extend(

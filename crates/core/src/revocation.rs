@@ -40,7 +40,8 @@ impl fmt::Display for RevokedBy {
     }
 }
 
-/// The longest a value may be (a `client_id`, `jti` or identity is far shorter).
+/// The longest a value, an issuer or a reason may be (a `client_id`, `jti` or identity is far
+/// shorter).
 pub const MAX_VALUE_BYTES: usize = 1024;
 
 /// One revocation.
@@ -51,7 +52,8 @@ pub struct Revocation {
     pub by: RevokedBy,
     pub value: String,
     /// Only tokens of this issuer (exactly as configured, or as the token's `iss` says for an
-    /// entry trusted without one); `None`: of every issuer.
+    /// entry trusted without one; a token whose issuer is unknown is covered too: a revocation
+    /// only ever refuses); `None`: of every issuer.
     pub issuer: Option<String>,
     /// Seconds since the epoch; the revocation holds while `now < until_secs`.
     pub until_secs: u64,
@@ -90,36 +92,43 @@ impl Revocation {
     pub fn covers(&self, token: &TokenFacts<'_>, now_secs: u64) -> bool {
         now_secs < self.until_secs
             && token.value(self.by) == Some(self.value.as_str())
-            && self
-                .issuer
-                .as_deref()
-                .is_none_or(|issuer| token.issuer == Some(issuer))
+            && self.issuer.as_deref().is_none_or(|issuer| {
+                token
+                    .issuer
+                    .is_none_or(|token_issuer| token_issuer == issuer)
+            })
             && self
                 .issued_before_secs
                 .is_none_or(|before| token.issued_at.is_none_or(|iat| iat < before))
     }
 
-    /// Checks what a caller may give: a value that is not empty nor too long, an end in the
-    /// future, an issuer that is not empty.
+    /// Checks what a caller may give: a value that is not empty, an end in the future, an
+    /// issuer that is not empty, none of them longer than [`MAX_VALUE_BYTES`]. The error
+    /// starts with the field at fault (`value`, `issuer`, `reason`, `until`).
     pub fn check_request(
         value: &str,
         issuer: Option<&str>,
+        reason: Option<&str>,
         until_secs: u64,
         now_secs: u64,
     ) -> Result<(), String> {
         if value.is_empty() {
-            return Err("the value to revoke is empty".into());
+            return Err("value: the value to revoke is empty".into());
         }
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(format!(
-                "the value to revoke is longer than {MAX_VALUE_BYTES} bytes"
-            ));
+        for (field, text) in [
+            ("value", Some(value)),
+            ("issuer", issuer),
+            ("reason", reason),
+        ] {
+            if text.is_some_and(|t| t.len() > MAX_VALUE_BYTES) {
+                return Err(format!("{field}: longer than {MAX_VALUE_BYTES} bytes"));
+            }
         }
         if issuer.is_some_and(str::is_empty) {
-            return Err("issuer is empty; leave it out to revoke across every issuer".into());
+            return Err("issuer: empty; leave it out to revoke across every issuer".into());
         }
         if until_secs <= now_secs {
-            return Err("until is not in the future".into());
+            return Err("until: not in the future".into());
         }
         Ok(())
     }
@@ -175,7 +184,10 @@ mod tests {
             issuer: None,
             ..TOKEN
         };
-        assert!(!r.covers(&unknown_issuer, 10));
+        assert!(
+            r.covers(&unknown_issuer, 10),
+            "a token of unknown issuer is refused rather than let through"
+        );
     }
 
     #[test]
@@ -195,11 +207,33 @@ mod tests {
 
     #[test]
     fn requests_are_checked() {
-        assert!(Revocation::check_request("a", None, 2, 1).is_ok());
-        assert!(Revocation::check_request("", None, 2, 1).is_err());
-        assert!(Revocation::check_request(&"x".repeat(1025), None, 2, 1).is_err());
-        assert!(Revocation::check_request("a", Some(""), 2, 1).is_err());
-        assert!(Revocation::check_request("a", None, 1, 1).is_err());
+        let check = |value: &str, issuer, reason, until| {
+            Revocation::check_request(value, issuer, reason, until, 1)
+        };
+        let long = "x".repeat(1025);
+        assert!(check("a", None, None, 2).is_ok());
+        assert!(check("", None, None, 2).unwrap_err().starts_with("value:"));
+        assert!(
+            check(&long, None, None, 2)
+                .unwrap_err()
+                .starts_with("value:")
+        );
+        assert!(
+            check("a", Some(""), None, 2)
+                .unwrap_err()
+                .starts_with("issuer:")
+        );
+        assert!(
+            check("a", Some(&long), None, 2)
+                .unwrap_err()
+                .starts_with("issuer:")
+        );
+        assert!(
+            check("a", None, Some(&long), 2)
+                .unwrap_err()
+                .starts_with("reason:")
+        );
+        assert!(check("a", None, None, 1).unwrap_err().starts_with("until:"));
         for by in RevokedBy::ALL {
             assert_eq!(RevokedBy::parse(by.as_str()), Some(by));
         }

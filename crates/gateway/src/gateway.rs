@@ -31,6 +31,9 @@ pub struct Gateway {
     pub(crate) request_ids: RequestIds,
     /// Outlive config versions: they come from the store on their own schedule.
     pub(crate) revocations: Revocations,
+    /// One load of the revocations at a time, so that of two reads the later one is the one
+    /// left in force.
+    revocation_loads: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -73,6 +76,7 @@ impl Gateway {
             metrics,
             request_ids: RequestIds::new(),
             revocations: Revocations::default(),
+            revocation_loads: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -108,12 +112,25 @@ impl Gateway {
         Ok(())
     }
 
-    /// From the next request on, exactly `revocations` — read at the store's revocation
-    /// `revision` — are in force, unless those in force were read at a later revision.
-    pub fn set_revocations(&self, revision: i64, revocations: Vec<Revocation>) {
-        if self.revocations.replace(revision, revocations) {
-            self.metrics.revocations.set(self.revocations.len() as i64);
-        }
+    /// From the next request on, exactly `revocations` are in force.
+    pub fn set_revocations(&self, revocations: Vec<Revocation>) {
+        self.revocations.replace(revocations);
+        self.metrics.revocations.set(self.revocations.len() as i64);
+    }
+
+    /// Reads the revocations in force (`read`, e.g. from the store) and enforces them from
+    /// the next request on. Loads run one at a time, each reading only once the one before
+    /// has finished: whoever calls this last leaves the latest read in force, whatever the
+    /// store's counters say (a store restored from a backup included). On error nothing
+    /// changes.
+    pub async fn load_revocations<E>(
+        &self,
+        read: impl Future<Output = Result<Vec<Revocation>, E>>,
+    ) -> Result<(), E> {
+        let _one_at_a_time = self.revocation_loads.lock().await;
+        let revocations = read.await?;
+        self.set_revocations(revocations);
+        Ok(())
     }
 
     /// How long a revocation given no end lasts (`max_token_lifetime_secs`).

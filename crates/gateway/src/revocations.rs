@@ -1,9 +1,8 @@
 //! The revocations in force, as the request path reads them: indexed by what they name, and
-//! swapped whole when the store's change (never for an older read of them than the one in
-//! force). With none in force — the usual case — a request pays one atomic load.
+//! swapped whole when the store's change. With none in force — the usual case — a request
+//! pays one atomic load.
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 use portico_core::revocation::{Revocation, RevokedBy, TokenFacts};
 use std::collections::HashMap;
 
@@ -11,14 +10,10 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct Revocations {
     set: ArcSwap<RevocationSet>,
-    /// Orders writers, so that the revision check and the swap are one step.
-    writing: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
 struct RevocationSet {
-    /// The store's revocation revision this set was read at.
-    revision: i64,
     /// Per [`RevokedBy`] (in `RevokedBy::ALL` order): value → the revocations naming it.
     by_value: [HashMap<String, Vec<Revocation>>; 3],
     len: usize,
@@ -33,16 +28,9 @@ fn slot(by: RevokedBy) -> usize {
 }
 
 impl Revocations {
-    /// From now on, exactly `revocations`, read at the store's revocation `revision`, are in
-    /// force — unless what is in force was read at a later revision (two readers finishing
-    /// out of order). Returns whether it replaced them.
-    pub fn replace(&self, revision: i64, revocations: Vec<Revocation>) -> bool {
-        let _writing = self.writing.lock();
-        if revision < self.set.load().revision {
-            return false;
-        }
+    /// From now on, exactly `revocations` are in force.
+    pub fn replace(&self, revocations: Vec<Revocation>) {
         let mut set = RevocationSet {
-            revision,
             len: revocations.len(),
             ..RevocationSet::default()
         };
@@ -53,7 +41,6 @@ impl Revocations {
                 .push(r);
         }
         self.set.store(set.into());
-        true
     }
 
     /// Whether a revocation in force refuses `token` at `now_secs`.
@@ -110,13 +97,10 @@ mod tests {
     fn refuses_what_is_in_force_and_nothing_else() {
         let revocations = Revocations::default();
         assert!(!revocations.refuses(&token("app", "alice"), 50));
-        assert!(revocations.replace(
-            2,
-            vec![
-                revocation(1, RevokedBy::ClientId, "app", 100),
-                revocation(2, RevokedBy::Identity, "bob", 100),
-            ]
-        ));
+        revocations.replace(vec![
+            revocation(1, RevokedBy::ClientId, "app", 100),
+            revocation(2, RevokedBy::Identity, "bob", 100),
+        ]);
         assert_eq!(revocations.len(), 2);
         assert!(revocations.refuses(&token("app", "carol"), 50));
         assert!(revocations.refuses(&token("other", "bob"), 50));
@@ -129,12 +113,7 @@ mod tests {
             !revocations.refuses(&token("bob", "app"), 50),
             "a client id is not an identity"
         );
-        assert!(
-            !revocations.replace(1, Vec::new()),
-            "an older read does not replace a newer one"
-        );
-        assert!(revocations.refuses(&token("app", "carol"), 50));
-        assert!(revocations.replace(3, Vec::new()));
+        revocations.replace(Vec::new());
         assert!(!revocations.refuses(&token("app", "carol"), 50));
         assert!(revocations.is_empty());
     }

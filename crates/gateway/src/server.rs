@@ -87,7 +87,8 @@ pub(crate) async fn serve_connections<S, F>(
             Request<Incoming>,
             Response = Response<GatewayBody>,
             Error = Infallible,
-        > + Send
+        > + Clone
+        + Send
         + 'static,
     S::Future: Send + 'static,
     F: Future<Output = ()>,
@@ -165,7 +166,8 @@ where
             Request<Incoming>,
             Response = Response<GatewayBody>,
             Error = Infallible,
-        > + Send
+        > + Clone
+        + Send
         + 'static,
     S::Future: Send + 'static,
 {

@@ -518,28 +518,22 @@ async fn a_revocation_refuses_a_cached_introspection_answer_on_the_next_request(
         created_at_secs: 0,
     };
     // Another issuer's client of the same id is not this one.
-    gw.gateway.set_revocations(
+    gw.gateway.set_revocations(vec![revocation(
         1,
-        vec![revocation(
-            1,
-            RevokedBy::ClientId,
-            CLIENT_ID,
-            Some("https://elsewhere.example"),
-        )],
-    );
+        RevokedBy::ClientId,
+        CLIENT_ID,
+        Some("https://elsewhere.example"),
+    )]);
     assert_eq!(
         get(&gw.url("/orders/list"), Some(&token)).await.status(),
         200
     );
-    gw.gateway.set_revocations(
+    gw.gateway.set_revocations(vec![revocation(
         2,
-        vec![revocation(
-            2,
-            RevokedBy::ClientId,
-            CLIENT_ID,
-            Some(&idp.issuer),
-        )],
-    );
+        RevokedBy::ClientId,
+        CLIENT_ID,
+        Some(&idp.issuer),
+    )]);
     let refused = get(&gw.url("/orders/list"), Some(&token)).await;
     assert_eq!(refused.status(), 401);
     assert!(
@@ -558,7 +552,7 @@ async fn a_revocation_refuses_a_cached_introspection_answer_on_the_next_request(
         1
     );
     assert_eq!(metric(&gw, "portico_revocations ").await, 1);
-    gw.gateway.set_revocations(3, Vec::new());
+    gw.gateway.set_revocations(Vec::new());
     assert_eq!(
         get(&gw.url("/orders/list"), Some(&token)).await.status(),
         200

@@ -81,8 +81,14 @@ impl Store {
     /// Records `new`, and deletes the revocations that have ended; returns it as stored.
     pub async fn revoke(&self, new: NewRevocation) -> Result<Revocation, StoreError> {
         let now = now_secs();
-        Revocation::check_request(&new.value, new.issuer.as_deref(), new.until_secs, now)
-            .map_err(StoreError::Invalid)?;
+        Revocation::check_request(
+            &new.value,
+            new.issuer.as_deref(),
+            new.reason.as_deref(),
+            new.until_secs,
+            now,
+        )
+        .map_err(StoreError::Invalid)?;
         self.bounded(async {
             on_pool!(&self.backend, pool => {
                 let mut tx = pool.begin_with(self.backend.begin_write()).await?;

@@ -91,7 +91,22 @@ pub fn credential_material(auth: &ClientAuth) -> &[u8] {
 /// What distinguishes two credentials, without holding the secret.
 pub fn credentials_fingerprint(auth: &ClientAuth) -> String {
     let hash = digest::digest(&digest::SHA256, credential_material(auth));
-    format!("{}:{}", auth.method(), b64url_encode(hash.as_ref()))
+    let signing = match auth {
+        // The same key under another algorithm or kid is another credential to the IdP.
+        ClientAuth::PrivateKeyJwt {
+            algorithm, key_id, ..
+        } => format!(
+            ":{}:{}",
+            algorithm.as_str(),
+            key_id.as_deref().unwrap_or("")
+        ),
+        ClientAuth::ClientSecretBasic(_) | ClientAuth::ClientSecretPost(_) => String::new(),
+    };
+    format!(
+        "{}:{}{signing}",
+        auth.method(),
+        b64url_encode(hash.as_ref())
+    )
 }
 
 /// `application/x-www-form-urlencoded` for one value.

@@ -83,7 +83,8 @@ const STALE_RETRY_SECS: u64 = 2;
 /// Where the endpoint is.
 enum Endpoint {
     Fixed(String),
-    /// From the issuer's discovery document, found on first use (and again after a failure).
+    /// From the issuer's discovery document: found on first use, asked again while that fails,
+    /// then kept for the introspector's life (a reload with new settings makes a new one).
     Discovered {
         issuer: String,
         found: ArcSwapOption<String>,
@@ -105,7 +106,43 @@ pub struct Introspector {
     shared: Option<SharedCache>,
     /// One call per token at a time: everyone asking about it while a call runs shares it.
     inflight: Mutex<HashMap<TokenKey, Arc<Inflight>>>,
+    /// At most [`MAX_CONCURRENT_CALLS`] calls to the endpoint at once.
+    calls: tokio::sync::Semaphore,
+    call_timeout: Duration,
     observer: Arc<dyn IntrospectionObserver>,
+}
+
+/// Calls to one endpoint under way at once; more wait (up to the call timeout) for a slot.
+pub const MAX_CONCURRENT_CALLS: usize = 64;
+
+/// One asker's share of a token's single flight. The cell leaves the map when its last asker
+/// leaves — answered, or dropped mid-call by a client that went away — so that abandoned
+/// calls leave nothing behind.
+struct Flight<'a> {
+    map: &'a Mutex<HashMap<TokenKey, Arc<Inflight>>>,
+    key: TokenKey,
+    cell: Arc<Inflight>,
+}
+
+impl<'a> Flight<'a> {
+    fn join(map: &'a Mutex<HashMap<TokenKey, Arc<Inflight>>>, key: TokenKey) -> Self {
+        let cell = map.lock().entry(key).or_default().clone();
+        Self { map, key, cell }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock();
+        // Askers join under this lock: two references (the map's and this one) mean no other.
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+            && Arc::strong_count(&self.cell) == 2
+        {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for Introspector {
@@ -163,6 +200,8 @@ impl Introspector {
             }),
             shared,
             inflight: Mutex::new(HashMap::new()),
+            calls: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS),
+            call_timeout: Duration::from_millis(spec.timeout_ms.max(1)),
             observer,
         })
     }
@@ -203,17 +242,13 @@ impl Introspector {
             Lookup::Stale(entry) => Some(entry),
             Lookup::Miss => None,
         };
-        let cell = self.inflight.lock().entry(key).or_default().clone();
-        let result = cell
+        let flight = Flight::join(&self.inflight, key);
+        let result = flight
+            .cell
             .get_or_init(|| self.ask_and_remember(token, key, now))
             .await
             .clone();
-        {
-            let mut inflight = self.inflight.lock();
-            if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                inflight.remove(&key);
-            }
-        }
+        drop(flight);
         match (result, stale) {
             (Ok(answered), _) => Ok(answered),
             (Err(failure), Some(entry)) => {
@@ -276,7 +311,7 @@ impl Introspector {
         if let (Some(shared), Some(shared_key)) = (&self.shared, &shared_key) {
             let ttl_ms = remaining_ms(entry.fresh_until, now, unix_now_ms());
             shared
-                .store(shared_key, &entry.answer, entry.fresh_until, ttl_ms)
+                .store(shared_key, &entry.answer, now, entry.fresh_until, ttl_ms)
                 .await;
         }
         Ok(Introspected {
@@ -286,8 +321,8 @@ impl Introspector {
     }
 
     /// The shared cache's answer for `shared_key`, as an entry under this introspector's own
-    /// rules (its TTLs, its grace, `exp` checked against `now`) and never fresh past what the
-    /// writer allowed; none when nothing usable is there.
+    /// rules counted from when the issuer answered (its TTLs, its grace, `exp`), never fresh
+    /// past what the writer allowed; none when nothing usable is left at `now`.
     async fn shared_entry(
         &self,
         shared: &SharedCache,
@@ -295,8 +330,10 @@ impl Introspector {
         now: u64,
     ) -> Option<Entry> {
         match shared.lookup(shared_key, now).await? {
-            Ok((answer, stored_until)) => {
-                let entry = self.entry_for(answer, now, stored_until);
+            Ok(found) => {
+                // A writer's clock ahead of this one's counts as answered now.
+                let answered_at = found.answered_at.min(now);
+                let entry = self.entry_for(found.answer, answered_at, found.fresh_until);
                 (entry.fresh_until > now).then_some(entry)
             }
             Err(Rejected::Expired) => None,
@@ -354,6 +391,17 @@ impl Introspector {
     }
 
     async fn ask(&self, token: &str, now: u64) -> Result<Answer, IntrospectionFailure> {
+        // A flood of distinct tokens waits for a slot rather than opening a connection each.
+        let _slot = tokio::time::timeout(self.call_timeout, self.calls.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| IntrospectionFailure {
+                kind: "overloaded",
+                reason: format!(
+                    "{MAX_CONCURRENT_CALLS} introspection calls are under way already; no slot within the timeout"
+                ),
+            })?;
         let endpoint = self.endpoint().await?;
         client::introspect(&self.http, &endpoint, &self.credentials, token, now).await
     }

@@ -6,7 +6,8 @@
 //! - **Key**: `portico:introspection:` + hex SHA-256 over the introspector's sharing identity
 //!   (endpoint, client id, credentials fingerprint) and the token. No raw token; introspectors
 //!   with another endpoint, client or credentials never meet each other's entries.
-//! - **Value**: `version (1) ‖ nonce (12) ‖ AES-256-GCM(fresh_until as u64 BE ‖ answer JSON)`,
+//! - **Value**: `version (2) ‖ nonce (12) ‖ AES-256-GCM(answered_at ‖ fresh_until (u64 BE each)
+//!   ‖ answer JSON)`,
 //!   the Redis key (with the version) as associated data. AES-GCM both authenticates (a value
 //!   changed, moved to another key, or sealed without the credentials does not open) and hides
 //!   the claims from whoever reads Redis. Nonces are random (96 bits, one key per
@@ -16,8 +17,9 @@
 //!   identity: only nodes holding the credentials can seal, and reading Redis gives no cheap
 //!   offline test of a weak client secret.
 //! - **Expiry**: `fresh_until` inside the value is checked on every read (the Redis TTL is only
-//!   housekeeping); the reader then applies its own cache rules, so an entry never lives past
-//!   `exp`, nor past what the reader's own settings allow.
+//!   housekeeping); the reader then applies its own cache rules from `answered_at` (when the
+//!   issuer answered), so an entry never lives past `exp`, nor longer after the issuer's
+//!   answer than the reader's own settings allow.
 
 use super::Answer;
 use super::client::read_answer;
@@ -29,6 +31,16 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// An answer read from the shared store.
+#[derive(Debug, Clone)]
+pub struct SharedEntry {
+    pub answer: Answer,
+    /// When the issuer gave it (seconds since the epoch).
+    pub answered_at: u64,
+    /// Until when its writer called it fresh.
+    pub fresh_until: u64,
+}
 
 /// What a [`SharedAnswers`] call returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -49,7 +61,9 @@ pub trait SharedAnswers: Send + Sync + 'static {
 pub const MAX_SHARED_VALUE_BYTES: usize = 64 * 1024;
 
 const KEY_PREFIX: &str = "portico:introspection:";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// `answered_at` and `fresh_until`.
+const TIMES_LEN: usize = 16;
 /// What a key's digest starts with, so that it means nothing else.
 const KEY_LABEL: &[u8] = b"portico introspection cache key v1\0";
 const SALT_LABEL: &[u8] = b"portico introspection cache seal v1\0";
@@ -123,17 +137,25 @@ impl SharedCache {
         key
     }
 
-    /// The value for `answer` under `key`, fresh until `fresh_until` (seconds since the
-    /// epoch); `None` when it would be larger than [`MAX_SHARED_VALUE_BYTES`].
-    pub fn seal(&self, key: &str, answer: &Answer, fresh_until: u64) -> Option<Vec<u8>> {
+    /// The value for `answer` under `key`, given by the issuer at `answered_at` and fresh
+    /// until `fresh_until` (seconds since the epoch); `None` when it would be larger than
+    /// [`MAX_SHARED_VALUE_BYTES`].
+    pub fn seal(
+        &self,
+        key: &str,
+        answer: &Answer,
+        answered_at: u64,
+        fresh_until: u64,
+    ) -> Option<Vec<u8>> {
         let json = match answer {
             Answer::Active(claims) => serde_json::to_vec(&**claims).ok()?,
             Answer::Inactive => br#"{"active":false}"#.to_vec(),
         };
-        if HEADER_LEN + 8 + json.len() + TAG_LEN > MAX_SHARED_VALUE_BYTES {
+        if HEADER_LEN + TIMES_LEN + json.len() + TAG_LEN > MAX_SHARED_VALUE_BYTES {
             return None;
         }
-        let mut sealed = Vec::with_capacity(8 + json.len() + TAG_LEN);
+        let mut sealed = Vec::with_capacity(TIMES_LEN + json.len() + TAG_LEN);
+        sealed.extend_from_slice(&answered_at.to_be_bytes());
         sealed.extend_from_slice(&fresh_until.to_be_bytes());
         sealed.extend_from_slice(&json);
         let nonce = self
@@ -147,10 +169,10 @@ impl SharedCache {
         Some(value)
     }
 
-    /// The answer in `value` (read at `key`) and until when it is fresh, if it is authentic and
-    /// still fresh at `now`.
-    pub fn open(&self, key: &str, value: &[u8], now: u64) -> Result<(Answer, u64), Rejected> {
-        if value.len() < HEADER_LEN + 8 + TAG_LEN || value[0] != VERSION {
+    /// The answer in `value` (read at `key`), when the issuer gave it and until when it is
+    /// fresh, if it is authentic and still fresh at `now`.
+    pub fn open(&self, key: &str, value: &[u8], now: u64) -> Result<SharedEntry, Rejected> {
+        if value.len() < HEADER_LEN + TIMES_LEN + TAG_LEN || value[0] != VERSION {
             return Err(Rejected::Unauthentic);
         }
         let nonce = Nonce::try_assume_unique_for_key(&value[1..HEADER_LEN])
@@ -160,29 +182,42 @@ impl SharedCache {
             .sealing
             .open_in_place(nonce, Aad::from(associated_data(key)), &mut sealed)
             .map_err(|_| Rejected::Unauthentic)?;
-        let (until, json) = plain.split_at(8);
-        let fresh_until = u64::from_be_bytes(until.try_into().expect("8 bytes"));
+        let (times, json) = plain.split_at(TIMES_LEN);
+        let answered_at = u64::from_be_bytes(times[..8].try_into().expect("8 bytes"));
+        let fresh_until = u64::from_be_bytes(times[8..].try_into().expect("8 bytes"));
         if now >= fresh_until {
             return Err(Rejected::Expired);
         }
         // Sealed by a node with the credentials, so this cannot fail short of a bug there.
         let answer = read_answer(json).map_err(|_| Rejected::Unauthentic)?;
-        Ok((answer, fresh_until))
+        Ok(SharedEntry {
+            answer,
+            answered_at,
+            fresh_until,
+        })
     }
 
     /// What the store holds for `key`: nothing (or nothing it could give in time), or the
     /// value, opened.
-    pub async fn lookup(&self, key: &str, now: u64) -> Option<Result<(Answer, u64), Rejected>> {
+    pub async fn lookup(&self, key: &str, now: u64) -> Option<Result<SharedEntry, Rejected>> {
         let value = self.store.get(key, MAX_SHARED_VALUE_BYTES).await?;
         Some(self.open(key, &value, now))
     }
 
-    /// Stores `answer` under `key` until `fresh_until`; `ttl_ms` is what is left of that.
-    pub async fn store(&self, key: &str, answer: &Answer, fresh_until: u64, ttl_ms: u64) {
+    /// Stores `answer`, given by the issuer at `answered_at`, under `key` until `fresh_until`;
+    /// `ttl_ms` is what is left of that.
+    pub async fn store(
+        &self,
+        key: &str,
+        answer: &Answer,
+        answered_at: u64,
+        fresh_until: u64,
+        ttl_ms: u64,
+    ) {
         if ttl_ms == 0 {
             return;
         }
-        if let Some(value) = self.seal(key, answer, fresh_until) {
+        if let Some(value) = self.seal(key, answer, answered_at, fresh_until) {
             self.store.put(key, value, ttl_ms).await;
         }
     }
@@ -297,20 +332,24 @@ pub(crate) mod tests {
     fn a_sealed_answer_opens_with_its_key_until_its_freshness_ends() {
         let c = cache("idp|gateway|basic:x", b"secret");
         let key = c.key("tok");
-        let value = c.seal(&key, &active(json!({})), 1_000).unwrap();
+        let value = c.seal(&key, &active(json!({})), 0, 1_000).unwrap();
         assert!(
             !String::from_utf8_lossy(&value).contains("alice"),
             "the claims are not readable in the store"
         );
-        let (answer, fresh_until) = c.open(&key, &value, 999).unwrap();
-        assert_eq!(sub(&answer), Some("alice"));
-        assert_eq!(fresh_until, 1_000);
+        let opened = c.open(&key, &value, 999).unwrap();
+        assert_eq!(sub(&opened.answer), Some("alice"));
+        assert_eq!((opened.answered_at, opened.fresh_until), (0, 1_000));
         assert_eq!(c.open(&key, &value, 1_000).unwrap_err(), Rejected::Expired);
 
-        let inactive = c.seal(&key, &Answer::Inactive, 1_000).unwrap();
+        let inactive = c.seal(&key, &Answer::Inactive, 0, 1_000).unwrap();
         assert!(matches!(
             c.open(&key, &inactive, 10).unwrap(),
-            (Answer::Inactive, 1_000)
+            SharedEntry {
+                answer: Answer::Inactive,
+                fresh_until: 1_000,
+                ..
+            }
         ));
     }
 
@@ -318,7 +357,7 @@ pub(crate) mod tests {
     fn tampered_moved_or_foreign_values_do_not_open() {
         let c = cache("idp|gateway|basic:x", b"secret");
         let key = c.key("tok");
-        let value = c.seal(&key, &Answer::Inactive, 1_000).unwrap();
+        let value = c.seal(&key, &Answer::Inactive, 0, 1_000).unwrap();
         // Every single bit flipped, one at a time: none opens.
         for i in 0..value.len() {
             for bit in 0..8 {
@@ -338,12 +377,12 @@ pub(crate) mod tests {
         assert_eq!(c.open(&key, b"", 0).unwrap_err(), Rejected::Unauthentic);
         // Another token's value, copied under this token's key.
         let other = c.key("other");
-        let moved = c.seal(&other, &active(json!({})), 1_000).unwrap();
+        let moved = c.seal(&other, &active(json!({})), 0, 1_000).unwrap();
         assert_eq!(c.open(&key, &moved, 0).unwrap_err(), Rejected::Unauthentic);
         // Sealed by a node without the credentials (same identity, another secret).
         let forger = cache("idp|gateway|basic:x", b"guessed");
         assert_eq!(forger.key("tok"), key);
-        let forged = forger.seal(&key, &active(json!({})), u64::MAX).unwrap();
+        let forged = forger.seal(&key, &active(json!({})), 0, u64::MAX).unwrap();
         assert_eq!(c.open(&key, &forged, 0).unwrap_err(), Rejected::Unauthentic);
         // A plain answer, as someone might write it by hand.
         let plain = br#"{"active":true,"sub":"mallory"}"#;
@@ -355,9 +394,9 @@ pub(crate) mod tests {
         let c = cache("idp|gateway|basic:x", b"secret");
         let key = c.key("tok");
         let big = active(json!({"blob": "x".repeat(MAX_SHARED_VALUE_BYTES)}));
-        assert!(c.seal(&key, &big, 1_000).is_none());
+        assert!(c.seal(&key, &big, 0, 1_000).is_none());
         let fits = active(json!({"blob": "x".repeat(MAX_SHARED_VALUE_BYTES - 200)}));
-        assert!(c.seal(&key, &fits, 1_000).unwrap().len() <= MAX_SHARED_VALUE_BYTES);
+        assert!(c.seal(&key, &fits, 0, 1_000).unwrap().len() <= MAX_SHARED_VALUE_BYTES);
     }
 
     #[tokio::test]
@@ -366,9 +405,10 @@ pub(crate) mod tests {
         let c = SharedCache::new(store.clone(), [7u8; 32], b"secret");
         let key = c.key("tok");
         assert!(c.lookup(&key, 10).await.is_none(), "nothing stored");
-        c.store(&key, &active(json!({})), 100, 50_000).await;
-        let (answer, _) = c.lookup(&key, 10).await.unwrap().unwrap();
-        assert_eq!(sub(&answer), Some("alice"));
+        c.store(&key, &active(json!({})), 5, 100, 50_000).await;
+        let found = c.lookup(&key, 10).await.unwrap().unwrap();
+        assert_eq!(sub(&found.answer), Some("alice"));
+        assert_eq!(found.answered_at, 5);
         assert!(matches!(
             c.lookup(&key, 100).await,
             Some(Err(Rejected::Expired))
@@ -378,7 +418,7 @@ pub(crate) mod tests {
             c.lookup(&key, 10).await,
             Some(Err(Rejected::Unauthentic))
         ));
-        c.store(&c.key("no-lifetime"), &Answer::Inactive, 100, 0)
+        c.store(&c.key("no-lifetime"), &Answer::Inactive, 5, 100, 0)
             .await;
         assert!(!store.0.lock().contains_key(&c.key("no-lifetime")));
 

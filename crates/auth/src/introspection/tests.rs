@@ -72,7 +72,7 @@ async fn written_by_another_node(
     let (other, _) = node(spec, store);
     let shared = other.shared.as_ref().unwrap();
     shared
-        .store(&shared.key(token), &answer, fresh_until, 60_000)
+        .store(&shared.key(token), &answer, NOW, fresh_until, 60_000)
         .await;
 }
 
@@ -147,6 +147,29 @@ async fn the_readers_own_rules_and_exp_bound_a_shared_answer() {
     assert_eq!(failure.kind, "connect");
     assert_eq!(counts.shared.load(Ordering::SeqCst), 0);
     assert_eq!(counts.calls.load(Ordering::SeqCst), 1);
+
+    // Fresh by its writer's word (an hour), but the IdP answered 100 s ago: a reader whose TTL
+    // is 5 s asks again, rather than trust an answer older than it allows.
+    let (writer, _) = node(&spec("gw", long), &store);
+    let shared = writer.shared.as_ref().unwrap();
+    shared
+        .store(
+            &shared.key("t3"),
+            &active(NOW + 7_200),
+            NOW - 100,
+            NOW + 3_500,
+            60_000,
+        )
+        .await;
+    let (c, counts) = node(&spec("gw", short), &store);
+    assert_eq!(c.introspect("t3", NOW).await.unwrap_err().kind, "connect");
+    assert_eq!(counts.shared.load(Ordering::SeqCst), 0);
+    // The long-TTL reader takes it, fresh until an hour after the answer.
+    let (d, _) = node(&spec("gw", long), &store);
+    assert_eq!(
+        d.introspect("t3", NOW).await.unwrap().reusable_until,
+        NOW + 3_500
+    );
 }
 
 #[tokio::test]
@@ -251,4 +274,54 @@ fn sharing_identities_differ_by_endpoint_client_and_credentials_not_by_settings(
     other_settings.cache.ttl_secs = 1;
     other_settings.grace_secs = 30;
     assert_eq!(sharing_identity(&other_settings, None), id);
+}
+
+#[tokio::test]
+async fn askers_that_go_away_mid_call_leave_nothing_behind_and_calls_are_bounded() {
+    // An endpoint that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/introspect", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut silent_spec = spec("gateway", IntrospectionCache::default());
+    silent_spec.endpoint = Some(HttpUrl::try_new(&url).unwrap());
+    silent_spec.timeout_ms = 5_000;
+    let counts = Arc::new(Counts::default());
+    let introspector = Arc::new(
+        Introspector::new(
+            &silent_spec,
+            None,
+            http_client(&silent_spec, &[]).unwrap(),
+            counts.clone(),
+            None,
+        )
+        .unwrap(),
+    );
+    let askers: Vec<_> = (0..200)
+        .map(|i| {
+            let introspector = introspector.clone();
+            // Two askers per token: a shared flight, abandoned by both.
+            tokio::spawn(async move { introspector.introspect(&format!("t-{}", i / 2), NOW).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(introspector.inflight.lock().len(), 100);
+    assert_eq!(
+        introspector.calls.available_permits(),
+        0,
+        "at most {MAX_CONCURRENT_CALLS} calls at once"
+    );
+    for asker in &askers {
+        asker.abort();
+    }
+    for asker in askers {
+        let _ = asker.await;
+    }
+    assert_eq!(introspector.inflight.lock().len(), 0, "no cell left behind");
+    assert_eq!(introspector.calls.available_permits(), MAX_CONCURRENT_CALLS);
+    held.abort();
 }

@@ -242,12 +242,16 @@ pub(super) fn convert(
             return None;
         }
         [0] | [] => {}
+        [first, ..] if *first != 0 => {
+            // Tyk reads providers[0] only: with it disabled, Tyk refuses every request.
+            problems.push(Problem::error(
+                location,
+                format!(
+                    "external_oauth.providers[0] enables neither jwt nor introspection: Tyk, which reads only providers[0], refuses every request; Portico would serve with external_oauth.providers[{first}]. Enable providers[0] or remove it"
+                ),
+            ));
+        }
         _ => {
-            let first_note = if used[0] == 0 {
-                ""
-            } else {
-                " (here it is disabled, so Tyk refuses every request)"
-            };
             let list: Vec<String> = used
                 .iter()
                 .map(|i| format!("external_oauth.providers[{i}]"))
@@ -255,7 +259,7 @@ pub(super) fn convert(
             problems.push(Problem::warning(
                 location,
                 format!(
-                    "Tyk checks tokens with external_oauth.providers[0] only{first_note}; Portico admits a token that any enabled provider validates, in order: {}",
+                    "Tyk checks tokens with external_oauth.providers[0] only; Portico admits a token that any enabled provider validates, in order: {}",
                     list.join(", ")
                 ),
             ));

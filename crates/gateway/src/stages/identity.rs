@@ -15,6 +15,10 @@ use portico_auth::TokenError;
 use portico_core::SessionId;
 use std::sync::Arc;
 
+/// Where a token names the OAuth client it was issued to: RFC 9068 and RFC 7662 `client_id`,
+/// else OIDC's `azp` (Keycloak, Entra ID), else Okta's `cid`.
+pub const CLIENT_ID_CLAIMS: [&str; 3] = ["client_id", "azp", "cid"];
+
 pub fn admit(
     pipeline: &Pipeline,
     api: &ApiRuntime,
@@ -53,7 +57,9 @@ pub fn admit(
         identity_text: identity.value.clone(),
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
         issuer: issuer_value,
-        client_id: string_claim(&verified.claims, "client_id"),
+        client_id: CLIENT_ID_CLAIMS
+            .iter()
+            .find_map(|name| string_claim(&verified.claims, name)),
         scope: string_claim(&verified.claims, "scope"),
         jti: string_claim(&verified.claims, "jti"),
         token_issuer: issuer

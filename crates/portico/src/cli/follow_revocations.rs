@@ -17,14 +17,16 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Reads the revocations in force into `gateway`; false when the store did not answer.
+/// Reads the revocations in force into `gateway` (and the data folder, when they changed);
+/// false when the store did not answer.
 async fn load(store: &Store, gateway: &Gateway, last_good: &LastGood) -> bool {
-    match store.active_revocations(now_secs()).await {
-        Ok(active) => {
-            last_good.save_revocations(active.revision, &active.revocations);
-            gateway.set_revocations(active.revision, active.revocations);
-            true
-        }
+    let read = async {
+        let active = store.active_revocations(now_secs()).await?;
+        last_good.save_revocations(active.revision, &active.revocations);
+        Ok::<_, portico_store::StoreError>(active.revocations)
+    };
+    match gateway.load_revocations(read).await {
+        Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "reading the revocations from the store");
             false
@@ -46,7 +48,7 @@ pub async fn load_at_start(store: Option<&Store>, gateway: &Gateway, last_good: 
                 count = revocations.len(),
                 "enforcing the last good revocations until the store is back"
             );
-            gateway.set_revocations(revision, revocations);
+            gateway.set_revocations(revocations);
         }
         None => tracing::warn!("no revocations known: the store is unavailable"),
     }

@@ -55,6 +55,8 @@ struct RevocationSnapshot {
 pub struct LastGood {
     config: SealedFile,
     revocations: SealedFile,
+    /// What `revocations` holds, so that an unchanged set is not written again.
+    revocations_saved: std::sync::Mutex<Option<Vec<Revocation>>>,
 }
 
 impl LastGood {
@@ -70,6 +72,7 @@ impl LastGood {
                 key,
                 context: b"portico/last-good-revocations",
             },
+            revocations_saved: std::sync::Mutex::new(None),
         }
     }
 
@@ -86,11 +89,20 @@ impl LastGood {
             .map(|s| (s.revision, s.documents))
     }
 
+    /// Written only when they differ from what was last written.
     pub fn save_revocations(&self, revision: i64, revocations: &[Revocation]) {
+        let mut saved = self
+            .revocations_saved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if saved.as_deref() == Some(revocations) {
+            return;
+        }
         self.revocations.save(&RevocationSnapshot {
             revision,
             revocations: revocations.to_vec(),
         });
+        *saved = Some(revocations.to_vec());
     }
 
     pub fn load_revocations(&self) -> Option<(i64, Vec<Revocation>)> {

@@ -68,7 +68,12 @@ fn time_arg(flag: &str, text: &str, ahead: bool) -> Result<String, String> {
     let at = if text == "now" {
         now
     } else if let Some(d) = duration(text) {
-        if ahead { now + d } else { now - d }
+        let moved = if ahead {
+            now.checked_add(d.try_into().unwrap_or(time::Duration::MAX))
+        } else {
+            now.checked_sub(d.try_into().unwrap_or(time::Duration::MAX))
+        };
+        moved.ok_or_else(|| format!("{flag} {text:?}: too far from now"))?
     } else {
         OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
             format!("{flag} {text:?}: an RFC 3339 time (2026-12-31T23:00:00Z), `now`, or a duration such as 90m, 12h, 7d")
@@ -198,6 +203,10 @@ mod tests {
             "2026-12-31T23:00:00Z"
         );
         assert!(time_arg("--until", "tomorrow", true).is_err());
+        assert!(
+            time_arg("--until", "99999999999d", true).is_err(),
+            "no overflow panic"
+        );
         let ahead =
             OffsetDateTime::parse(&time_arg("--until", "1h", true).unwrap(), &Rfc3339).unwrap();
         let ago = OffsetDateTime::parse(&time_arg("--x", "1h", false).unwrap(), &Rfc3339).unwrap();

@@ -179,19 +179,27 @@ fn a_provider_with_jwt_and_introspection_checks_jwts_only_as_tyk_does() {
 }
 
 #[test]
-fn disabled_providers_are_skipped() {
+fn disabled_providers_are_skipped_but_not_a_disabled_first_one() {
     let off =
         json!({"jwt": {"enabled": false, "source": "x"}, "introspection": {"enabled": false}});
+    let (spec, problems) = convert(api(
+        json!([introspection_provider(json!({})), off.clone()]),
+        json!({}),
+    ));
+    assert_eq!(issuers(&spec.unwrap()).len(), 1);
+    assert!(messages(&problems, Severity::Warning).is_empty());
+    // Tyk reads providers[0] only: disabled, Tyk refuses every request, so Portico does not
+    // serve the API with the later ones.
     let (spec, problems) = convert(api(
         json!([off, introspection_provider(json!({}))]),
         json!({}),
     ));
-    assert_eq!(issuers(&spec.unwrap()).len(), 1);
-    assert_eq!(
-        messages(&problems, Severity::Warning),
-        [
-            "Tyk checks tokens with external_oauth.providers[0] only (here it is disabled, so Tyk refuses every request); Portico admits a token that any enabled provider validates, in order: external_oauth.providers[1]"
-        ]
+    assert!(spec.is_none());
+    assert!(
+        messages(&problems, Severity::Error)
+            .iter()
+            .any(|m| m.contains("providers[0] enables neither jwt nor introspection")),
+        "{problems:?}"
     );
     // Disabled altogether: not an external OAuth API.
     let (spec, problems) = convert(api(
