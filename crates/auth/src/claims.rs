@@ -13,13 +13,19 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
+/// A checked token's `exp` and `iat`, when present, in whole seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    pub expires_at: Option<u64>,
+    pub issued_at: Option<u64>,
+}
+
 /// Checks `exp`, `nbf`, `iat` (each with its own skew) and `aud` at `now_secs`.
-/// Returns `exp`, when present, in whole seconds.
 pub fn check_claims(
     claims: &Map<String, Value>,
     trust: &IssuerTrust,
     now_secs: u64,
-) -> Result<Option<u64>, TokenError> {
+) -> Result<ClaimTimes, TokenError> {
     let now = now_secs as f64;
     let skew = trust.skew;
     let exp = numeric_date(claims, "exp")?;
@@ -33,7 +39,8 @@ pub fn check_claims(
     {
         return Err(TokenError::NotYetValid);
     }
-    if let Some(iat) = numeric_date(claims, "iat")?
+    let iat = numeric_date(claims, "iat")?;
+    if let Some(iat) = iat
         && iat > now + skew.iat_secs as f64
     {
         return Err(TokenError::IssuedInFuture);
@@ -49,7 +56,12 @@ pub fn check_claims(
             return Err(TokenError::WrongAudience);
         }
     }
-    Ok(exp.map(|e| e.max(0.0) as u64))
+    // What is left of a second does not count.
+    let whole = |t: f64| t.max(0.0) as u64;
+    Ok(ClaimTimes {
+        expires_at: exp.map(whole),
+        issued_at: iat.map(whole),
+    })
 }
 
 #[cfg(test)]
@@ -63,7 +75,7 @@ mod tests {
     }
 
     fn check(claims: Value, trust: &IssuerTrust, now: u64) -> Result<Option<u64>, TokenError> {
-        check_claims(claims.as_object().unwrap(), trust, now)
+        check_claims(claims.as_object().unwrap(), trust, now).map(|t| t.expires_at)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `verify_access_token`: the one JWT verification path, shared by the gateway and
 //! `portico token verify`.
 
-use crate::claims::check_claims;
+use crate::claims::{ClaimTimes, check_claims};
 use crate::error::TokenError;
 use crate::introspection::{Answer, Introspector};
 use crate::jws::{CompactJws, Header};
@@ -26,6 +26,8 @@ pub struct VerifiedToken {
     pub issuer_index: usize,
     /// `exp` in seconds since the epoch, when present.
     pub expires_at: Option<u64>,
+    /// `iat` in seconds since the epoch, when present.
+    pub issued_at: Option<u64>,
     /// Until when (seconds since the epoch) the token stays acceptable: `exp` plus its skew.
     pub valid_until: Option<u64>,
     /// For a key from a JWKS URL or discovery: whether that key is still published. Whoever
@@ -252,13 +254,17 @@ impl JwtVerifier {
             }
             KeySource::None => unreachable!("introspected above"),
         };
-        let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
+        let ClaimTimes {
+            expires_at,
+            issued_at,
+        } = check_claims(&claims, &issuer.trust, now_secs)?;
         let valid_until = expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs));
         Ok(VerifiedToken {
             header: Some(jws.header),
             claims,
             issuer_index,
             expires_at,
+            issued_at,
             valid_until,
             key,
         })
@@ -315,7 +321,10 @@ impl JwtVerifier {
             return Err(TokenError::UntrustedIssuer);
         }
         let claims = (*claims).clone();
-        let expires_at = check_claims(&claims, &issuer.trust, now_secs)?;
+        let ClaimTimes {
+            expires_at,
+            issued_at,
+        } = check_claims(&claims, &issuer.trust, now_secs)?;
         let valid_until = min_some(
             expires_at.map(|exp| exp.saturating_add(issuer.trust.skew.exp_secs)),
             Some(answered.reusable_until),
@@ -325,6 +334,7 @@ impl JwtVerifier {
             claims,
             issuer_index: index,
             expires_at,
+            issued_at,
             valid_until: Some(valid_until),
             key: None,
         })

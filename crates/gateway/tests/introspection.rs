@@ -57,16 +57,6 @@ async fn orders(trust: IssuerTrust) -> (Upstream, RunningGateway) {
     (up, gw)
 }
 
-async fn metric(gw: &RunningGateway, line_start: &str) -> u64 {
-    gw.metrics()
-        .await
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opaque_tokens_are_introspected_once_per_cache_lifetime_and_their_scopes_select_policies() {
     let idp = Idp::start();
@@ -200,11 +190,8 @@ async fn a_wrong_client_secret_is_a_503_and_a_metric_never_a_pass() {
         "the reason stays in the log: {body}"
     );
     assert_eq!(
-        metric(
-            &gw,
-            "portico_introspection_calls_total{outcome=\"client_auth\"}"
-        )
-        .await,
+        gw.metric("portico_introspection_calls_total{outcome=\"client_auth\"}")
+            .await,
         1
     );
 }
@@ -229,7 +216,8 @@ async fn private_key_jwt_client_authentication_works() {
         200
     );
     assert_eq!(
-        metric(&gw, "portico_introspection_calls_total{outcome=\"active\"}").await,
+        gw.metric("portico_introspection_calls_total{outcome=\"active\"}")
+            .await,
         1
     );
 }
@@ -268,11 +256,9 @@ async fn jwts_are_verified_locally_and_opaque_tokens_introspected_on_one_api() {
     let r = get(&strict.url("/orders/list"), Some(&jwt)).await;
     assert_eq!(r.status(), 503, "the IdP cannot vouch for its JWT");
     assert_eq!(
-        metric(
-            &strict,
-            "portico_introspection_calls_total{outcome=\"status\"}"
-        )
-        .await,
+        strict
+            .metric("portico_introspection_calls_total{outcome=\"status\"}")
+            .await,
         1
     );
     assert_eq!(idp.introspection_calls().await, before + 2);
@@ -416,10 +402,9 @@ async fn every_endpoint_failure_is_a_503_with_retry_after_never_a_hang_and_it_re
             started.elapsed()
         );
         assert!(
-            metric(
-                &gw,
-                &format!("portico_introspection_calls_total{{outcome=\"{kind}\"}}")
-            )
+            gw.metric(&format!(
+                "portico_introspection_calls_total{{outcome=\"{kind}\"}}"
+            ))
             .await
                 >= 1,
             "{behaviour:?} counted as {kind}"
@@ -428,11 +413,9 @@ async fn every_endpoint_failure_is_a_503_with_retry_after_never_a_hang_and_it_re
     let r = get(&refused.url("/orders/list"), Some("tok")).await;
     assert_eq!(r.status(), 503);
     assert_eq!(
-        metric(
-            &refused,
-            "portico_introspection_calls_total{outcome=\"connect\"}"
-        )
-        .await,
+        refused
+            .metric("portico_introspection_calls_total{outcome=\"connect\"}")
+            .await,
         1
     );
     // Back to normal: served again, no restart.
@@ -474,11 +457,9 @@ async fn within_the_grace_period_a_cached_answer_keeps_serving_while_the_endpoin
         503
     );
     assert_eq!(
-        metric(
-            &with_grace,
-            "portico_introspection_cached_total{outcome=\"stale\"}"
-        )
-        .await,
+        with_grace
+            .metric("portico_introspection_cached_total{outcome=\"stale\"}")
+            .await,
         1
     );
     // A token never seen before has nothing to fall back on.
@@ -548,10 +529,11 @@ async fn a_revocation_refuses_a_cached_introspection_answer_on_the_next_request(
         "refused from the cache, without asking the IdP"
     );
     assert_eq!(
-        metric(&gw, "portico_auth_failures_total{reason=\"revoked\"}").await,
+        gw.metric("portico_auth_failures_total{reason=\"revoked\"}")
+            .await,
         1
     );
-    assert_eq!(metric(&gw, "portico_revocations ").await, 1);
+    assert_eq!(gw.metric("portico_revocations ").await, 1);
     gw.gateway.set_revocations(Vec::new());
     assert_eq!(
         get(&gw.url("/orders/list"), Some(&token)).await.status(),

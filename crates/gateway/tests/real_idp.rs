@@ -16,15 +16,6 @@ fn kid_of(token: &str) -> String {
     header["kid"].as_str().unwrap().to_string()
 }
 
-async fn metric(gw: &RunningGateway, line_start: &str) -> u64 {
-    let text = gw.metrics().await;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
     let idp = Idp::start();
@@ -46,13 +37,18 @@ async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
 
     // The background refresher loads the keys once at start.
     for _ in 0..100 {
-        if metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await == 1 {
+        if gw
+            .metric("portico_jwks_fetches_total{outcome=\"ok\"}")
+            .await
+            == 1
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        gw.metric("portico_jwks_fetches_total{outcome=\"ok\"}")
+            .await,
         1
     );
 
@@ -71,7 +67,8 @@ async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
     .await;
     assert_eq!(denied.status(), 403, "a scope that maps to no policy");
     assert_eq!(
-        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        gw.metric("portico_jwks_fetches_total{outcome=\"ok\"}")
+            .await,
         1,
         "known keys: no fetch per request"
     );
@@ -88,12 +85,13 @@ async fn idp_tokens_are_accepted_and_key_rotation_costs_one_refetch() {
         200
     );
     assert_eq!(
-        metric(&gw, "portico_jwks_fetches_total{outcome=\"ok\"}").await,
+        gw.metric("portico_jwks_fetches_total{outcome=\"ok\"}")
+            .await,
         2,
         "exactly one refetch for the new kid"
     );
     assert_eq!(
-        metric(&gw, "portico_jwks_unknown_kid_refetches_total").await,
+        gw.metric("portico_jwks_unknown_kid_refetches_total").await,
         1
     );
     // Tokens signed with the previous key stay valid while it is published.

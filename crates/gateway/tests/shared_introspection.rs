@@ -50,16 +50,6 @@ fn shared_config(idp: &Idp, upstream: &str, redis: &RedisServer) -> GatewayConfi
     c
 }
 
-async fn metric(gw: &RunningGateway, line_start: &str) -> u64 {
-    gw.metrics()
-        .await
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 const SHARED: &str = "portico_introspection_cached_total{outcome=\"shared\"}";
 const REJECTED: &str = "portico_introspection_shared_rejected_total";
 
@@ -139,7 +129,7 @@ async fn what_one_gateway_asked_the_other_serves_without_asking_the_idp() {
         calls + 1,
         "B asked nobody but Redis"
     );
-    assert_eq!(metric(&b, SHARED).await, 1, "once from Redis, then locally");
+    assert_eq!(b.metric(SHARED).await, 1, "once from Redis, then locally");
     let seen: serde_json::Value = get(&b.url("/orders/list"), Some(&token))
         .await
         .json()
@@ -154,8 +144,8 @@ async fn what_one_gateway_asked_the_other_serves_without_asking_the_idp() {
     assert_eq!(status(&a, "not-a-token-the-idp-issued").await, 401);
     assert_eq!(status(&b, "not-a-token-the-idp-issued").await, 401);
     assert_eq!(idp.introspection_calls().await, calls + 2);
-    assert_eq!(metric(&b, SHARED).await, 2);
-    assert_eq!(metric(&b, REJECTED).await, 0);
+    assert_eq!(b.metric(SHARED).await, 2);
+    assert_eq!(b.metric(REJECTED).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,8 +186,8 @@ async fn a_value_changed_or_forged_in_redis_is_not_trusted() {
         calls + 1,
         "B asked the IdP itself"
     );
-    assert_eq!(metric(&b, REJECTED).await, 1);
-    assert_eq!(metric(&b, SHARED).await, 0);
+    assert_eq!(b.metric(REJECTED).await, 1);
+    assert_eq!(b.metric(SHARED).await, 0);
 
     // The attack: the entry of a dead token rewritten as an active answer, as a Redis writer
     // without the client's credentials could write it.
@@ -209,7 +199,7 @@ async fn a_value_changed_or_forged_in_redis_is_not_trusted() {
     let calls = idp.introspection_calls().await;
     assert_eq!(status(&b, "a-dead-token").await, 401, "no bypass");
     assert_eq!(idp.introspection_calls().await, calls + 1);
-    assert_eq!(metric(&b, REJECTED).await, 2);
+    assert_eq!(b.metric(REJECTED).await, 2);
     // B's own answer replaced the forgery.
     let now_there: Vec<u8> = raw.get(&dead).await.unwrap();
     assert_ne!(now_there, forged.as_bytes());

@@ -9,51 +9,23 @@ use portico_testkit::TempDir;
 use portico_testkit::idp::Idp;
 use serde_json::{Value, json};
 
-const ADMIN_TOKEN: &str = "an-admin-token-for-this-test-0123456789";
-
 struct ControlPlane {
     server: Server,
-    client: reqwest::blocking::Client,
     _dir: TempDir,
 }
 
 impl ControlPlane {
     fn start(name: &str) -> Self {
         let dir = TempDir::new(name);
-        let database = format!("sqlite:{}", dir.path().join("portico.db").display());
-        let server = Server::start_command(
-            "serve",
-            &[
-                "--database",
-                &database,
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-            ],
-            &[
-                ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
-                ("PORTICO_LOG", "warn"),
-            ],
-        );
         Self {
-            server,
-            client: reqwest::blocking::Client::new(),
+            server: control_plane(&dir),
             _dir: dir,
         }
     }
 
     /// The status and JSON body of an admin call.
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("http://{}/api/v1{path}", self.server.admin))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        admin_call(&self.server, method, path, body)
     }
 
     fn apply(&self, documents: Value) {

@@ -12,25 +12,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "an-admin-token-for-this-test-0123456789";
-
-fn control_plane(dir: &TempDir) -> Server {
-    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
-    Server::start_command(
-        "serve",
-        &[
-            "--database",
-            &database,
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &[
-            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("PORTICO_LOG", "warn"),
-        ],
-    )
-}
-
 fn from_files(dir: &TempDir) -> Server {
     let config = dir.write(
         "portico.yaml",

@@ -154,12 +154,7 @@ async fn three_postgres_nodes_take_a_change_within_a_second_and_keep_serving_wit
     until_all(&[&first], &token, "POST", 200);
     let Node { server, _data } = first;
     drop(server);
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
+    let unreachable = unreachable_postgres();
     let again = start_node(&unreachable, &key, _data);
     assert_eq!(again.server.status("/orders/items", "POST", &token), 200);
     // The last good configuration is its owner's only (written through a temporary file of

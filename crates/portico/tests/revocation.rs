@@ -13,8 +13,6 @@ use portico_testkit::postgres::TempDatabase;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const ADMIN_TOKEN: &str = "an-admin-token-for-this-test-0123456789";
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -42,36 +40,6 @@ fn documents(upstream: std::net::SocketAddr) -> Vec<(String, String, Value)> {
     ]
 }
 
-/// `portico serve --database sqlite:…` on `dir`.
-fn control_plane(dir: &TempDir) -> Server {
-    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
-    Server::start_command(
-        "serve",
-        &[
-            "--database",
-            &database,
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &[
-            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("PORTICO_LOG", "warn"),
-        ],
-    )
-}
-
-fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::blocking::Client::new()
-        .request(method, format!("http://{}/api/v1{path}", server.admin))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
-}
-
 fn cli(server: &Server, args: &[&str]) -> std::process::Output {
     let admin = format!("http://{}", server.admin);
     std::process::Command::new(BIN)
@@ -95,7 +63,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
         .into_iter()
         .map(|(kind, name, spec)| json!({ "kind": kind, "metadata": { "name": name }, "spec": spec }))
         .collect();
-    let (code, body) = call(&plane, reqwest::Method::POST, "/apply", Some(json!(docs)));
+    let (code, body) = admin_call(&plane, reqwest::Method::POST, "/apply", Some(json!(docs)));
     assert_eq!(code, 200, "{body}");
 
     let alice = mint(r#"{"sub":"alice","client_id":"app-a","jti":"t-a"}"#);
@@ -109,7 +77,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
 
     // By client_id, through the admin API: alice's token (cached, unexpired) is refused on
     // the very next request; a new token for that client too; the others pass.
-    let (code, revoked) = call(
+    let (code, revoked) = admin_call(
         &plane,
         reqwest::Method::POST,
         "/revocations",
@@ -163,7 +131,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
 
     // A revocation that ends soon, and one that ended is dropped.
     let until = time_in(2);
-    let (code, short) = call(
+    let (code, short) = admin_call(
         &plane,
         reqwest::Method::POST,
         "/revocations",
@@ -185,7 +153,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
         (json!({ "client_id": "x", "issuer": "" }), Some("issuer")),
         (json!({ "client_id": "x", "bogus": 1 }), None),
     ] {
-        let (code, error) = call(
+        let (code, error) = admin_call(
             &plane,
             reqwest::Method::POST,
             "/revocations",
@@ -199,7 +167,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
 
     std::thread::sleep(Duration::from_millis(2_600));
     assert_eq!(status(&plane, &dave), 200, "ended");
-    let (code, list) = call(&plane, reqwest::Method::GET, "/revocations", None);
+    let (code, list) = admin_call(&plane, reqwest::Method::GET, "/revocations", None);
     assert_eq!(code, 200);
     let listed = list["revocations"].as_array().unwrap();
     assert_eq!(listed.len(), 4, "the ended one is not listed: {list}");
@@ -228,7 +196,7 @@ fn revoked_client_ids_jtis_and_identities_are_refused_at_once_and_after_a_restar
     let out = cli(&plane, &["revocations", "--lift", &id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(status(&plane, &alice), 200);
-    let (code, _) = call(
+    let (code, _) = admin_call(
         &plane,
         reqwest::Method::DELETE,
         &format!("/revocations/{id}"),
@@ -317,12 +285,7 @@ async fn a_revocation_reaches_every_node_of_a_shared_store_within_a_second() {
     // A node restarted while the store is unreachable still enforces it.
     let (server, data) = nodes.into_iter().next().unwrap();
     drop(server);
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let unreachable = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
+    let unreachable = unreachable_postgres();
     let again = Server::start_command(
         "gateway",
         &[

@@ -34,10 +34,10 @@ pub const MAX_ACTIVE: i64 = 100_000;
 const INSERT: &str = "INSERT INTO revocations (target, value, issuer, until_secs, \
      issued_before_secs, reason, created_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
      RETURNING id, target, value, issuer, until_secs, issued_before_secs, reason, created_at_secs";
-/// In force at `$1`, oldest first, at most [`MAX_ACTIVE`].
+/// In force at `$1`, oldest first, at most `$2` ([`MAX_ACTIVE`]).
 const SELECT_ACTIVE: &str = "SELECT id, target, value, issuer, until_secs, \
      issued_before_secs, reason, created_at_secs FROM revocations WHERE until_secs > $1 \
-     ORDER BY id LIMIT 100000";
+     ORDER BY id LIMIT $2";
 const COUNT_ACTIVE: &str = "SELECT COUNT(*) FROM revocations WHERE until_secs > $1";
 const DELETE_ENDED: &str = "DELETE FROM revocations WHERE until_secs <= $1";
 const DELETE_ONE: &str = "DELETE FROM revocations WHERE id = $1";
@@ -157,6 +157,7 @@ impl Store {
                     .await?;
                 let rows = sqlx::query(SELECT_ACTIVE)
                     .bind(db_secs(now_secs))
+                    .bind(MAX_ACTIVE)
                     .fetch_all(&mut *tx)
                     .await?;
                 tx.commit().await?;

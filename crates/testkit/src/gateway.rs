@@ -217,6 +217,18 @@ impl RunningGateway {
             .await
             .unwrap()
     }
+
+    /// The value of the first metric line that starts with `line_start` (name and labels),
+    /// 0 when there is none yet.
+    pub async fn metric(&self, line_start: &str) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 pub async fn start_gateway(config: &GatewayConfig) -> RunningGateway {

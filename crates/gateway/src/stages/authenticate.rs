@@ -22,7 +22,7 @@ pub enum Authenticated {
     Cached(Arc<Admission>),
     /// Verified now; `cache_key` is where its admission goes (`None`: the cache is off).
     Verified {
-        token: VerifiedToken,
+        token: Box<VerifiedToken>,
         cache_key: Option<CacheKey>,
     },
 }
@@ -49,7 +49,10 @@ pub async fn authenticate(
         return Ok(Authenticated::Cached(admission));
     }
     match verifier.verify_access_token(token, ctx.now_secs).await {
-        Ok(token) => Ok(Authenticated::Verified { token, cache_key }),
+        Ok(token) => Ok(Authenticated::Verified {
+            token: Box::new(token),
+            cache_key,
+        }),
         // Not the caller's fault: the log and the introspection metrics say why.
         Err(TokenError::Uncheckable) => Err(EdgeErrorKind::IdpUnavailable {
             retry_after_secs: IDP_RETRY_AFTER_SECS,

@@ -66,12 +66,7 @@ pub fn admit(
             .issuer
             .clone()
             .or_else(|| string_claim(&verified.claims, "iss")),
-        issued_at: verified
-            .claims
-            .get("iat")
-            .and_then(serde_json::Value::as_f64)
-            .filter(|iat| iat.is_finite() && *iat >= 0.0)
-            .map(|iat| iat as u64),
+        issued_at: verified.issued_at,
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline

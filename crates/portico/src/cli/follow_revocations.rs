@@ -57,7 +57,9 @@ pub async fn load_at_start(store: Option<&Store>, gateway: &Gateway, last_good: 
 /// Follows the store's revocations until the watch ends.
 pub async fn follow(store: Store, gateway: Arc<Gateway>, last_good: Arc<LastGood>, poll: Duration) {
     let mut revisions = store.watch(Counter::REVOCATIONS, poll);
-    let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    // The first tick a period from now: the store was read just before this starts.
+    let mut refresh =
+        tokio::time::interval_at(tokio::time::Instant::now() + REFRESH_EVERY, REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut loaded_at = None;
     loop {

@@ -1,5 +1,5 @@
 //! What the binary's tests share: running it, minting tokens, a minimal upstream, a server
-//! process, waiting for a condition.
+//! process, a control plane and its admin API, waiting for a condition.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -161,4 +161,57 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The admin token of the control planes tests start.
+pub const ADMIN_TOKEN: &str = "an-admin-token-for-this-test-0123456789";
+
+/// `portico serve --database sqlite:DIR/portico.db --data-dir DIR`, with [`ADMIN_TOKEN`].
+pub fn control_plane(dir: &portico_testkit::TempDir) -> Server {
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[
+            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("PORTICO_LOG", "warn"),
+        ],
+    )
+}
+
+/// The status and JSON body (`null` when it is not JSON) of an admin API call to `server`.
+pub fn admin_call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::blocking::Client::new()
+        .request(method, format!("http://{}/api/v1{path}", server.admin))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A PostgreSQL URL on a loopback port nobody listens on.
+pub fn unreachable_postgres() -> String {
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere")
 }
