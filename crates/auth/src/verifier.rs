@@ -238,7 +238,8 @@ impl JwtVerifier {
                 let mut verified = verify_with(&keys, &jws, kid);
                 drop(keys);
                 if let Err(TokenError::UnknownKey | TokenError::KeysUnavailable) = verified {
-                    remote.refetch_for_unknown_kid().await;
+                    // Rare: boxed, to keep its future out of every request's.
+                    Box::pin(remote.refetch_for_unknown_kid()).await;
                     let (refetched, keys) = remote.snapshot();
                     generation = refetched;
                     verified = verify_with(&keys, &jws, kid);
