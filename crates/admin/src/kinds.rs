@@ -33,6 +33,22 @@ pub const KINDS: &[ResourceKind] = &[
         kind: "Settings",
         plural: "settings",
     },
+    ResourceKind {
+        kind: "OAuthProvider",
+        plural: "oauth-providers",
+    },
+    ResourceKind {
+        kind: "ClientType",
+        plural: "client-types",
+    },
+    ResourceKind {
+        kind: "Product",
+        plural: "products",
+    },
+    ResourceKind {
+        kind: "Plan",
+        plural: "plans",
+    },
 ];
 
 pub fn by_plural(plural: &str) -> Option<ResourceKind> {

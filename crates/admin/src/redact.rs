@@ -13,14 +13,30 @@ use serde_json::Value;
 pub const REDACTED: &str = "<redacted>";
 
 /// Whether a key names a secret: any key containing `secret` (`secret_base64`,
-/// `client_secret`, …), `password`, `private_key` or `private_key_pem` — except those that
-/// only name where a secret is (`…_env`, `…_file`: `client_secret_env` holds a variable's
-/// name, which `get` must print for `apply` to take it back).
+/// `client_secret`, …) or an access token (`initialAccessToken`, `access_token`), `password`,
+/// `private_key` or `private_key_pem` — except those that only name where a secret is
+/// (`…_env`, `…_file`: `client_secret_env` holds a variable's name, which `get` must print for
+/// `apply` to take it back).
 pub fn is_secret_key(key: &str) -> bool {
     if key.ends_with("_env") || key.ends_with("_file") {
         return false;
     }
-    matches!(key, "password" | "private_key" | "private_key_pem") || key.contains("secret")
+    let folded = key.to_ascii_lowercase().replace('_', "");
+    matches!(key, "password" | "private_key" | "private_key_pem")
+        || folded.contains("secret")
+        || folded.contains("accesstoken")
+}
+
+/// Whether a value only names an environment variable (`${IDP_IAT}`): not a secret itself,
+/// and `get` must print it for `apply` to take it back.
+fn is_variable_reference(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        s.strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .is_some_and(|name| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+    })
 }
 
 /// Whether a URL carries a password in its user info (`redis://:pw@host`,
@@ -46,8 +62,9 @@ fn redact_by_key_name(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                let secret = (is_secret_key(key) && !value.is_null())
-                    || value.as_str().is_some_and(url_with_password);
+                let secret =
+                    (is_secret_key(key) && !value.is_null() && !is_variable_reference(value))
+                        || value.as_str().is_some_and(url_with_password);
                 if secret {
                     *value = Value::String(REDACTED.to_string());
                 } else {
@@ -124,6 +141,23 @@ mod tests {
                             "private_key_file": "keys/gw.pem", "jwks_url": "https://user@idp/jwks" }
             })
         );
+    }
+
+    #[test]
+    fn initial_access_tokens_are_redacted_and_variable_references_are_not() {
+        let mut spec = json!({
+            "wellKnownUrl": "https://idp/.well-known/openid-configuration",
+            "initialAccessToken": "eyJ-the-token",
+            "registration": { "initial_access_token": "t2" }
+        });
+        redact_secret_fields("OAuthProvider", &mut spec);
+        assert_eq!(spec["initialAccessToken"], REDACTED);
+        assert_eq!(spec["registration"]["initial_access_token"], REDACTED);
+        let mut by_reference =
+            json!({ "initialAccessToken": "${IDP_IAT}", "client_secret": "${not a name}" });
+        redact_secret_fields("OAuthProvider", &mut by_reference);
+        assert_eq!(by_reference["initialAccessToken"], "${IDP_IAT}");
+        assert_eq!(by_reference["client_secret"], REDACTED);
     }
 
     #[test]

@@ -14,10 +14,13 @@
 //! A spec is the native file's section of that kind without its `id` (the name is the id):
 //! `Api` an entry of `apis`, `Policy` an entry of `policies`, `Issuer` an entry of an API's
 //! `jwt.issuers`, which an `Api` then names instead of repeating it. One optional `Settings`
-//! document holds the native file's top-level settings (listeners, caches, …).
+//! document holds the native file's top-level settings (listeners, caches, …). The developer
+//! portal's kinds (`OAuthProvider`, `ClientType`, `Product`, `Plan`) are read by
+//! [`crate::portal`], which adds what they imply for the gateway.
 
 use crate::env::Env;
 use crate::native::{self, ApiSection, FileConfig, IssuerSection, NativeConfig, PolicySection};
+use crate::portal;
 use portico_core::config::Problem;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -33,10 +36,24 @@ pub enum Kind {
     Policy,
     Issuer,
     Settings,
+    /// The developer portal's (`crate::portal`).
+    OAuthProvider,
+    ClientType,
+    Product,
+    Plan,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Api, Kind::Policy, Kind::Issuer, Kind::Settings];
+    pub const ALL: [Kind; 8] = [
+        Kind::Api,
+        Kind::Policy,
+        Kind::Issuer,
+        Kind::Settings,
+        Kind::OAuthProvider,
+        Kind::ClientType,
+        Kind::Product,
+        Kind::Plan,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +61,10 @@ impl Kind {
             Kind::Policy => "Policy",
             Kind::Issuer => "Issuer",
             Kind::Settings => "Settings",
+            Kind::OAuthProvider => "OAuthProvider",
+            Kind::ClientType => "ClientType",
+            Kind::Product => "Product",
+            Kind::Plan => "Plan",
         }
     }
 
@@ -122,7 +143,7 @@ pub fn parse_yaml(text: &str, source: &str) -> Result<Vec<Document>, Vec<Problem
 
 /// Reads a spec into its section type; the error names the field path, e.g.
 /// `spec.jwt.issuers[0].algorithms: invalid type: string "RS256", expected a sequence`.
-fn section<T: DeserializeOwned>(spec: Value) -> Result<T, String> {
+pub(crate) fn section<T: DeserializeOwned>(spec: Value) -> Result<T, String> {
     serde_path_to_error::deserialize(spec).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -206,6 +227,9 @@ pub fn check(doc: &Document) -> Result<(), String> {
             }
             settings(doc).map(drop)
         }
+        Kind::OAuthProvider | Kind::ClientType | Kind::Product | Kind::Plan => {
+            crate::portal::check(doc)
+        }
     }
 }
 
@@ -266,11 +290,21 @@ pub fn to_native(docs: &[Document], source: &str, base_dir: &Path, env: &dyn Env
                     ..s
                 };
             }),
+            // Read below, once every API is in.
+            Kind::OAuthProvider | Kind::ClientType | Kind::Product | Kind::Plan => Ok(()),
         };
         if let Err(e) = converted {
             problems.push(Problem::error(doc.location(source), e));
         }
     }
+    let (catalogue, mut portal_problems) = portal::Catalogue::read(docs, source);
+    problems.append(&mut portal_problems);
+    problems.append(&mut portal::wire(
+        &catalogue,
+        &mut file.apis,
+        &mut file.policies,
+        source,
+    ));
     let mut native = native::convert(file, source, base_dir, env);
     problems.append(&mut native.problems);
     native.problems = problems;

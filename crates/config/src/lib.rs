@@ -7,6 +7,7 @@ pub mod documents;
 pub mod env;
 pub mod files;
 pub mod native;
+pub mod portal;
 pub mod tyk;
 
 use env::Env;

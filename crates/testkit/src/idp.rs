@@ -16,6 +16,8 @@ pub const POST_CLIENT_ID: &str = "gateway-post";
 pub const POST_CLIENT_SECRET: &str = "gateway-post-secret";
 /// A client that authenticates with `private_key_jwt`; its key is [`Idp::pkjwt_key_file`].
 pub const PKJWT_CLIENT_ID: &str = "gateway-pkjwt";
+/// The bearer token the IdP requires for Dynamic Client Registration (RFC 7591 §3).
+pub const INITIAL_ACCESS_TOKEN: &str = "portico-test-initial-access-token";
 
 pub struct Idp {
     pub issuer: String,

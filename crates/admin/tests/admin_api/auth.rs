@@ -65,9 +65,9 @@ async fn every_documented_route_refuses_a_missing_or_wrong_token() {
         .await
         .unwrap();
     let operations = guarded_operations(&openapi);
-    // 4 kinds × (list, create, get, put, delete) + apply + sessions (find, get, reset) +
+    // 8 kinds × (list, create, get, put, delete) + apply + sessions (find, get, reset) +
     // the JWKS cache flush + revocations (revoke, list, lift).
-    assert_eq!(operations.len(), 28, "{operations:?}");
+    assert_eq!(operations.len(), 48, "{operations:?}");
 
     let wrong_same_length = format!("{}X", &TOKEN[..TOKEN.len() - 1]);
     let refusals: [(&str, Option<String>); 6] = [

@@ -161,7 +161,16 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_its_errors() {
     assert_eq!(plural["name"], "plural");
     assert_eq!(
         plural["schema"]["enum"],
-        serde_json::json!(["apis", "policies", "issuers", "settings"])
+        serde_json::json!([
+            "apis",
+            "policies",
+            "issuers",
+            "settings",
+            "oauth-providers",
+            "client-types",
+            "products",
+            "plans"
+        ])
     );
 
     let open = &document["paths"]["/openapi.json"]["get"];
