@@ -194,7 +194,9 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::Conflict { .. } | StoreError::RevisionMoved { .. }) => {
                 ApiError::Conflict(e.to_string())
             }
-            e @ StoreError::Exists { .. } => ApiError::AlreadyExists(e.to_string()),
+            e @ (StoreError::Exists { .. } | StoreError::Taken(_)) => {
+                ApiError::AlreadyExists(e.to_string())
+            }
             e @ StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             // The store's own checks (names): their messages name the rule, nothing internal.
             StoreError::Invalid(message) => ApiError::invalid(message, Vec::new()),

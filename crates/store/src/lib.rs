@@ -6,6 +6,7 @@
 //! - [`resources`]: named, versioned documents with optimistic concurrency.
 //! - [`revision`]: the configuration revision and how nodes learn it changed.
 //! - [`revocations`]: tokens refused before their `exp`, with a revision of their own.
+//! - [`portal`]: the developer portal's developers, apps, access requests and clients.
 //! - [`seal`]: every spec is encrypted at rest.
 //! - [`durable`]: files written whole or not at all (the key file, a node's last good
 //!   configuration).
@@ -15,6 +16,7 @@
 
 mod backend;
 pub mod durable;
+pub mod portal;
 pub mod resources;
 pub mod revision;
 pub mod revocations;
@@ -62,6 +64,9 @@ pub enum StoreError {
     },
     #[error("{kind} {name:?} not found")]
     NotFound { kind: String, name: String },
+    /// A portal record that must be unique exists already (an email, an app name).
+    #[error("{0} exists already")]
+    Taken(String),
     /// The store was first opened with another secret key.
     #[error(
         "this secret key is not the one the store was created with; every node sharing \

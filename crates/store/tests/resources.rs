@@ -8,66 +8,10 @@ use portico_store::{
 use portico_testkit::TempDir;
 use portico_testkit::postgres::TempDatabase;
 use serde_json::json;
+
+mod common;
+use common::{Fixture, new_key};
 use std::time::{Duration, Instant};
-
-/// A store and what keeps it alive.
-struct Fixture {
-    store: Store,
-    settings: StoreSettings,
-    key: String,
-    _dir: TempDir,
-    _db: Option<TempDatabase>,
-}
-
-impl Fixture {
-    async fn reopen(&self) -> Store {
-        Store::open(&self.settings, SecretKey::from_base64(&self.key).unwrap())
-            .await
-            .unwrap()
-    }
-}
-
-fn new_key() -> SecretKey {
-    SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap()
-}
-
-async fn sqlite() -> Fixture {
-    let dir = TempDir::new("store");
-    let settings = StoreSettings::new(DatabaseUrl::Sqlite(dir.path().join("portico.db")));
-    open(settings, dir, None).await
-}
-
-async fn postgres() -> Fixture {
-    let db = TempDatabase::create("store").await;
-    let settings = StoreSettings::new(db.url.parse().unwrap());
-    open(settings, TempDir::new("store-pg"), Some(db)).await
-}
-
-async fn open(settings: StoreSettings, dir: TempDir, db: Option<TempDatabase>) -> Fixture {
-    let key = SecretKey::generate_base64().unwrap();
-    let store = Store::open(&settings, SecretKey::from_base64(&key).unwrap())
-        .await
-        .unwrap();
-    Fixture {
-        store,
-        settings,
-        key,
-        _dir: dir,
-        _db: db,
-    }
-}
-
-/// Runs each scenario on both backends.
-macro_rules! on_both_backends {
-    ($($name:ident => $scenario:ident;)*) => {
-        mod sqlite_backend {
-            $(#[tokio::test] async fn $name() { super::$scenario(super::sqlite().await).await })*
-        }
-        mod postgres_backend {
-            $(#[tokio::test] async fn $name() { super::$scenario(super::postgres().await).await })*
-        }
-    };
-}
 
 on_both_backends! {
     resources_are_created_read_updated_and_deleted_with_versions => crud_with_versions;
