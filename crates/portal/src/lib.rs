@@ -6,3 +6,4 @@
 //! What the portal's documents mean for the gateway is `portico_config::portal`.
 
 pub mod registration;
+pub mod workflow;

@@ -272,7 +272,7 @@ async fn load(store: &Store) -> Result<(i64, Vec<Document>), String> {
     let resources = store.list(None).await.map_err(|e| e.to_string())?;
     let documents = resources
         .into_iter()
-        // Kinds the gateway does not serve (the portal's) are not its concern.
+        // Kinds this binary does not know are skipped.
         .filter_map(|r| {
             Some(Document {
                 kind: Kind::parse(&r.kind)?,
