@@ -636,6 +636,49 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records a personal access token of `developer_id` by its hash.
+    pub async fn create_token(
+        &self,
+        developer_id: &str,
+        token_hash: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                sqlx::query("INSERT INTO portal_tokens (token_hash, developer_id, name, created_at_secs) VALUES ($1, $2, $3, $4)")
+                    .bind(token_hash)
+                    .bind(developer_id)
+                    .bind(name)
+                    .bind(now_secs())
+                    .execute(pool)
+                    .await
+                    .map_err(|e| taken(e, || "a token".to_string()))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The developer a personal access token (by its hash) belongs to.
+    pub async fn developer_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Developer>, StoreError> {
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                let row = sqlx::query(DEVELOPER_BY_TOKEN).bind(token_hash).fetch_optional(pool).await?;
+                row.as_ref().map(read_developer).transpose()
+            })
+        })
+        .await
+    }
+}
+
+const DEVELOPER_BY_TOKEN: &str = "SELECT d.id, d.email, d.name, d.password_hash, \
+     d.created_at_secs FROM portal_developers d JOIN portal_tokens t ON t.developer_id = d.id \
+     WHERE t.token_hash = $1";
+
 /// `$1` new status, `$2` reason, `$3` last error, `$4` now, `$5` id, `$6` expected status.
 /// A move to `pending` or `approving` is not a decision: `decided_at_secs` stays.
 const MOVE_REQUEST: &str = "UPDATE portal_access_requests SET status = $1, \

@@ -60,6 +60,20 @@ async fn developers_and_apps(f: Fixture) {
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].id, app);
     assert_eq!(apps[0].redirect_uris, ["https://app.example/cb"]);
+    f.store
+        .create_token(&dev, "hash-1", "laptop")
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .developer_by_token("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        dev
+    );
+    assert_eq!(f.store.developer_by_token("hash-2").await.unwrap(), None);
     let orphan = f.store.create_app("no-such-developer", "x", &[]).await;
     assert!(matches!(orphan, Err(StoreError::Invalid(_))), "{orphan:?}");
 }

@@ -64,3 +64,12 @@ CREATE TABLE portal_registration_journal (
     registration BYTEA NOT NULL,
     created_at_secs BIGINT NOT NULL
 );
+
+-- Developers' personal access tokens for the portal's JSON API: only a SHA-256 of each is
+-- kept (a token is 32 random bytes, so a plain hash is enough to make a leaked table useless).
+CREATE TABLE portal_tokens (
+    token_hash TEXT PRIMARY KEY,
+    developer_id TEXT NOT NULL REFERENCES portal_developers (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at_secs BIGINT NOT NULL
+);

@@ -1,0 +1,700 @@
+//! The portal's JSON APIs, on the portal listener:
+//!
+//! - for developers, under `/portal/api/`, with a personal access token
+//!   (`Authorization: Bearer pat_…`, made by `POST /portal/api/tokens` with the developer's
+//!   email and password): the catalogue, their apps, access requests, credentials;
+//! - for admins, under `/admin/`, with the admin token: developers, the access-request queue
+//!   (approve, reject, revoke).
+//!
+//! A developer only ever sees their own apps: another developer's app answers 404, as one
+//! that does not exist. Errors are `{"error": CODE, "message": TEXT}`.
+
+use crate::registration::{discover, http_client};
+use crate::workflow::{Workflow, WorkflowError};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use aws_lc_rs::digest::{SHA256, digest};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use portico_admin::AdminToken;
+use portico_config::documents::{Document, Kind, Metadata};
+use portico_config::portal::Catalogue;
+use portico_store::portal::{AccessRequest, App, Developer, RequestStatus};
+use portico_store::{Store, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Largest request body the portal reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Passwords: at least this long…
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// … and at most this many bytes (bounds the hashing work a request can ask for).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Redirect URIs an app may have.
+pub const MAX_REDIRECT_URIS: usize = 10;
+
+#[derive(Clone)]
+pub struct PortalState {
+    pub store: Store,
+    pub workflow: Workflow,
+    pub admin_token: AdminToken,
+}
+
+/// Every route of both APIs.
+pub fn router(state: PortalState) -> Router {
+    Router::new()
+        .route("/portal/api/tokens", post(create_token))
+        .route("/portal/api/catalogue", get(catalogue))
+        .route("/portal/api/apps", get(list_apps).post(create_app))
+        .route("/portal/api/apps/{id}", get(show_app).delete(delete_app))
+        .route("/portal/api/access-requests", post(request_access))
+        .route("/admin/developers", post(create_developer))
+        .route("/admin/access-requests", get(list_requests))
+        .route("/admin/access-requests/{id}/approve", post(approve))
+        .route("/admin/access-requests/{id}/reject", post(reject))
+        .route("/admin/access-requests/{id}/revoke", post(revoke))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <token>",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Taken(what) => Self::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("{what} exists already"),
+            ),
+            StoreError::Invalid(message) => Self::invalid(message),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "portal: store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable; try again",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "portal: store failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(e: WorkflowError) -> Self {
+        match e {
+            WorkflowError::NotFound(what) => Self::not_found(&what),
+            WorkflowError::WrongState(state) => Self::new(
+                StatusCode::CONFLICT,
+                "wrong_state",
+                format!("the access request is {state}"),
+            ),
+            WorkflowError::Catalogue(message) => Self::invalid(message),
+            // The IdP's own words, for the admin to act on.
+            WorkflowError::Idp(e) => Self::new(StatusCode::BAD_GATEWAY, "idp_error", e.to_string()),
+            WorkflowError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The developer a personal access token belongs to.
+pub struct DeveloperAuth(pub Developer);
+
+impl FromRequestParts<PortalState> for DeveloperAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &PortalState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let developer = state
+            .store
+            .developer_by_token(&token_hash(token))
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(DeveloperAuth(developer))
+    }
+}
+
+/// A request with the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<PortalState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &PortalState) -> Result<Self, ApiError> {
+        match bearer(parts) {
+            Some(token) if state.admin_token.matches(token.as_bytes()) => Ok(AdminAuth),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+fn token_hash(token: &str) -> String {
+    digest(&SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new personal access token: `pat_` and 32 random bytes, URL-safe base64.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    format!(
+        "pat_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// An Argon2id hash (PHC string) of `password`, checked for length first.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "password: at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!("password: at most {MAX_PASSWORD_BYTES} bytes"));
+    }
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches `hash`; with no account (`None`), a hash is still computed so
+/// that the answer takes as long either way.
+pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if password.len() > MAX_PASSWORD_BYTES {
+        return false;
+    }
+    let dummy =
+        DUMMY.get_or_init(|| hash_password("no account has this password").unwrap_or_default());
+    let parsed = PasswordHash::new(hash.unwrap_or(dummy));
+    let matches = parsed.is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    });
+    matches && hash.is_some()
+}
+
+fn check_email(email: &str) -> Result<(), ApiError> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("email: not an email address"))
+    }
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "{field}: 1 to 200 characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A redirect URI: absolute https, or http on a loopback host (native apps, RFC 8252); no
+/// fragment.
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(uri).map_err(|e| format!("{uri:?}: {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(format!("{uri:?}: must be https (or http on localhost)")),
+    }
+    if url.fragment().is_some() {
+        return Err(format!("{uri:?}: must not have a fragment"));
+    }
+    Ok(())
+}
+
+async fn catalogue_of(store: &Store) -> Result<Catalogue, ApiError> {
+    let docs: Vec<Document> = store
+        .list(None)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let kind = Kind::parse(&r.kind)?;
+            portico_config::portal::is_portal_kind(kind).then_some(Document {
+                kind,
+                metadata: Metadata {
+                    name: r.name,
+                    version: None,
+                },
+                spec: r.spec,
+            })
+        })
+        .collect();
+    // Documents that do not pass their checks are not offered.
+    Ok(Catalogue::read(&docs, "store").0)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn create_token(
+    State(state): State<PortalState>,
+    Json(body): Json<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let developer = state.store.developer_by_email(&body.email).await?;
+    let password = body.password;
+    let hash = developer.as_ref().map(|d| d.password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
+        .await
+        .unwrap_or(false);
+    let Some(developer) = developer.filter(|_| matches) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong email or password",
+        ));
+    };
+    let token = new_token();
+    let name = body.name.unwrap_or_else(|| "api".into());
+    check_name("name", &name)?;
+    state
+        .store
+        .create_token(&developer.id, &token_hash(&token), &name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": token }))))
+}
+
+async fn catalogue(
+    State(state): State<PortalState>,
+    DeveloperAuth(_): DeveloperAuth,
+) -> Result<Json<Value>, ApiError> {
+    let catalogue = catalogue_of(&state.store).await?;
+    let products: Vec<Value> = catalogue
+        .products
+        .iter()
+        .map(|(name, p)| {
+            let client_types: Vec<Value> = p
+                .dcr
+                .client_types
+                .iter()
+                .filter_map(|t| catalogue.client_types.get(t).map(|spec| (t, spec)))
+                .map(|(t, spec)| {
+                    json!({
+                        "name": t,
+                        "displayName": spec.display_name,
+                        "description": spec.description,
+                        "grantTypes": spec.grant_types,
+                        "needsRedirectUris": spec.needs_redirect_uris(),
+                    })
+                })
+                .collect();
+            json!({
+                "name": name,
+                "displayName": p.display_name,
+                "description": p.description,
+                "apis": p.apis,
+                "scopes": p.scopes,
+                "dcr": p.dcr.enabled,
+                "clientTypes": client_types,
+                "docs": { "markdown": p.docs.markdown, "openapi": p.docs.openapi },
+            })
+        })
+        .collect();
+    let plans: Vec<Value> = catalogue
+        .plans
+        .iter()
+        .map(|(name, p)| {
+            json!({
+                "name": name,
+                "displayName": p.display_name,
+                "description": p.description,
+                "scope": p.scope,
+                "rateLimit": p.rate_limit,
+                "quota": p.quota,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "products": products, "plans": plans })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    name: String,
+    #[serde(default)]
+    redirect_uris: RedirectUris,
+}
+
+/// A list, or one comma-separated string (as a form field gives it).
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum RedirectUris {
+    #[default]
+    None,
+    List(Vec<String>),
+    Text(String),
+}
+
+impl RedirectUris {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            RedirectUris::None => Vec::new(),
+            RedirectUris::List(list) => list,
+            RedirectUris::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+fn app_json(app: &App) -> Value {
+    json!({
+        "id": app.id,
+        "name": app.name,
+        "redirect_uris": app.redirect_uris,
+        "created_at": app.created_at_secs,
+    })
+}
+
+fn request_json(request: &AccessRequest) -> Value {
+    json!({
+        "id": request.id,
+        "app_id": request.app_id,
+        "product": request.product,
+        "plan": request.plan,
+        "client_type": request.client_type,
+        "status": request.status.as_str(),
+        "reason": request.reason,
+        "last_error": request.last_error,
+        "created_at": request.created_at_secs,
+        "decided_at": request.decided_at_secs,
+    })
+}
+
+async fn create_app(
+    State(state): State<PortalState>,
+    DeveloperAuth(developer): DeveloperAuth,
+    Json(body): Json<NewApp>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_name("name", &body.name)?;
+    let uris = body.redirect_uris.into_vec();
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(ApiError::invalid(format!(
+            "redirect_uris: at most {MAX_REDIRECT_URIS}"
+        )));
+    }
+    for uri in &uris {
+        check_redirect_uri(uri).map_err(|e| ApiError::invalid(format!("redirect_uris: {e}")))?;
+    }
+    let app = state
+        .store
+        .create_app(&developer.id, body.name.trim(), &uris)
+        .await?;
+    Ok((StatusCode::CREATED, Json(app_json(&app))))
+}
+
+async fn list_apps(
+    State(state): State<PortalState>,
+    DeveloperAuth(developer): DeveloperAuth,
+) -> Result<Json<Value>, ApiError> {
+    let apps = state.store.apps_of(&developer.id).await?;
+    Ok(Json(
+        json!({ "items": apps.iter().map(app_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `id`, if it is an app of `developer`: another developer's app is "not found".
+async fn own_app(state: &PortalState, developer: &Developer, id: &str) -> Result<App, ApiError> {
+    match state.store.app(id).await? {
+        Some(app) if app.developer_id == developer.id => Ok(app),
+        _ => Err(ApiError::not_found("app")),
+    }
+}
+
+async fn show_app(
+    State(state): State<PortalState>,
+    DeveloperAuth(developer): DeveloperAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let app = own_app(&state, &developer, &id).await?;
+    let requests = state.store.access_requests_of(&app.id).await?;
+    let mut shown = app_json(&app);
+    shown["access"] = requests.iter().map(request_json).collect();
+    if let Some(client) = state.store.client_of(&app.id).await? {
+        let registration: Value =
+            serde_json::from_slice(&client.registration).unwrap_or(Value::Null);
+        shown["client_id"] = json!(client.client_id);
+        shown["client_secret"] = registration["client_secret"].clone();
+        shown["scopes"] = json!(client.scope.split(' ').collect::<Vec<_>>());
+        shown["token_endpoint"] = match token_endpoint(&state, &client.provider).await {
+            Some(endpoint) => json!(endpoint),
+            None => Value::Null,
+        };
+    }
+    Ok(Json(shown))
+}
+
+/// The provider's token endpoint, by discovery (`None` when it cannot be found now).
+async fn token_endpoint(state: &PortalState, provider: &str) -> Option<String> {
+    let catalogue = catalogue_of(&state.store).await.ok()?;
+    let provider = catalogue.providers.get(provider)?;
+    let http = http_client(provider.insecure_skip_tls_verify).ok()?;
+    discover(&http, &provider.well_known_url)
+        .await
+        .ok()?
+        .token_endpoint
+}
+
+async fn delete_app(
+    State(state): State<PortalState>,
+    DeveloperAuth(developer): DeveloperAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let app = own_app(&state, &developer, &id).await?;
+    state.workflow.delete_app(&app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccessRequest {
+    app_id: String,
+    product: String,
+    plan: String,
+    client_type: String,
+}
+
+async fn request_access(
+    State(state): State<PortalState>,
+    DeveloperAuth(developer): DeveloperAuth,
+    Json(body): Json<NewAccessRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let app = own_app(&state, &developer, &body.app_id).await?;
+    let catalogue = catalogue_of(&state.store).await?;
+    let product = catalogue
+        .products
+        .get(&body.product)
+        .ok_or_else(|| ApiError::invalid(format!("product: no product {:?}", body.product)))?;
+    if !catalogue.plans.contains_key(&body.plan) {
+        return Err(ApiError::invalid(format!("plan: no plan {:?}", body.plan)));
+    }
+    if !product.dcr.enabled || !product.dcr.client_types.contains(&body.client_type) {
+        return Err(ApiError::invalid(format!(
+            "client_type: product {:?} offers {}",
+            body.product,
+            if product.dcr.enabled {
+                product.dcr.client_types.join(", ")
+            } else {
+                "no client registration".into()
+            }
+        )));
+    }
+    let client_type = catalogue
+        .client_types
+        .get(&body.client_type)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "client_type: no client type {:?}",
+                body.client_type
+            ))
+        })?;
+    if client_type.needs_redirect_uris() && app.redirect_uris.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "client_type: {:?} clients need redirect URIs; give the app some first",
+            body.client_type
+        )));
+    }
+    let request = state
+        .store
+        .create_access_request(&app.id, &body.product, &body.plan, &body.client_type)
+        .await?;
+    Ok((StatusCode::CREATED, Json(request_json(&request))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDeveloper {
+    email: String,
+    name: String,
+    password: String,
+}
+
+async fn create_developer(
+    State(state): State<PortalState>,
+    _: AdminAuth,
+    Json(body): Json<NewDeveloper>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_email(&body.email)?;
+    check_name("name", &body.name)?;
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::invalid(e.to_string()))?
+        .map_err(ApiError::invalid)?;
+    let developer = state
+        .store
+        .create_developer(&body.email, body.name.trim(), &hash)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": developer.id, "email": developer.email, "name": developer.name })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct StatusFilter {
+    status: Option<String>,
+}
+
+async fn list_requests(
+    State(state): State<PortalState>,
+    _: AdminAuth,
+    Query(filter): Query<StatusFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match filter.status.as_deref() {
+        None => None,
+        Some(text) => Some(RequestStatus::parse(text).ok_or_else(|| {
+            ApiError::invalid("status: one of pending, approving, approved, rejected, revoked")
+        })?),
+    };
+    let requests = state.store.access_requests(status).await?;
+    Ok(Json(
+        json!({ "items": requests.iter().map(request_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn approve(
+    State(state): State<PortalState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let request = state.workflow.approve(&id).await?;
+    Ok(Json(request_json(&request)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+fn check_reason(reason: &str) -> Result<(), ApiError> {
+    if reason.trim().is_empty() || reason.len() > 2000 {
+        return Err(ApiError::invalid("reason: 1 to 2000 characters"));
+    }
+    Ok(())
+}
+
+async fn reject(
+    State(state): State<PortalState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    Json(body): Json<Reason>,
+) -> Result<Json<Value>, ApiError> {
+    check_reason(&body.reason)?;
+    let request = state.workflow.reject(&id, body.reason.trim()).await?;
+    Ok(Json(request_json(&request)))
+}
+
+async fn revoke(
+    State(state): State<PortalState>,
+    _: AdminAuth,
+    Path(id): Path<String>,
+    Json(body): Json<Reason>,
+) -> Result<Json<Value>, ApiError> {
+    check_reason(&body.reason)?;
+    let request = state.workflow.revoke(&id, body.reason.trim()).await?;
+    Ok(Json(request_json(&request)))
+}

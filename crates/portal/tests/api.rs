@@ -1,0 +1,366 @@
+//! The portal's JSON APIs over HTTP, against the real test IdP and a SQLite store: an admin
+//! creates developers and approves; a developer gets a personal access token, creates an app,
+//! requests access, reads the credentials and gets a token with them; another developer sees
+//! none of it.
+
+use portico_admin::AdminToken;
+use portico_config::env::MapEnv;
+use portico_config::portal::DISCOVERY_SUFFIX;
+use portico_portal::api::{PortalState, router};
+use portico_portal::workflow::Workflow;
+use portico_store::{DatabaseUrl, Expect, Resource, SecretKey, Store, StoreSettings};
+use portico_testkit::TempDir;
+use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp, JWT_RESOURCE};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+const ADMIN: &str = "portal-test-admin-token-0123456789abcdef";
+
+struct Portal {
+    base: String,
+    http: reqwest::Client,
+    idp: Idp,
+    _dir: TempDir,
+}
+
+async fn start() -> Portal {
+    let idp = Idp::start();
+    let dir = TempDir::new("portal-api");
+    let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
+    let store = Store::open(
+        &StoreSettings::new(DatabaseUrl::Sqlite(dir.path().join("portico.db"))),
+        key,
+    )
+    .await
+    .unwrap();
+    let docs = [
+        (
+            "OAuthProvider",
+            "test-idp",
+            json!({"wellKnownUrl": format!("{}{DISCOVERY_SUFFIX}", idp.issuer), "initialAccessToken": INITIAL_ACCESS_TOKEN}),
+        ),
+        (
+            "ClientType",
+            "backend",
+            json!({"provider": "test-idp", "displayName": "Backend service", "grantTypes": ["client_credentials"]}),
+        ),
+        (
+            "ClientType",
+            "web",
+            json!({"provider": "test-idp", "grantTypes": ["authorization_code"], "responseTypes": ["code"]}),
+        ),
+        (
+            "Product",
+            "orders",
+            json!({"apis": ["orders"], "scopes": ["orders:read"], "dcr": {"enabled": true, "clientTypes": ["backend", "web"]}}),
+        ),
+        (
+            "Plan",
+            "gold",
+            json!({"scope": "gold", "rateLimit": {"requests": 100, "per": "60s"}}),
+        ),
+    ];
+    for (kind, name, spec) in docs {
+        let resource = Resource {
+            kind: kind.into(),
+            name: name.into(),
+            spec,
+        };
+        store.put(resource, Expect::Any).await.unwrap();
+    }
+    let workflow = Workflow::new(store.clone(), Arc::new(MapEnv::default()), 86_400);
+    let state = PortalState {
+        store,
+        workflow,
+        admin_token: AdminToken::new(ADMIN).unwrap(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    Portal {
+        base,
+        http: reqwest::Client::new(),
+        idp,
+        _dir: dir,
+    }
+}
+
+impl Portal {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A developer made by the admin, and a personal access token of theirs.
+    async fn developer(&self, email: &str) -> String {
+        let body = json!({"email": email, "name": "Dev", "password": "correct horse battery"});
+        let (status, made) = self
+            .call("POST", "/admin/developers", ADMIN, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let login = json!({"email": email, "password": "correct horse battery"});
+        let (status, token) = self
+            .call("POST", "/portal/api/tokens", "", Some(login))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{token}");
+        token["token"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn from_access_request_to_a_token_and_back() {
+    let p = start().await;
+    let ada = p.developer("ada@example.com").await;
+
+    let (status, catalogue) = p.call("GET", "/portal/api/catalogue", &ada, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(catalogue["products"][0]["name"], "orders");
+    assert_eq!(
+        catalogue["products"][0]["clientTypes"][0]["displayName"],
+        "Backend service"
+    );
+    assert_eq!(catalogue["plans"][0]["scope"], "gold");
+
+    let (status, app) = p
+        .call(
+            "POST",
+            "/portal/api/apps",
+            &ada,
+            Some(json!({"name": "orders app"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    // A code-flow client type needs redirect URIs the app does not have.
+    let web = json!({"app_id": app_id, "product": "orders", "plan": "gold", "client_type": "web"});
+    let (status, refused) = p
+        .call("POST", "/portal/api/access-requests", &ada, Some(web))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("redirect URIs")
+    );
+    let ask =
+        json!({"app_id": app_id, "product": "orders", "plan": "gold", "client_type": "backend"});
+    let (status, request) = p
+        .call("POST", "/portal/api/access-requests", &ada, Some(ask))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    assert_eq!(request["status"], "pending");
+    let request_id = request["id"].as_str().unwrap().to_string();
+
+    let (_, pending) = p
+        .call("GET", "/admin/access-requests?status=pending", ADMIN, None)
+        .await;
+    assert_eq!(pending["items"][0]["id"], request_id.as_str());
+    let (status, approved) = p
+        .call(
+            "POST",
+            &format!("/admin/access-requests/{request_id}/approve"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    let (status, again) = p
+        .call(
+            "POST",
+            &format!("/admin/access-requests/{request_id}/approve"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    let (status, shown) = p
+        .call("GET", &format!("/portal/api/apps/{app_id}"), &ada, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["access"][0]["status"], "approved");
+    assert_eq!(shown["scopes"], json!(["gold", "orders:read"]));
+    assert_eq!(
+        shown["token_endpoint"],
+        format!("{}/token", p.idp.issuer).as_str()
+    );
+    let token: Value = p
+        .http
+        .post(shown["token_endpoint"].as_str().unwrap())
+        .basic_auth(
+            shown["client_id"].as_str().unwrap(),
+            shown["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "orders:read gold"),
+            ("resource", JWT_RESOURCE),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(token["access_token"].is_string(), "{token}");
+
+    let (status, _) = p
+        .call("DELETE", &format!("/portal/api/apps/{app_id}"), &ada, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let gone: Value = p
+        .http
+        .post(format!("{}/token", p.idp.issuer))
+        .basic_auth(
+            shown["client_id"].as_str().unwrap(),
+            shown["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "orders:read"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["error"], "invalid_client", "{gone}");
+    let (status, _) = p
+        .call("GET", &format!("/portal/api/apps/{app_id}"), &ada, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn one_developer_never_sees_anothers_apps_and_developers_are_not_admins() {
+    let p = start().await;
+    let ada = p.developer("ada@example.com").await;
+    let bob = p.developer("bob@example.com").await;
+    let (_, app) = p
+        .call(
+            "POST",
+            "/portal/api/apps",
+            &ada,
+            Some(json!({"name": "ada's"})),
+        )
+        .await;
+    let app_id = app["id"].as_str().unwrap();
+
+    for (method, path) in [
+        ("GET", format!("/portal/api/apps/{app_id}")),
+        ("DELETE", format!("/portal/api/apps/{app_id}")),
+    ] {
+        let (status, body) = p.call(method, &path, &bob, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let ask =
+        json!({"app_id": app_id, "product": "orders", "plan": "gold", "client_type": "backend"});
+    let (status, _) = p
+        .call("POST", "/portal/api/access-requests", &bob, Some(ask))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, bobs) = p.call("GET", "/portal/api/apps", &bob, None).await;
+    assert_eq!(bobs["items"], json!([]));
+    let (status, _) = p
+        .call("GET", &format!("/portal/api/apps/{app_id}"), &ada, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "still there for its owner");
+
+    for (method, path) in [
+        ("POST", "/admin/developers"),
+        ("GET", "/admin/access-requests"),
+        ("POST", "/admin/access-requests/x/approve"),
+        ("POST", "/admin/access-requests/x/reject"),
+        ("POST", "/admin/access-requests/x/revoke"),
+    ] {
+        let (status, _) = p
+            .call(method, path, &ada, Some(json!({"reason": "x"})))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a developer's token"
+        );
+    }
+    let (status, _) = p.call("GET", "/portal/api/apps", "pat_forged", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = p.call("GET", "/portal/api/apps", ADMIN, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the admin token is not a developer"
+    );
+}
+
+#[tokio::test]
+async fn bad_logins_and_bad_input_are_refused_clearly() {
+    let p = start().await;
+    p.developer("ada@example.com").await;
+    for login in [
+        json!({"email": "ada@example.com", "password": "wrong password!"}),
+        json!({"email": "nobody@example.com", "password": "correct horse battery"}),
+    ] {
+        let (status, body) = p.call("POST", "/portal/api/tokens", "", Some(login)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["message"], "wrong email or password");
+    }
+    let short = json!({"email": "c@example.com", "name": "C", "password": "short"});
+    let (status, body) = p
+        .call("POST", "/admin/developers", ADMIN, Some(short))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("password: at least")
+    );
+    let twice =
+        json!({"email": "ADA@example.com", "name": "A", "password": "correct horse battery"});
+    let (status, _) = p
+        .call("POST", "/admin/developers", ADMIN, Some(twice))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let ada = {
+        let login = json!({"email": "ada@example.com", "password": "correct horse battery"});
+        p.call("POST", "/portal/api/tokens", "", Some(login))
+            .await
+            .1["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let bad_uri =
+        json!({"name": "x", "redirect_uris": "https://ok.example/cb, http://evil.example/cb"});
+    let (status, body) = p
+        .call("POST", "/portal/api/apps", &ada, Some(bad_uri))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"].as_str().unwrap().contains("must be https"),
+        "{body}"
+    );
+    let (status, _) = p
+        .call("GET", "/admin/access-requests?status=maybe", ADMIN, None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
