@@ -115,3 +115,135 @@ fn a_registered_client_reaches_the_product_under_its_plan() {
     assert_eq!(server.status("/refunds/x", "GET", &full), 429);
     assert_eq!(server.status("/payments/x", "GET", &full), 429);
 }
+
+/// The whole path through the binary: a control plane with the portal, the real IdP, an
+/// approval over the portal's APIs, a token that reaches the API, and the app's deletion
+/// refusing that still-valid token at the gateway.
+#[test]
+fn the_control_plane_serves_the_portal_from_request_to_revocation() {
+    use common::{ADMIN_TOKEN, admin_call, wait_for};
+    use reqwest::Method;
+    let idp = Idp::start();
+    let dir = TempDir::new("portal-control-plane");
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    let server = Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--portal-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("PORTICO_LOG", "warn"),
+            ("IDP_IAT", INITIAL_ACCESS_TOKEN),
+        ],
+    );
+    let portal = format!("http://{}", server.announced("portal"));
+    let documents =
+        portico_config::documents::parse_yaml(&documents(&idp, upstream()), "test").unwrap();
+    let (status, body) = admin_call(
+        &server,
+        Method::POST,
+        "/apply",
+        Some(serde_json::to_value(&documents).unwrap()),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let http = reqwest::blocking::Client::new();
+    let call = |method: Method, path: &str, token: &str, body: Option<Value>| -> (u16, Value) {
+        let mut request = http
+            .request(method, format!("{portal}{path}"))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    };
+    let password = "correct horse battery";
+    let (status, _) = call(
+        Method::POST,
+        "/admin/developers",
+        ADMIN_TOKEN,
+        Some(serde_json::json!({"email": "ada@example.com", "name": "Ada", "password": password})),
+    );
+    assert_eq!(status, 201);
+    let (_, pat) = call(
+        Method::POST,
+        "/portal/api/tokens",
+        "",
+        Some(serde_json::json!({"email": "ada@example.com", "password": password})),
+    );
+    let pat = pat["token"].as_str().unwrap().to_string();
+    let (_, app) = call(
+        Method::POST,
+        "/portal/api/apps",
+        &pat,
+        Some(serde_json::json!({"name": "orders app"})),
+    );
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let (status, request) = call(
+        Method::POST,
+        "/portal/api/access-requests",
+        &pat,
+        Some(
+            serde_json::json!({"app_id": app_id, "product": "orders", "plan": "gold", "client_type": "backend"}),
+        ),
+    );
+    assert_eq!(status, 201, "{request}");
+    let (status, approved) = call(
+        Method::POST,
+        &format!(
+            "/admin/access-requests/{}/approve",
+            request["id"].as_str().unwrap()
+        ),
+        ADMIN_TOKEN,
+        None,
+    );
+    assert_eq!(status, 200, "{approved}");
+
+    let (_, shown) = call(
+        Method::GET,
+        &format!("/portal/api/apps/{app_id}"),
+        &pat,
+        None,
+    );
+    let answer: Value = http
+        .post(shown["token_endpoint"].as_str().unwrap())
+        .basic_auth(
+            shown["client_id"].as_str().unwrap(),
+            shown["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "orders:read gold"),
+            ("resource", JWT_RESOURCE),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_string();
+    // The control plane's gateway follows the store (within its poll interval).
+    wait_for(
+        || server.status("/payments/x", "GET", &token) == 200,
+        "the applied API serving the token",
+    );
+
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("/portal/api/apps/{app_id}"),
+        &pat,
+        None,
+    );
+    assert_eq!(status, 204);
+    wait_for(
+        || server.status("/payments/x", "GET", &token) == 401,
+        "the deleted app's token refused",
+    );
+}

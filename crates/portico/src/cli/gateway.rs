@@ -18,6 +18,8 @@ use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::ProcessEnv;
 use portico_config::{self as config, Loaded, LogFormat};
 use portico_gateway::Gateway;
+use portico_portal::api::PortalState;
+use portico_portal::workflow::Workflow;
 use portico_store::{DatabaseUrl, SchemaMode, SecretKey, Store, StoreSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,12 +58,17 @@ pub struct GatewayArgs {
 }
 
 pub fn run(args: GatewayArgs) -> ExitCode {
-    run_node(args, None)
+    run_node(args, None, None)
 }
 
 /// A node serving the store's configuration; with an admin token it is also a control plane:
-/// the admin REST API on its admin listener writes to the store.
-pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode {
+/// the admin REST API on its admin listener writes to the store, and, with `portal_listen`,
+/// the developer portal is served there.
+pub(super) fn run_node(
+    args: GatewayArgs,
+    admin: Option<AdminToken>,
+    portal_listen: Option<SocketAddr>,
+) -> ExitCode {
     logging::init(
         LogFormat::Text,
         &std::env::var("PORTICO_LOG").unwrap_or("info".into()),
@@ -167,7 +174,15 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             policies = loaded.gateway.policies.len(),
             "gateway node started"
         );
+        let max_token_lifetime = loaded.gateway.settings.max_token_lifetime_secs;
         drop(loaded);
+        let portal = match (portal_listen, &admin, &store_for_admin) {
+            (Some(address), Some(token), Some(store)) => Some((
+                address,
+                portal_router(store, token, max_token_lifetime).await,
+            )),
+            _ => None,
+        };
         let listeners = Listeners {
             listen: args.listen,
             admin_listen: args.admin_listen,
@@ -175,6 +190,7 @@ pub(super) fn run_node(args: GatewayArgs, admin: Option<AdminToken>) -> ExitCode
             admin_api: admin.zip(store_for_admin).map(|(token, store)| {
                 admin_router(store, token, gateway.clone(), args.data_dir.clone())
             }),
+            portal,
         };
         let follower = Follower {
             gateway: gateway.clone(),
@@ -212,6 +228,24 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
                 .into(),
         ),
     }
+}
+
+/// The developer portal over `store`, after finishing what a crash left in its registration
+/// journal (an IdP that cannot be reached now is retried at the next start).
+async fn portal_router(store: &Store, token: &AdminToken, max_token_lifetime: u64) -> axum::Router {
+    let workflow = Workflow::new(
+        store.clone(),
+        Arc::new(portico_config::env::ProcessEnv),
+        max_token_lifetime,
+    );
+    if let Err(e) = workflow.recover().await {
+        tracing::error!(error = %e, "portal: finishing interrupted approvals");
+    }
+    portico_portal::api::router(PortalState {
+        store: store.clone(),
+        workflow,
+        admin_token: token.clone(),
+    })
 }
 
 /// The admin REST API over `store`; every write is checked as the configuration loader

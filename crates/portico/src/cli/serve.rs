@@ -45,11 +45,21 @@ pub struct ServeArgs {
     /// File holding the store's secret key (see `portico gateway --help`).
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
+    /// Serve the developer portal's APIs on this address (with --database; e.g.
+    /// 127.0.0.1:3000). Without it, no portal is served.
+    #[arg(long, value_name = "ADDR")]
+    pub portal_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(database) = args.database.clone() {
         return run_control_plane(args, database);
+    }
+    if args.portal_listen.is_some() {
+        eprintln!(
+            "error: the portal keeps its records in the store: use --portal-listen with --database"
+        );
+        return ExitCode::from(1);
     }
     let sources = args.config.sources();
     let loaded = match config::load(&sources, &ProcessEnv) {
@@ -111,6 +121,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             admin_listen,
             listen_tls: listen_tls.clone(),
             admin_api: None,
+            portal: None,
         };
         let reloader_gateway = gateway.clone();
         listeners
@@ -128,6 +139,8 @@ pub(super) struct Listeners {
     pub listen_tls: Option<TlsListener>,
     /// The admin REST API, served on the admin listener beside the operations endpoints.
     pub admin_api: Option<axum::Router>,
+    /// The developer portal: its address and its routes.
+    pub portal: Option<(SocketAddr, axum::Router)>,
 }
 
 impl Listeners {
@@ -143,6 +156,7 @@ impl Listeners {
             admin_listen,
             listen_tls,
             admin_api,
+            portal,
         } = self;
         let (gateway_listener, admin_listener) = match (
             TcpListener::bind(listen).await,
@@ -182,6 +196,16 @@ impl Listeners {
                 }
             }
         };
+        let portal = match portal {
+            None => None,
+            Some((address, router)) => match TcpListener::bind(address).await {
+                Ok(listener) => Some((listener, router)),
+                Err(e) => {
+                    eprintln!("error: cannot listen on {address}: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -194,6 +218,23 @@ impl Listeners {
             "admin listening on http://{}",
             admin_listener.local_addr().map_or(admin_listen, |a| a)
         );
+        let serving_portal = portal.map(|(listener, router)| {
+            println!(
+                "portal listening on http://{}",
+                listener
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string())
+            );
+            let stopped = stopped(stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the portal listener failed");
+                }
+            })
+        });
         let serving = tokio::spawn(
             gateway
                 .clone()
@@ -242,6 +283,9 @@ impl Listeners {
         if let Some(t) = serving_tls {
             let _ = t.await;
         }
+        if let Some(p) = serving_portal {
+            let _ = p.await;
+        }
         ExitCode::SUCCESS
     }
 }
@@ -275,7 +319,7 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
         secret_key_file: args.secret_key_file,
         poll_ms: 1000,
     };
-    run_node(node, Some(token))
+    run_node(node, Some(token), args.portal_listen)
 }
 
 /// The admin token: `PORTICO_ADMIN_TOKEN`, else the file's first line.

@@ -73,6 +73,9 @@ pub struct Server {
     pub addr: String,
     /// The admin listener.
     pub admin: String,
+    /// What it printed on stdout after the two listener lines (read as it comes, so that a
+    /// later line never meets a closed pipe).
+    later: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -111,7 +114,39 @@ impl Server {
         };
         let addr = address();
         let admin = address();
-        Self { child, addr, admin }
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = later.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            addr,
+            admin,
+            later,
+        }
+    }
+
+    /// The address of the listener a later stdout line announces (`portal listening on
+    /// http://ADDR`), waiting for it.
+    pub fn announced(&self, what: &str) -> String {
+        let prefix = format!("{what} listening on http://");
+        let mut found = None;
+        wait_for(
+            || {
+                found = self
+                    .later
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find_map(|l| l.strip_prefix(&prefix).map(str::to_string));
+                found.is_some()
+            },
+            &prefix,
+        );
+        found.unwrap()
     }
 
     pub fn status(&self, path: &str, method: &str, token: &str) -> u16 {
