@@ -23,18 +23,23 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Where a standard OIDC discovery document lives, below the issuer.
 pub const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
 
+/// The claim scopes are read from unless a provider or API says otherwise.
+const DEFAULT_SCOPE_CLAIM: &str = "scope";
+const PRODUCT_PREFIX: &str = "product:";
+const PLAN_PREFIX: &str = "plan:";
+
 /// The policy a product's scopes select.
 pub fn product_policy(product: &str) -> String {
-    format!("product:{product}")
+    format!("{PRODUCT_PREFIX}{product}")
 }
 
 /// The policy a plan's scope selects.
 pub fn plan_policy(plan: &str) -> String {
-    format!("plan:{plan}")
+    format!("{PLAN_PREFIX}{plan}")
 }
 
-/// An IdP the portal registers clients at.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An IdP the portal registers clients at. `Debug` leaves out the initial access token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OAuthProviderSpec {
     /// Which registration dialect: RFC 7591/7592 as written, or a product's documented quirks.
@@ -54,6 +59,16 @@ pub struct OAuthProviderSpec {
     /// Audiences the gateway requires in this IdP's tokens (default: any).
     #[serde(default)]
     pub audiences: Vec<String>,
+}
+
+impl std::fmt::Debug for OAuthProviderSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProviderSpec")
+            .field("type", &self.kind)
+            .field("well_known_url", &self.well_known_url)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OAuthProviderSpec {
@@ -475,7 +490,7 @@ pub fn wire(
             ));
             continue;
         }
-        for scope in &product.scopes {
+        for scope in product.scopes.iter().collect::<BTreeSet<_>>() {
             if let Some(owner) = scope_owner.insert(scope, format!("Product {name:?}")) {
                 problems.push(Problem::error(
                     at("Product", name),
@@ -531,6 +546,14 @@ fn wire_api(
     if api.keyless {
         return Err("the API is keyless: a product's API must check tokens".into());
     }
+    // Only the portal's scopes may grant a product's API: a policy claim or default policies
+    // would grant it to any token of the product's IdP, approved or not.
+    if api.policies.claim.is_some() {
+        return Err("the API takes policies from a claim (policies.claim); a product's API is granted by its scopes only".into());
+    }
+    if !api.policies.defaults.is_empty() {
+        return Err("the API has default policies (policies.defaults); a product's API is granted by its scopes only".into());
+    }
     if product.dcr.enabled {
         for provider_name in catalogue.providers_of(product) {
             let Some(provider) = catalogue.providers.get(provider_name) else {
@@ -553,15 +576,44 @@ fn wire_api(
                 .map_err(|e| e.to_string())?;
                 jwt.issuers.push(section);
             }
-            if let Some(claim) = &provider.scope_claim {
-                match &api.policies.scope_claim {
-                    Some(existing) if existing != claim => {
-                        return Err(format!(
-                            "the API reads scopes from {existing:?}, provider {provider_name:?} puts them in {claim:?}"
-                        ));
-                    }
-                    _ => api.policies.scope_claim = Some(claim.clone()),
-                }
+            let claim = provider
+                .scope_claim
+                .as_deref()
+                .unwrap_or(DEFAULT_SCOPE_CLAIM);
+            let existing = api
+                .policies
+                .scope_claim
+                .as_deref()
+                .unwrap_or(DEFAULT_SCOPE_CLAIM);
+            if existing != claim {
+                return Err(format!(
+                    "the API reads scopes from {existing:?}, provider {provider_name:?} puts them in {claim:?}"
+                ));
+            }
+            if provider.scope_claim.is_some() {
+                api.policies.scope_claim = Some(claim.to_string());
+            }
+        }
+    }
+    // A scope the API maps by hand as well would mix the portal's grants with others.
+    for scope in product
+        .scopes
+        .iter()
+        .chain(catalogue.plans.values().map(|p| &p.scope))
+    {
+        if let Some(mapped) = api.policies.scope_map.get(scope) {
+            let names: Vec<&String> = match mapped {
+                OneOrMany::One(name) => vec![name],
+                OneOrMany::Many(names) => names.iter().collect(),
+            };
+            let by_hand: Vec<&String> = names
+                .into_iter()
+                .filter(|p| !p.starts_with(PRODUCT_PREFIX) && !p.starts_with(PLAN_PREFIX))
+                .collect();
+            if !by_hand.is_empty() {
+                return Err(format!(
+                    "the API maps the portal's scope {scope:?} to {by_hand:?} too; leave the portal's scopes to the portal"
+                ));
             }
         }
     }

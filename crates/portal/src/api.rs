@@ -10,7 +10,7 @@
 //! that does not exist. Errors are `{"error": CODE, "message": TEXT}`.
 
 use crate::registration::{discover, http_client};
-use crate::workflow::{Workflow, WorkflowError};
+use crate::workflow::{Workflow, WorkflowError, load_catalogue};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -22,12 +22,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use portico_admin::AdminToken;
-use portico_config::documents::{Document, Kind, Metadata};
 use portico_config::portal::Catalogue;
 use portico_store::portal::{AccessRequest, App, Developer, RequestStatus};
 use portico_store::{Store, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Largest request body the portal reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -43,21 +43,59 @@ pub struct PortalState {
     pub store: Store,
     pub workflow: Workflow,
     pub admin_token: AdminToken,
+    /// Password hashes computed at once (each takes ≈ 19 MiB and tens of milliseconds): a
+    /// flood of logins waits here instead of exhausting memory.
+    pub hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// Password hashes computed at once, at most.
+pub const MAX_CONCURRENT_HASHES: usize = 4;
+
+impl PortalState {
+    pub fn new(store: Store, workflow: Workflow, admin_token: AdminToken) -> Self {
+        Self {
+            store,
+            workflow,
+            admin_token,
+            hashing: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES)),
+        }
+    }
+
+    /// `work` on a blocking thread, one of [`MAX_CONCURRENT_HASHES`].
+    async fn hash<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal())?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ApiError::internal())
+    }
 }
 
 /// Every route of both APIs.
 pub fn router(state: PortalState) -> Router {
+    // Every admin route behind the admin token, whether or not its handler asks for it.
+    let admin = Router::new()
+        .route("/admin/developers", post(create_developer))
+        .route("/admin/access-requests", get(list_requests))
+        .route("/admin/access-requests/{id}/approve", post(approve))
+        .route("/admin/access-requests/{id}/reject", post(reject))
+        .route("/admin/access-requests/{id}/revoke", post(revoke))
+        .route_layer(axum::middleware::from_extractor_with_state::<AdminAuth, _>(
+            state.clone(),
+        ));
     Router::new()
         .route("/portal/api/tokens", post(create_token))
         .route("/portal/api/catalogue", get(catalogue))
         .route("/portal/api/apps", get(list_apps).post(create_app))
         .route("/portal/api/apps/{id}", get(show_app).delete(delete_app))
         .route("/portal/api/access-requests", post(request_access))
-        .route("/admin/developers", post(create_developer))
-        .route("/admin/access-requests", get(list_requests))
-        .route("/admin/access-requests/{id}/approve", post(approve))
-        .route("/admin/access-requests/{id}/reject", post(reject))
-        .route("/admin/access-requests/{id}/revoke", post(revoke))
+        .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -88,6 +126,14 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             format!("{what} not found"),
+        )
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
         )
     }
 
@@ -164,7 +210,11 @@ impl From<WorkflowError> for ApiError {
 
 /// The token of `Authorization: Bearer <token>`.
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -257,6 +307,23 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
     matches && hash.is_some()
 }
 
+/// The shape of the store's ids (32 lowercase hex digits): anything else names nothing, and
+/// is never sent to the database (a NUL byte is an error on PostgreSQL, not on SQLite).
+fn is_record_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn request_id(id: &str) -> Result<&str, ApiError> {
+    if is_record_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::not_found("access request"))
+    }
+}
+
 fn check_email(email: &str) -> Result<(), ApiError> {
     let email = email.trim();
     let ok = email.len() <= 254
@@ -297,24 +364,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
 }
 
 async fn catalogue_of(store: &Store) -> Result<Catalogue, ApiError> {
-    let docs: Vec<Document> = store
-        .list(None)
-        .await?
-        .into_iter()
-        .filter_map(|r| {
-            let kind = Kind::parse(&r.kind)?;
-            portico_config::portal::is_portal_kind(kind).then_some(Document {
-                kind,
-                metadata: Metadata {
-                    name: r.name,
-                    version: None,
-                },
-                spec: r.spec,
-            })
-        })
-        .collect();
-    // Documents that do not pass their checks are not offered.
-    Ok(Catalogue::read(&docs, "store").0)
+    Ok(load_catalogue(store).await?)
 }
 
 #[derive(Deserialize)]
@@ -333,9 +383,9 @@ async fn create_token(
     let developer = state.store.developer_by_email(&body.email).await?;
     let password = body.password;
     let hash = developer.as_ref().map(|d| d.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
-        .await
-        .unwrap_or(false);
+    let matches = state
+        .hash(move || verify_password(&password, hash.as_deref()))
+        .await?;
     let Some(developer) = developer.filter(|_| matches) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -448,8 +498,9 @@ fn app_json(app: &App) -> Value {
     })
 }
 
-fn request_json(request: &AccessRequest) -> Value {
-    json!({
+/// A request as shown: the IdP's words on a failed approval (`last_error`) only to admins.
+fn request_json(request: &AccessRequest, for_admin: bool) -> Value {
+    let mut shown = json!({
         "id": request.id,
         "app_id": request.app_id,
         "product": request.product,
@@ -457,10 +508,13 @@ fn request_json(request: &AccessRequest) -> Value {
         "client_type": request.client_type,
         "status": request.status.as_str(),
         "reason": request.reason,
-        "last_error": request.last_error,
         "created_at": request.created_at_secs,
         "decided_at": request.decided_at_secs,
-    })
+    });
+    if for_admin {
+        shown["last_error"] = json!(request.last_error);
+    }
+    shown
 }
 
 async fn create_app(
@@ -497,6 +551,9 @@ async fn list_apps(
 
 /// `id`, if it is an app of `developer`: another developer's app is "not found".
 async fn own_app(state: &PortalState, developer: &Developer, id: &str) -> Result<App, ApiError> {
+    if !is_record_id(id) {
+        return Err(ApiError::not_found("app"));
+    }
     match state.store.app(id).await? {
         Some(app) if app.developer_id == developer.id => Ok(app),
         _ => Err(ApiError::not_found("app")),
@@ -511,7 +568,7 @@ async fn show_app(
     let app = own_app(&state, &developer, &id).await?;
     let requests = state.store.access_requests_of(&app.id).await?;
     let mut shown = app_json(&app);
-    shown["access"] = requests.iter().map(request_json).collect();
+    shown["access"] = requests.iter().map(|r| request_json(r, false)).collect();
     if let Some(client) = state.store.client_of(&app.id).await? {
         let registration: Value =
             serde_json::from_slice(&client.registration).unwrap_or(Value::Null);
@@ -543,7 +600,10 @@ async fn delete_app(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let app = own_app(&state, &developer, &id).await?;
-    state.workflow.delete_app(&app.id).await?;
+    let workflow = state.workflow.clone();
+    tokio::spawn(async move { workflow.delete_app(&app.id).await })
+        .await
+        .map_err(|_| ApiError::internal())??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -596,11 +656,44 @@ async fn request_access(
             body.client_type
         )));
     }
+    // One app is one client, under one plan: its scopes are the union of what it is granted,
+    // so a second plan would lend its limits to every product of the app.
+    let live = state.store.access_requests_of(&app.id).await?;
+    for other in live.iter().filter(|r| {
+        matches!(
+            r.status,
+            RequestStatus::Pending | RequestStatus::Approving | RequestStatus::Approved
+        )
+    }) {
+        if other.client_type != body.client_type {
+            return Err(ApiError::invalid(format!(
+                "client_type: this app is a {:?} client; use another app for another client type",
+                other.client_type
+            )));
+        }
+        if other.plan != body.plan {
+            return Err(ApiError::invalid(format!(
+                "plan: this app is on the {:?} plan; use another app for another plan",
+                other.plan
+            )));
+        }
+        if other.product == body.product {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!(
+                    "this app has a {} request for {:?} already",
+                    other.status.as_str(),
+                    body.product
+                ),
+            ));
+        }
+    }
     let request = state
         .store
         .create_access_request(&app.id, &body.product, &body.plan, &body.client_type)
         .await?;
-    Ok((StatusCode::CREATED, Json(request_json(&request))))
+    Ok((StatusCode::CREATED, Json(request_json(&request, false))))
 }
 
 #[derive(Deserialize)]
@@ -619,9 +712,9 @@ async fn create_developer(
     check_email(&body.email)?;
     check_name("name", &body.name)?;
     let password = body.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::invalid(e.to_string()))?
+    let hash = state
+        .hash(move || hash_password(&password))
+        .await?
         .map_err(ApiError::invalid)?;
     let developer = state
         .store
@@ -651,7 +744,7 @@ async fn list_requests(
     };
     let requests = state.store.access_requests(status).await?;
     Ok(Json(
-        json!({ "items": requests.iter().map(request_json).collect::<Vec<_>>() }),
+        json!({ "items": requests.iter().map(|r| request_json(r, true)).collect::<Vec<_>>() }),
     ))
 }
 
@@ -660,8 +753,13 @@ async fn approve(
     _: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let request = state.workflow.approve(&id).await?;
-    Ok(Json(request_json(&request)))
+    let id = request_id(&id)?.to_string();
+    let workflow = state.workflow.clone();
+    // Spawned: a client that disconnects does not cut an approval half-way.
+    let request = tokio::spawn(async move { workflow.approve(&id).await })
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok(Json(request_json(&request, true)))
 }
 
 #[derive(Deserialize)]
@@ -684,8 +782,11 @@ async fn reject(
     Json(body): Json<Reason>,
 ) -> Result<Json<Value>, ApiError> {
     check_reason(&body.reason)?;
-    let request = state.workflow.reject(&id, body.reason.trim()).await?;
-    Ok(Json(request_json(&request)))
+    let request = state
+        .workflow
+        .reject(request_id(&id)?, body.reason.trim())
+        .await?;
+    Ok(Json(request_json(&request, true)))
 }
 
 async fn revoke(
@@ -695,6 +796,10 @@ async fn revoke(
     Json(body): Json<Reason>,
 ) -> Result<Json<Value>, ApiError> {
     check_reason(&body.reason)?;
-    let request = state.workflow.revoke(&id, body.reason.trim()).await?;
-    Ok(Json(request_json(&request)))
+    let (id, reason) = (request_id(&id)?.to_string(), body.reason.trim().to_string());
+    let workflow = state.workflow.clone();
+    let request = tokio::spawn(async move { workflow.revoke(&id, &reason).await })
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok(Json(request_json(&request, true)))
 }

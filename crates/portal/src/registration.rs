@@ -136,12 +136,21 @@ pub struct Discovery {
 }
 
 /// Registers, updates and deletes clients at one IdP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registrar {
     http: reqwest::Client,
     endpoint: String,
     initial_access_token: Option<String>,
     dialect: ProviderType,
+}
+
+impl fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registrar")
+            .field("endpoint", &self.endpoint)
+            .field("dialect", &self.dialect)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An HTTP client for one provider's calls: timeouts, no redirects (a registration answer

@@ -23,7 +23,7 @@ use portico_config::documents::{Document, Kind, Metadata};
 use portico_config::env::Env;
 use portico_config::portal::{Catalogue, OAuthProviderSpec};
 use portico_core::revocation::RevokedBy;
-use portico_store::portal::{AccessRequest, App, Move, RequestStatus, StoredClient};
+use portico_store::portal::{AccessRequest, App, JournalEntry, Move, RequestStatus, StoredClient};
 use portico_store::{NewRevocation, Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -53,7 +53,17 @@ pub struct Workflow {
     env: Arc<dyn Env + Send + Sync>,
     /// How long a revocation of a client's tokens lasts: the longest token lifetime.
     revoke_for_secs: u64,
+    /// One step at a time per app (approve, revoke, delete read the app's client and then
+    /// change it at the IdP): striped, so bounded whatever the number of apps.
+    app_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
+
+/// Stripes of [`Workflow::app_locks`].
+const APP_LOCK_STRIPES: usize = 64;
+
+/// Environment variables a provider's `${VARIABLE}` may not name: Portico's own secrets
+/// (admin token, store key, database URL) must never be sent to an IdP a document names.
+const RESERVED_VARIABLE_PREFIX: &str = "PORTICO_";
 
 impl std::fmt::Debug for Workflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,13 +91,32 @@ impl Workflow {
             store,
             env,
             revoke_for_secs,
+            app_locks: Arc::new(
+                (0..APP_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
         }
     }
 
-    /// The portal's documents in the store.
+    async fn lock_app(&self, app_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        app_id.hash(&mut hasher);
+        let stripe = (hasher.finish() % APP_LOCK_STRIPES as u64) as usize;
+        self.app_locks[stripe].lock().await
+    }
+
     async fn catalogue(&self) -> Result<Catalogue, WorkflowError> {
-        let docs: Vec<Document> = self
-            .store
+        load_catalogue(&self.store).await
+    }
+}
+
+/// The portal's documents in the store (those that do not pass their checks are left out;
+/// `apply` and the admin API refuse them anyway).
+pub async fn load_catalogue(store: &Store) -> Result<Catalogue, WorkflowError> {
+    {
+        let docs: Vec<Document> = store
             .list(None)
             .await?
             .into_iter()
@@ -104,20 +133,27 @@ impl Workflow {
             })
             .collect();
         let (catalogue, problems) = Catalogue::read(&docs, "store");
-        if let Some(problem) = problems.first() {
-            return Err(WorkflowError::Catalogue(format!(
-                "{}: {}",
-                problem.location, problem.message
-            )));
+        for problem in problems {
+            tracing::warn!(location = %problem.location, "portal: {}", problem.message);
         }
         Ok(catalogue)
     }
+}
 
+impl Workflow {
     /// A registrar for `provider`: its registration endpoint by discovery, its initial access
     /// token (a `${VARIABLE}` read from the environment).
     async fn registrar(&self, provider: &OAuthProviderSpec) -> Result<Registrar, WorkflowError> {
         let http = http_client(provider.insecure_skip_tls_verify)?;
         let found = discover(&http, &provider.well_known_url).await?;
+        let issuer = provider.issuer().map_err(WorkflowError::Catalogue)?;
+        if found.issuer != issuer {
+            return Err(RegistrationError::BadAnswer(format!(
+                "the discovery document names the issuer {:?}, not {issuer:?}",
+                found.issuer
+            ))
+            .into());
+        }
         let endpoint = found.registration_endpoint.ok_or_else(|| {
             RegistrationError::NotConfigured(
                 "the IdP's discovery document has no registration_endpoint: it does not offer \
@@ -137,6 +173,12 @@ impl Workflow {
             .strip_prefix("${")
             .and_then(|rest| rest.strip_suffix('}'))
         {
+            Some(name) if name.starts_with(RESERVED_VARIABLE_PREFIX) => {
+                Err(WorkflowError::Catalogue(format!(
+                    "the provider's initial access token may not come from {name}: \
+                     {RESERVED_VARIABLE_PREFIX}* variables hold Portico's own secrets"
+                )))
+            }
             Some(name) => self.env.var(name).ok_or_else(|| {
                 WorkflowError::Catalogue(format!(
                     "the provider's initial access token is ${{{name}}}, and {name} is not set"
@@ -228,6 +270,7 @@ impl Workflow {
     /// the new scopes. On failure the request is pending again, with the reason.
     pub async fn approve(&self, request_id: &str) -> Result<AccessRequest, WorkflowError> {
         let request = self.request(request_id).await?;
+        let _app = self.lock_app(&request.app_id).await;
         if request.status != RequestStatus::Pending {
             return Err(WorkflowError::WrongState(request.status.as_str()));
         }
@@ -306,13 +349,18 @@ impl Workflow {
                 let updated = registrar.update(&current, &resolved.metadata).await?;
                 // The IdP may have rotated the registration access token: journal first.
                 let journal = self.journal(&app, request, &resolved, &updated).await?;
-                self.store
+                let recorded = self
+                    .store
                     .record_client(
                         &client_record(&app, &resolved, &updated),
+                        false,
                         approve,
                         Some(&journal),
                     )
                     .await?;
+                if !recorded {
+                    return Err(WorkflowError::WrongState("decided meanwhile"));
+                }
             }
             None => {
                 let created = registrar.register(&resolved.metadata).await?;
@@ -327,15 +375,20 @@ impl Workflow {
                     .store
                     .record_client(
                         &client_record(&app, &resolved, &created),
+                        true,
                         approve,
                         Some(&journal),
                     )
                     .await;
-                if let Err(e) = recorded {
+                if !matches!(recorded, Ok(true)) {
                     if undo(&registrar, &created).await {
                         let _ = self.store.clear_journal(&journal).await;
                     }
-                    return Err(e.into());
+                    return Err(match recorded {
+                        Err(e) => e.into(),
+                        // Another step gave the app a client, or decided the request.
+                        Ok(_) => WorkflowError::WrongState("changed meanwhile"),
+                    });
                 }
             }
         }
@@ -385,6 +438,8 @@ impl Workflow {
         reason: &str,
     ) -> Result<AccessRequest, WorkflowError> {
         let request = self.request(request_id).await?;
+        let _app = self.lock_app(&request.app_id).await;
+        let request = self.request(request_id).await?;
         if request.status != RequestStatus::Approved {
             return Err(WorkflowError::WrongState(request.status.as_str()));
         }
@@ -401,6 +456,9 @@ impl Workflow {
                 .providers
                 .get(&client.provider)
                 .ok_or_else(|| missing("provider", &client.provider))?;
+            // The gateway first: should the IdP call fail, the tokens are refused anyway.
+            self.refuse_tokens(provider, &client, Some(now_secs()), reason)
+                .await?;
             let registrar = self.registrar(provider).await?;
             let current = registration_of(&client)?;
             match self.resolve_request(&catalogue, &app, &remaining, None)? {
@@ -413,9 +471,10 @@ impl Workflow {
                         reason: Some(reason),
                         last_error: None,
                     };
-                    self.store
-                        .record_client(&client_record(&app, &resolved, &updated), step, None)
-                        .await?;
+                    let record = client_record(&app, &resolved, &updated);
+                    if !self.store.record_client(&record, false, step, None).await? {
+                        return Err(WorkflowError::WrongState("no longer approved"));
+                    }
                 }
                 None => {
                     registrar.delete(&current).await?;
@@ -424,8 +483,6 @@ impl Workflow {
                         .await?;
                 }
             }
-            self.refuse_tokens(provider, &client, Some(now_secs()), reason)
-                .await?;
         } else {
             self.move_decided(&request.id, RequestStatus::Revoked, reason)
                 .await?;
@@ -456,17 +513,27 @@ impl Workflow {
     /// Deletes an app: its client deleted at the IdP, its tokens refused at the gateway, its
     /// records removed.
     pub async fn delete_app(&self, app_id: &str) -> Result<(), WorkflowError> {
+        let _app = self.lock_app(app_id).await;
         let app = self.app(app_id).await?;
+        let requests = self.store.access_requests_of(&app.id).await?;
+        if requests
+            .iter()
+            .any(|r| r.status == RequestStatus::Approving)
+        {
+            return Err(WorkflowError::WrongState(
+                "being approved: delete the app once that is done",
+            ));
+        }
         if let Some(client) = self.store.client_of(&app.id).await? {
             let catalogue = self.catalogue().await?;
             let provider = catalogue
                 .providers
                 .get(&client.provider)
                 .ok_or_else(|| missing("provider", &client.provider))?;
-            let registrar = self.registrar(provider).await?;
-            registrar.delete(&registration_of(&client)?).await?;
             self.refuse_tokens(provider, &client, None, "app deleted")
                 .await?;
+            let registrar = self.registrar(provider).await?;
+            registrar.delete(&registration_of(&client)?).await?;
         }
         self.store.delete_app(&app.id).await?;
         Ok(())
@@ -501,49 +568,11 @@ impl Workflow {
     pub async fn recover(&self) -> Result<(), WorkflowError> {
         let catalogue = self.catalogue().await?;
         for entry in self.store.journal().await? {
-            let registration: Registration = serde_json::from_slice(&entry.registration)
-                .map_err(|e| WorkflowError::Catalogue(format!("a journal entry: {e}")))?;
-            let request = self.store.access_request(&entry.request_id).await?;
-            let app = self.store.app(&entry.app_id).await?;
-            if let (Some(request), Some(app)) = (&request, &app)
-                && request.status == RequestStatus::Approving
-            {
-                let approved = self.approved_of(&app.id).await?;
-                if let Some(resolved) =
-                    self.resolve_request(&catalogue, app, &approved, Some(request))?
-                {
-                    let step = Move {
-                        id: &request.id,
-                        from: RequestStatus::Approving,
-                        to: RequestStatus::Approved,
-                        reason: None,
-                        last_error: None,
-                    };
-                    self.store
-                        .record_client(
-                            &client_record(app, &resolved, &registration),
-                            step,
-                            Some(&entry.id),
-                        )
-                        .await?;
-                    tracing::info!(request = %request.id, "an interrupted approval was completed");
-                    continue;
-                }
+            // One entry's trouble (its IdP unreachable) does not stop the others; it stays in
+            // the journal for the next start.
+            if let Err(e) = self.recover_entry(&catalogue, &entry).await {
+                tracing::error!(entry = %entry.id, error = %e, "portal: a journaled registration could not be finished; retried at the next start");
             }
-            let recorded = match &app {
-                Some(app) => self
-                    .store
-                    .client_of(&app.id)
-                    .await?
-                    .is_some_and(|c| c.client_id == registration.client_id),
-                None => false,
-            };
-            if !recorded && let Some(provider) = catalogue.providers.get(&entry.provider) {
-                let registrar = self.registrar(provider).await?;
-                registrar.delete(&registration).await?;
-                tracing::info!(client = %registration.client_id, "an unrecorded registration was deleted at the IdP");
-            }
-            self.store.clear_journal(&entry.id).await?;
         }
         for request in self
             .store
@@ -559,6 +588,75 @@ impl Workflow {
             };
             self.store.move_access_request(back).await?;
         }
+        Ok(())
+    }
+
+    async fn recover_entry(
+        &self,
+        catalogue: &Catalogue,
+        entry: &JournalEntry,
+    ) -> Result<(), WorkflowError> {
+        let registration: Registration = serde_json::from_slice(&entry.registration)
+            .map_err(|e| WorkflowError::Catalogue(format!("a journal entry: {e}")))?;
+        let _app = self.lock_app(&entry.app_id).await;
+        let request = self.store.access_request(&entry.request_id).await?;
+        let app = self.store.app(&entry.app_id).await?;
+        let recorded = match &app {
+            Some(app) => self.store.client_of(&app.id).await?,
+            None => None,
+        };
+        let same_client = recorded
+            .as_ref()
+            .map(|c| c.client_id == registration.client_id);
+        if let (Some(request), Some(app)) = (&request, &app)
+            && request.status == RequestStatus::Approving
+            && same_client != Some(false)
+        {
+            let approved = self.approved_of(&app.id).await?;
+            if let Some(resolved) =
+                self.resolve_request(catalogue, app, &approved, Some(request))?
+            {
+                let step = Move {
+                    id: &request.id,
+                    from: RequestStatus::Approving,
+                    to: RequestStatus::Approved,
+                    reason: None,
+                    last_error: None,
+                };
+                let record = client_record(app, &resolved, &registration);
+                let new = same_client.is_none();
+                if self
+                    .store
+                    .record_client(&record, new, step, Some(&entry.id))
+                    .await?
+                {
+                    tracing::info!(request = %request.id, "portal: an interrupted approval was completed");
+                    return Ok(());
+                }
+            }
+        }
+        if same_client == Some(true) {
+            // The client is recorded; the journaled answer is the newer one (it may hold a
+            // rotated registration access token).
+            if let Some(app) = &app {
+                self.store
+                    .replace_registration(&app.id, &registration.client_id, &entry.registration)
+                    .await?;
+            }
+        } else {
+            let provider = catalogue.providers.get(&entry.provider).ok_or_else(|| {
+                WorkflowError::Catalogue(format!(
+                    "client {:?} is at provider {:?}, which no longer exists: delete it at the IdP by hand",
+                    registration.client_id, entry.provider
+                ))
+            })?;
+            self.registrar(provider)
+                .await?
+                .delete(&registration)
+                .await?;
+            tracing::info!(client = %registration.client_id, "portal: an unrecorded registration was deleted at the IdP");
+        }
+        self.store.clear_journal(&entry.id).await?;
         Ok(())
     }
 }

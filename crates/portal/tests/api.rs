@@ -60,6 +60,7 @@ async fn start() -> Portal {
             "gold",
             json!({"scope": "gold", "rateLimit": {"requests": 100, "per": "60s"}}),
         ),
+        ("Plan", "silver", json!({"scope": "silver"})),
     ];
     for (kind, name, spec) in docs {
         let resource = Resource {
@@ -70,11 +71,7 @@ async fn start() -> Portal {
         store.put(resource, Expect::Any).await.unwrap();
     }
     let workflow = Workflow::new(store.clone(), Arc::new(MapEnv::default()), 86_400);
-    let state = PortalState {
-        store,
-        workflow,
-        admin_token: AdminToken::new(ADMIN).unwrap(),
-    };
+    let state = PortalState::new(store, workflow, AdminToken::new(ADMIN).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
@@ -363,4 +360,89 @@ async fn bad_logins_and_bad_input_are_refused_clearly() {
         .call("GET", "/admin/access-requests?status=maybe", ADMIN, None)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn an_app_is_one_client_under_one_plan() {
+    let p = start().await;
+    let ada = p.developer("ada@example.com").await;
+    let (_, app) = p
+        .call(
+            "POST",
+            "/portal/api/apps",
+            &ada,
+            Some(json!({"name": "a", "redirect_uris": ["https://a.example/cb"]})),
+        )
+        .await;
+    let app_id = app["id"].as_str().unwrap();
+    let ask = |plan: &str, client_type: &str| json!({"app_id": app_id, "product": "orders", "plan": plan, "client_type": client_type});
+    let (status, first) = p
+        .call(
+            "POST",
+            "/portal/api/access-requests",
+            &ada,
+            Some(ask("gold", "backend")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert!(
+        first.get("last_error").is_none(),
+        "the IdP's words are for admins"
+    );
+    let (status, body) = p
+        .call(
+            "POST",
+            "/portal/api/access-requests",
+            &ada,
+            Some(ask("gold", "backend")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = p
+        .call(
+            "POST",
+            "/portal/api/access-requests",
+            &ada,
+            Some(ask("gold", "web")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is a \"backend\" client"),
+        "{body}"
+    );
+    let (status, body) = p
+        .call(
+            "POST",
+            "/portal/api/access-requests",
+            &ada,
+            Some(ask("silver", "backend")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("on the \"gold\" plan"),
+        "{body}"
+    );
+    for bad in ["../x", "%00", "ABCDEF0123456789ABCDEF0123456789"] {
+        let (status, _) = p
+            .call("GET", &format!("/portal/api/apps/{bad}"), &ada, None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+        let (status, _) = p
+            .call(
+                "POST",
+                &format!("/admin/access-requests/{bad}/approve"),
+                ADMIN,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+    }
 }

@@ -10,7 +10,7 @@ use crate::{Store, StoreError};
 use sqlx::Row;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Developer {
     pub id: String,
     pub email: String,
@@ -18,6 +18,15 @@ pub struct Developer {
     /// Argon2id, PHC string format.
     pub password_hash: String,
     pub created_at_secs: u64,
+}
+
+impl std::fmt::Debug for Developer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Developer")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,22 +500,26 @@ impl Store {
         }))
     }
 
-    /// Records `client` (new or updated), moves its request (`step`, which must succeed) and
-    /// clears `journal` (the entry of a new registration), all in one transaction.
+    /// Records `client`, moves its request (`step`) and clears `journal` (the entry of the
+    /// registration), all in one transaction. `new`: the app must have no client yet (a new
+    /// registration never replaces another one: that one would be left at the IdP). `false`,
+    /// with nothing written, when the request is no longer in `step.from` or, for `new`, the
+    /// app has a client already.
     pub async fn record_client(
         &self,
         client: &StoredClient,
+        new: bool,
         step: Move<'_>,
         journal: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let sealed = self
             .key
             .seal(&client_context(&client.app_id), &client.registration);
+        let upsert = if new { INSERT_CLIENT } else { UPSERT_CLIENT };
         self.bounded(async {
             on_pool!(&self.backend, pool => {
                 let mut tx = pool.begin().await?;
-                sqlx::query("INSERT INTO portal_clients (app_id, provider, client_type, client_id, scope, registration, updated_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (app_id) DO UPDATE SET provider = excluded.provider, client_type = excluded.client_type, client_id = excluded.client_id, scope = excluded.scope, registration = excluded.registration, updated_at_secs = excluded.updated_at_secs")
+                let written = sqlx::query(upsert)
                     .bind(&client.app_id)
                     .bind(&client.provider)
                     .bind(&client.client_type)
@@ -517,6 +530,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| taken(e, || format!("the client of app {:?}", client.app_id)))?;
+                if written.rows_affected() != 1 {
+                    return Ok(false);
+                }
                 let moved = sqlx::query(MOVE_REQUEST)
                     .bind(step.to.as_str())
                     .bind(step.reason)
@@ -527,15 +543,38 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 if moved.rows_affected() != 1 {
-                    return Err(StoreError::Invalid(format!(
-                        "access request {:?} is no longer {}", step.id, step.from.as_str()
-                    )));
+                    return Ok(false);
                 }
                 if let Some(id) = journal {
                     sqlx::query("DELETE FROM portal_registration_journal WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Replaces the registration of `app_id`'s client when it is still `client_id` (a
+    /// journaled answer is newer than the recorded one: it may hold a rotated registration
+    /// access token). Whether it was replaced.
+    pub async fn replace_registration(
+        &self,
+        app_id: &str,
+        client_id: &str,
+        registration: &[u8],
+    ) -> Result<bool, StoreError> {
+        let sealed = self.key.seal(&client_context(app_id), registration);
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                let done = sqlx::query("UPDATE portal_clients SET registration = $1, updated_at_secs = $2 WHERE app_id = $3 AND client_id = $4")
+                    .bind(&sealed)
+                    .bind(now_secs())
+                    .bind(app_id)
+                    .bind(client_id)
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             })
         })
         .await
@@ -678,6 +717,16 @@ impl Store {
 const DEVELOPER_BY_TOKEN: &str = "SELECT d.id, d.email, d.name, d.password_hash, \
      d.created_at_secs FROM portal_developers d JOIN portal_tokens t ON t.developer_id = d.id \
      WHERE t.token_hash = $1";
+
+const INSERT_CLIENT: &str = "INSERT INTO portal_clients (app_id, provider, client_type, \
+     client_id, scope, registration, updated_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (app_id) DO NOTHING";
+const UPSERT_CLIENT: &str = "INSERT INTO portal_clients (app_id, provider, client_type, \
+     client_id, scope, registration, updated_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (app_id) DO UPDATE SET provider = excluded.provider, \
+     client_type = excluded.client_type, client_id = excluded.client_id, \
+     scope = excluded.scope, registration = excluded.registration, \
+     updated_at_secs = excluded.updated_at_secs";
 
 /// `$1` new status, `$2` reason, `$3` last error, `$4` now, `$5` id, `$6` expected status.
 /// A move to `pending` or `approving` is not a decision: `decided_at_secs` stays.

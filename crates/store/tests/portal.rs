@@ -204,10 +204,10 @@ async fn clients(f: Fixture) {
     // A request no longer approving cannot be recorded against: nothing is written.
     let wrong = step(&request.id, RequestStatus::Pending, RequestStatus::Approved);
     assert!(
-        f.store
-            .record_client(&client(&app, "s1"), wrong, Some(&journal))
+        !f.store
+            .record_client(&client(&app, "s1"), true, wrong, Some(&journal))
             .await
-            .is_err()
+            .unwrap()
     );
     assert_eq!(f.store.client_of(&app).await.unwrap(), None);
     assert_eq!(f.store.journal().await.unwrap().len(), 1);
@@ -217,10 +217,12 @@ async fn clients(f: Fixture) {
         RequestStatus::Approving,
         RequestStatus::Approved,
     );
-    f.store
-        .record_client(&client(&app, "s1"), approved, Some(&journal))
-        .await
-        .unwrap();
+    assert!(
+        f.store
+            .record_client(&client(&app, "s1"), true, approved, Some(&journal))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         f.store.client_of(&app).await.unwrap(),
         Some(client(&app, "s1"))
@@ -268,13 +270,44 @@ async fn clients(f: Fixture) {
         RequestStatus::Approving,
         RequestStatus::Approved,
     );
-    f.store
-        .record_client(&client(&app, "s2"), updated, None)
-        .await
-        .unwrap();
+    // A new registration never replaces the recorded client (it would be left at the IdP)…
+    assert!(
+        !f.store
+            .record_client(&client(&app, "s2"), true, updated.clone(), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store.client_of(&app).await.unwrap(),
+        Some(client(&app, "s1"))
+    );
+    // …an update does.
+    assert!(
+        f.store
+            .record_client(&client(&app, "s2"), false, updated, None)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         f.store.client_of(&app).await.unwrap(),
         Some(client(&app, "s2"))
+    );
+    // A newer answer for the same client replaces the registration; for another, nothing.
+    assert!(
+        f.store
+            .replace_registration(&app, "client-1", b"{}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .replace_registration(&app, "client-2", b"{\"x\": 1}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store.client_of(&app).await.unwrap().unwrap().registration,
+        b"{}"
     );
     f.store.delete_client(&app).await.unwrap();
     assert_eq!(f.store.client_of(&app).await.unwrap(), None);
@@ -313,6 +346,7 @@ async fn app_deletion(f: Fixture) {
     f.store
         .record_client(
             &client(&app, "s"),
+            true,
             step(
                 &request.id,
                 RequestStatus::Approving,

@@ -257,3 +257,37 @@ fn the_issuer_comes_from_the_discovery_url_or_is_given() {
         Ok("https://idp".into())
     );
 }
+
+#[test]
+fn a_products_api_is_granted_by_the_portals_scopes_only() {
+    let with = |extra: &str| {
+        problems(&CATALOGUE.replace(
+            "upstream: \"http://127.0.0.1:9000\" }",
+            &format!("upstream: \"http://127.0.0.1:9000\", {extra} }}"),
+        ))
+    };
+    let shown = with("policies: { defaults: [basic] }");
+    assert!(
+        shown.iter().any(|p| p.contains("default policies")),
+        "{shown:?}"
+    );
+    let shown = with("policies: { claim: pol }");
+    assert!(
+        shown.iter().any(|p| p.contains("policies from a claim")),
+        "{shown:?}"
+    );
+    let shown = with("policies: { scope_map: { free_plan: [basic] } }");
+    assert!(
+        shown
+            .iter()
+            .any(|p| p.contains("maps the portal's scope \"free_plan\" to [\"basic\"]")),
+        "{shown:?}"
+    );
+    let shown = with("policies: { scope_claim: scp }");
+    assert!(
+        shown
+            .iter()
+            .any(|p| p.contains("reads scopes from \"scp\"")),
+        "{shown:?}"
+    );
+}

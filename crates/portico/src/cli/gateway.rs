@@ -230,22 +230,22 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
     }
 }
 
-/// The developer portal over `store`, after finishing what a crash left in its registration
-/// journal (an IdP that cannot be reached now is retried at the next start).
+/// The developer portal over `store`; what a crash left in its registration journal is
+/// finished beside it (an IdP that cannot be reached now is retried at the next start).
 async fn portal_router(store: &Store, token: &AdminToken, max_token_lifetime: u64) -> axum::Router {
     let workflow = Workflow::new(
         store.clone(),
         Arc::new(portico_config::env::ProcessEnv),
         max_token_lifetime,
     );
-    if let Err(e) = workflow.recover().await {
-        tracing::error!(error = %e, "portal: finishing interrupted approvals");
-    }
-    portico_portal::api::router(PortalState {
-        store: store.clone(),
-        workflow,
-        admin_token: token.clone(),
-    })
+    // In the background: an IdP that answers slowly does not hold the listeners back.
+    let recovering = workflow.clone();
+    tokio::spawn(async move {
+        if let Err(e) = recovering.recover().await {
+            tracing::error!(error = %e, "portal: finishing interrupted approvals");
+        }
+    });
+    portico_portal::api::router(PortalState::new(store.clone(), workflow, token.clone()))
 }
 
 /// The admin REST API over `store`; every write is checked as the configuration loader
