@@ -115,29 +115,27 @@ impl Workflow {
 /// The portal's documents in the store (those that do not pass their checks are left out;
 /// `apply` and the admin API refuse them anyway).
 pub async fn load_catalogue(store: &Store) -> Result<Catalogue, WorkflowError> {
-    {
-        let docs: Vec<Document> = store
-            .list(None)
-            .await?
-            .into_iter()
-            .filter_map(|r| {
-                let kind = Kind::parse(&r.kind)?;
-                portico_config::portal::is_portal_kind(kind).then_some(Document {
-                    kind,
-                    metadata: Metadata {
-                        name: r.name,
-                        version: None,
-                    },
-                    spec: r.spec,
-                })
+    let docs: Vec<Document> = store
+        .list(None)
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let kind = Kind::parse(&r.kind)?;
+            portico_config::portal::is_portal_kind(kind).then_some(Document {
+                kind,
+                metadata: Metadata {
+                    name: r.name,
+                    version: None,
+                },
+                spec: r.spec,
             })
-            .collect();
-        let (catalogue, problems) = Catalogue::read(&docs, "store");
-        for problem in problems {
-            tracing::warn!(location = %problem.location, "portal: {}", problem.message);
-        }
-        Ok(catalogue)
+        })
+        .collect();
+    let (catalogue, problems) = Catalogue::read(&docs, "store");
+    for problem in problems {
+        tracing::warn!(location = %problem.location, "portal: {}", problem.message);
     }
+    Ok(catalogue)
 }
 
 impl Workflow {
@@ -324,10 +322,9 @@ impl Workflow {
         let catalogue = self.catalogue().await?;
         let app = self.app(&request.app_id).await?;
         let approved = self.approved_of(&app.id).await?;
-        let Some(resolved) = self.resolve_request(&catalogue, &app, &approved, Some(request))?
-        else {
-            unreachable!("a request being added resolves");
-        };
+        let resolved = self
+            .resolve_request(&catalogue, &app, &approved, Some(request))?
+            .ok_or_else(|| WorkflowError::Catalogue("nothing to register".into()))?;
         let registrar = self.registrar(&resolved.provider).await?;
         let existing = self.store.client_of(&app.id).await?;
         let approve = Move {
