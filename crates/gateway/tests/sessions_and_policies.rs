@@ -307,14 +307,16 @@ async fn reloads_under_load_drop_no_request() {
 #[tokio::test]
 async fn cached_tokens_never_outlive_their_expiry() {
     let (_up, key, gw) = orders_gateway().await;
-    let short = sign(&key, &with(claims("kate"), json!({"exp": now() + 1})));
+    // Two seconds, not one: `exp` has second granularity, and one second can end between
+    // the first and second request on a loaded machine.
+    let short = sign(&key, &with(claims("kate"), json!({"exp": now() + 2})));
     assert_eq!(get(&gw.url("/orders/1"), Some(&short)).await.status(), 200);
     assert_eq!(
         get(&gw.url("/orders/1"), Some(&short)).await.status(),
         200,
         "served from the cache"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let r = get(&gw.url("/orders/1"), Some(&short)).await;
     assert_eq!(r.status(), 401, "the cache entry ended with exp");
     assert!(www_authenticate(&r).contains("expired"));
