@@ -9,6 +9,7 @@
 //! A developer only ever sees their own apps: another developer's app answers 404, as one
 //! that does not exist. Errors are `{"error": CODE, "message": TEXT}`.
 
+use crate::pages::templates::Templates;
 use crate::registration::{discover, http_client};
 use crate::workflow::{Workflow, WorkflowError, load_catalogue};
 use argon2::Argon2;
@@ -46,6 +47,8 @@ pub struct PortalState {
     /// Password hashes computed at once (each takes ≈ 19 MiB and tens of milliseconds): a
     /// flood of logins waits here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// The pages' templates: embedded, or overridden ([`PortalState::with_templates`]).
+    pub templates: Templates,
 }
 
 /// Password hashes computed at once, at most.
@@ -58,11 +61,17 @@ impl PortalState {
             workflow,
             admin_token,
             hashing: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES)),
+            templates: Templates::embedded(),
         }
     }
 
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
+    }
+
     /// `work` on a blocking thread, one of [`MAX_CONCURRENT_HASHES`].
-    async fn hash<T: Send + 'static>(
+    pub(crate) async fn hash<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -77,7 +86,7 @@ impl PortalState {
     }
 }
 
-/// Every route of both APIs.
+/// Every route of the portal: both JSON APIs and the pages.
 pub fn router(state: PortalState) -> Router {
     // Every admin route behind the admin token, whether or not its handler asks for it.
     let admin = Router::new()
@@ -96,6 +105,7 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/api/apps/{id}", get(show_app).delete(delete_app))
         .route("/portal/api/access-requests", post(request_access))
         .merge(admin)
+        .merge(crate::pages::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -109,7 +119,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What is wrong, in words for the person who sent the request.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -117,11 +136,11 @@ impl ApiError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
 
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -129,7 +148,7 @@ impl ApiError {
         )
     }
 
-    fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -252,7 +271,7 @@ impl FromRequestParts<PortalState> for AdminAuth {
     }
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     digest(&SHA256, token.as_bytes())
         .as_ref()
         .iter()
@@ -261,7 +280,7 @@ fn token_hash(token: &str) -> String {
 }
 
 /// A new personal access token: `pat_` and 32 random bytes, URL-safe base64.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
     format!(
@@ -309,14 +328,14 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
 
 /// The shape of the store's ids (32 lowercase hex digits): anything else names nothing, and
 /// is never sent to the database (a NUL byte is an error on PostgreSQL, not on SQLite).
-fn is_record_id(id: &str) -> bool {
+pub(crate) fn is_record_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn request_id(id: &str) -> Result<&str, ApiError> {
+pub(crate) fn request_id(id: &str) -> Result<&str, ApiError> {
     if is_record_id(id) {
         Ok(id)
     } else {
@@ -324,7 +343,7 @@ fn request_id(id: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn check_email(email: &str) -> Result<(), ApiError> {
+pub(crate) fn check_email(email: &str) -> Result<(), ApiError> {
     let email = email.trim();
     let ok = email.len() <= 254
         && email
@@ -338,7 +357,7 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!(
             "{field}: 1 to 200 characters, no control characters"
@@ -363,7 +382,7 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn catalogue_of(store: &Store) -> Result<Catalogue, ApiError> {
+pub(crate) async fn catalogue_of(store: &Store) -> Result<Catalogue, ApiError> {
     Ok(load_catalogue(store).await?)
 }
 
@@ -467,7 +486,7 @@ struct NewApp {
 /// A list, or one comma-separated string (as a form field gives it).
 #[derive(Deserialize, Default)]
 #[serde(untagged)]
-enum RedirectUris {
+pub(crate) enum RedirectUris {
     #[default]
     None,
     List(Vec<String>),
@@ -475,7 +494,7 @@ enum RedirectUris {
 }
 
 impl RedirectUris {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             RedirectUris::None => Vec::new(),
             RedirectUris::List(list) => list,
@@ -522,8 +541,24 @@ async fn create_app(
     DeveloperAuth(developer): DeveloperAuth,
     Json(body): Json<NewApp>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_name("name", &body.name)?;
-    let uris = body.redirect_uris.into_vec();
+    let app = new_app(
+        &state,
+        &developer,
+        &body.name,
+        body.redirect_uris.into_vec(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(app_json(&app))))
+}
+
+/// A new app of `developer`, its name and redirect URIs checked.
+pub(crate) async fn new_app(
+    state: &PortalState,
+    developer: &Developer,
+    name: &str,
+    uris: Vec<String>,
+) -> Result<App, ApiError> {
+    check_name("name", name)?;
     if uris.len() > MAX_REDIRECT_URIS {
         return Err(ApiError::invalid(format!(
             "redirect_uris: at most {MAX_REDIRECT_URIS}"
@@ -532,11 +567,10 @@ async fn create_app(
     for uri in &uris {
         check_redirect_uri(uri).map_err(|e| ApiError::invalid(format!("redirect_uris: {e}")))?;
     }
-    let app = state
+    Ok(state
         .store
-        .create_app(&developer.id, body.name.trim(), &uris)
-        .await?;
-    Ok((StatusCode::CREATED, Json(app_json(&app))))
+        .create_app(&developer.id, name.trim(), &uris)
+        .await?)
 }
 
 async fn list_apps(
@@ -550,7 +584,11 @@ async fn list_apps(
 }
 
 /// `id`, if it is an app of `developer`: another developer's app is "not found".
-async fn own_app(state: &PortalState, developer: &Developer, id: &str) -> Result<App, ApiError> {
+pub(crate) async fn own_app(
+    state: &PortalState,
+    developer: &Developer,
+    id: &str,
+) -> Result<App, ApiError> {
     if !is_record_id(id) {
         return Err(ApiError::not_found("app"));
     }
@@ -566,8 +604,14 @@ async fn show_app(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let app = own_app(&state, &developer, &id).await?;
+    Ok(Json(app_view(&state, &app).await?))
+}
+
+/// An app as its developer sees it: its access requests and, once registered, its client's
+/// credentials (with the secret) and token endpoint.
+pub(crate) async fn app_view(state: &PortalState, app: &App) -> Result<Value, ApiError> {
     let requests = state.store.access_requests_of(&app.id).await?;
-    let mut shown = app_json(&app);
+    let mut shown = app_json(app);
     shown["access"] = requests.iter().map(|r| request_json(r, false)).collect();
     if let Some(client) = state.store.client_of(&app.id).await? {
         let registration: Value =
@@ -575,12 +619,12 @@ async fn show_app(
         shown["client_id"] = json!(client.client_id);
         shown["client_secret"] = registration["client_secret"].clone();
         shown["scopes"] = json!(client.scope.split(' ').collect::<Vec<_>>());
-        shown["token_endpoint"] = match token_endpoint(&state, &client.provider).await {
+        shown["token_endpoint"] = match token_endpoint(state, &client.provider).await {
             Some(endpoint) => json!(endpoint),
             None => Value::Null,
         };
     }
-    Ok(Json(shown))
+    Ok(shown)
 }
 
 /// The provider's token endpoint, by discovery (`None` when it cannot be found now).
@@ -609,11 +653,11 @@ async fn delete_app(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewAccessRequest {
-    app_id: String,
-    product: String,
-    plan: String,
-    client_type: String,
+pub(crate) struct NewAccessRequest {
+    pub(crate) app_id: String,
+    pub(crate) product: String,
+    pub(crate) plan: String,
+    pub(crate) client_type: String,
 }
 
 async fn request_access(
@@ -622,6 +666,16 @@ async fn request_access(
     Json(body): Json<NewAccessRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let app = own_app(&state, &developer, &body.app_id).await?;
+    let request = submit_request(&state, &app, &body).await?;
+    Ok((StatusCode::CREATED, Json(request_json(&request, false))))
+}
+
+/// A new access request of `app`, checked against the catalogue and the app's other requests.
+pub(crate) async fn submit_request(
+    state: &PortalState,
+    app: &App,
+    body: &NewAccessRequest,
+) -> Result<AccessRequest, ApiError> {
     let catalogue = catalogue_of(&state.store).await?;
     let product = catalogue
         .products
@@ -689,11 +743,10 @@ async fn request_access(
             ));
         }
     }
-    let request = state
+    Ok(state
         .store
         .create_access_request(&app.id, &body.product, &body.plan, &body.client_type)
-        .await?;
-    Ok((StatusCode::CREATED, Json(request_json(&request, false))))
+        .await?)
 }
 
 #[derive(Deserialize)]
@@ -768,7 +821,7 @@ struct Reason {
     reason: String,
 }
 
-fn check_reason(reason: &str) -> Result<(), ApiError> {
+pub(crate) fn check_reason(reason: &str) -> Result<(), ApiError> {
     if reason.trim().is_empty() || reason.len() > 2000 {
         return Err(ApiError::invalid("reason: 1 to 2000 characters"));
     }

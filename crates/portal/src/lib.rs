@@ -6,5 +6,6 @@
 //! What the portal's documents mean for the gateway is `portico_config::portal`.
 
 pub mod api;
+pub mod pages;
 pub mod registration;
 pub mod workflow;

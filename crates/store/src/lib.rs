@@ -7,6 +7,7 @@
 //! - [`revision`]: the configuration revision and how nodes learn it changed.
 //! - [`revocations`]: tokens refused before their `exp`, with a revision of their own.
 //! - [`portal`]: the developer portal's developers, apps, access requests and clients.
+//! - [`portal_sessions`]: signed-in sessions of the portal's pages.
 //! - [`seal`]: every spec is encrypted at rest.
 //! - [`durable`]: files written whole or not at all (the key file, a node's last good
 //!   configuration).
@@ -17,6 +18,7 @@
 mod backend;
 pub mod durable;
 pub mod portal;
+pub mod portal_sessions;
 pub mod resources;
 pub mod revision;
 pub mod revocations;

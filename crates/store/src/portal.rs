@@ -182,6 +182,9 @@ const DEVELOPER_BY_ID: &str =
     "SELECT id, email, name, password_hash, created_at_secs FROM portal_developers WHERE id = $1";
 const APP_BY_ID: &str =
     "SELECT id, developer_id, name, redirect_uris, created_at_secs FROM portal_apps WHERE id = $1";
+const DEVELOPERS: &str =
+    "SELECT id, email, name, password_hash, created_at_secs FROM portal_developers ORDER BY email";
+const APPS: &str = "SELECT id, developer_id, name, redirect_uris, created_at_secs FROM portal_apps ORDER BY developer_id, name";
 const APPS_OF: &str = "SELECT id, developer_id, name, redirect_uris, created_at_secs FROM portal_apps WHERE developer_id = $1 ORDER BY name";
 const REQUEST_BY_ID: &str = "SELECT id, app_id, product, plan, client_type, status, reason, last_error, created_at_secs, decided_at_secs FROM portal_access_requests WHERE id = $1";
 const REQUESTS_IN: &str = "SELECT id, app_id, product, plan, client_type, status, reason, last_error, created_at_secs, decided_at_secs FROM portal_access_requests \
@@ -294,6 +297,28 @@ impl Store {
             on_pool!(&self.backend, pool => {
                 let row = sqlx::query(DEVELOPER_BY_ID).bind(id).fetch_optional(pool).await?;
                 row.as_ref().map(read_developer).transpose()
+            })
+        })
+        .await
+    }
+
+    /// Every developer, by email (for admins).
+    pub async fn developers(&self) -> Result<Vec<Developer>, StoreError> {
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                let rows = sqlx::query(DEVELOPERS).fetch_all(pool).await?;
+                rows.iter().map(read_developer).collect()
+            })
+        })
+        .await
+    }
+
+    /// Every app, by developer and name (for admins).
+    pub async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                let rows = sqlx::query(APPS).fetch_all(pool).await?;
+                rows.iter().map(read_app).collect()
             })
         })
         .await
