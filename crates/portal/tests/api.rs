@@ -3,85 +3,12 @@
 //! requests access, reads the credentials and gets a token with them; another developer sees
 //! none of it.
 
-use portico_admin::AdminToken;
-use portico_config::env::MapEnv;
-use portico_config::portal::DISCOVERY_SUFFIX;
-use portico_portal::api::{PortalState, router};
-use portico_portal::workflow::Workflow;
-use portico_store::{DatabaseUrl, Expect, Resource, SecretKey, Store, StoreSettings};
-use portico_testkit::TempDir;
-use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp, JWT_RESOURCE};
+use portico_testkit::idp::JWT_RESOURCE;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-const ADMIN: &str = "portal-test-admin-token-0123456789abcdef";
-
-struct Portal {
-    base: String,
-    http: reqwest::Client,
-    idp: Idp,
-    _dir: TempDir,
-}
-
-async fn start() -> Portal {
-    let idp = Idp::start();
-    let dir = TempDir::new("portal-api");
-    let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
-    let store = Store::open(
-        &StoreSettings::new(DatabaseUrl::Sqlite(dir.path().join("portico.db"))),
-        key,
-    )
-    .await
-    .unwrap();
-    let docs = [
-        (
-            "OAuthProvider",
-            "test-idp",
-            json!({"wellKnownUrl": format!("{}{DISCOVERY_SUFFIX}", idp.issuer), "initialAccessToken": INITIAL_ACCESS_TOKEN}),
-        ),
-        (
-            "ClientType",
-            "backend",
-            json!({"provider": "test-idp", "displayName": "Backend service", "grantTypes": ["client_credentials"]}),
-        ),
-        (
-            "ClientType",
-            "web",
-            json!({"provider": "test-idp", "grantTypes": ["authorization_code"], "responseTypes": ["code"]}),
-        ),
-        (
-            "Product",
-            "orders",
-            json!({"apis": ["orders"], "scopes": ["orders:read"], "dcr": {"enabled": true, "clientTypes": ["backend", "web"]}}),
-        ),
-        (
-            "Plan",
-            "gold",
-            json!({"scope": "gold", "rateLimit": {"requests": 100, "per": "60s"}}),
-        ),
-        ("Plan", "silver", json!({"scope": "silver"})),
-    ];
-    for (kind, name, spec) in docs {
-        let resource = Resource {
-            kind: kind.into(),
-            name: name.into(),
-            spec,
-        };
-        store.put(resource, Expect::Any).await.unwrap();
-    }
-    let workflow = Workflow::new(store.clone(), Arc::new(MapEnv::default()), 86_400);
-    let state = PortalState::new(store, workflow, AdminToken::new(ADMIN).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    Portal {
-        base,
-        http: reqwest::Client::new(),
-        idp,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{ADMIN, Portal, start};
 
 impl Portal {
     async fn call(

@@ -95,6 +95,34 @@ impl Idp {
             .to_string()
     }
 
+    /// A client_credentials access token (for the JWT resource) of a client registered at
+    /// the IdP, e.g. by the portal; the IdP's error answer when it refuses.
+    pub async fn token_of_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scope: &str,
+    ) -> Result<String, Value> {
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", JWT_RESOURCE),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match body["access_token"].as_str() {
+            Some(token) => Ok(token.to_string()),
+            None => Err(body),
+        }
+    }
+
     /// Revokes `token` at the IdP (RFC 7009).
     pub async fn revoke(&self, token: &str) {
         let r = reqwest::Client::new()

@@ -29,7 +29,8 @@ pub fn router(state: PortalState) -> Router<PortalState> {
         .merge(developer::routes())
         .merge(admin::routes())
         .route("/static/portal.css", get(stylesheet))
-        .layer(axum::middleware::from_fn_with_state(state, session::guard))
+        // On the pages' routes only (not on the listener's fallback, nor on the JSON APIs).
+        .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
 }
 
 async fn stylesheet() -> Response {

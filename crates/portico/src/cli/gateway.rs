@@ -61,13 +61,19 @@ pub fn run(args: GatewayArgs) -> ExitCode {
     run_node(args, None, None)
 }
 
+/// The developer portal a control plane serves.
+pub(super) struct PortalArgs {
+    pub listen: SocketAddr,
+    pub templates: portico_portal::pages::templates::Templates,
+}
+
 /// A node serving the store's configuration; with an admin token it is also a control plane:
 /// the admin REST API on its admin listener writes to the store, and, with `portal_listen`,
 /// the developer portal is served there.
 pub(super) fn run_node(
     args: GatewayArgs,
     admin: Option<AdminToken>,
-    portal_listen: Option<SocketAddr>,
+    portal: Option<PortalArgs>,
 ) -> ExitCode {
     logging::init(
         LogFormat::Text,
@@ -176,10 +182,10 @@ pub(super) fn run_node(
         );
         let max_token_lifetime = loaded.gateway.settings.max_token_lifetime_secs;
         drop(loaded);
-        let portal = match (portal_listen, &admin, &store_for_admin) {
-            (Some(address), Some(token), Some(store)) => Some((
-                address,
-                portal_router(store, token, max_token_lifetime).await,
+        let portal = match (portal, &admin, &store_for_admin) {
+            (Some(portal), Some(token), Some(store)) => Some((
+                portal.listen,
+                portal_router(store, token, max_token_lifetime, portal.templates).await,
             )),
             _ => None,
         };
@@ -232,7 +238,12 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
 
 /// The developer portal over `store`; what a crash left in its registration journal is
 /// finished beside it (an IdP that cannot be reached now is retried at the next start).
-async fn portal_router(store: &Store, token: &AdminToken, max_token_lifetime: u64) -> axum::Router {
+async fn portal_router(
+    store: &Store,
+    token: &AdminToken,
+    max_token_lifetime: u64,
+    templates: portico_portal::pages::templates::Templates,
+) -> axum::Router {
     let workflow = Workflow::new(
         store.clone(),
         Arc::new(portico_config::env::ProcessEnv),
@@ -245,7 +256,9 @@ async fn portal_router(store: &Store, token: &AdminToken, max_token_lifetime: u6
             tracing::error!(error = %e, "portal: finishing interrupted approvals");
         }
     });
-    portico_portal::api::router(PortalState::new(store.clone(), workflow, token.clone()))
+    portico_portal::api::router(
+        PortalState::new(store.clone(), workflow, token.clone()).with_templates(templates),
+    )
 }
 
 /// The admin REST API over `store`; every write is checked as the configuration loader

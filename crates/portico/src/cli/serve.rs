@@ -1,6 +1,6 @@
 //! `portico serve`: load, listen, reload on SIGHUP or file change, stop on SIGINT/SIGTERM.
 
-use super::gateway::{GatewayArgs, run_node};
+use super::gateway::{GatewayArgs, PortalArgs, run_node};
 use super::{ConfigArgs, print_problems};
 use crate::logging;
 use portico_admin::AdminToken;
@@ -10,6 +10,7 @@ use portico_config::env::ProcessEnv;
 use portico_config::{self as config, ConfigSources};
 use portico_gateway::Gateway;
 use portico_gateway::tls::{ReloadableCertResolver, ServerTls, ServerTlsSettings};
+use portico_portal::pages::templates::Templates;
 use portico_store::DatabaseUrl;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,17 +46,21 @@ pub struct ServeArgs {
     /// File holding the store's secret key (see `portico gateway --help`).
     #[arg(long, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
-    /// Serve the developer portal's APIs on this address (with --database; e.g.
-    /// 127.0.0.1:3000). Without it, no portal is served.
+    /// Serve the developer portal (its pages and APIs) on this address (with --database;
+    /// e.g. 127.0.0.1:3000). Without it, no portal is served.
     #[arg(long, value_name = "ADDR")]
     pub portal_listen: Option<SocketAddr>,
+    /// Folder of page templates replacing the portal's embedded ones, file by file (same
+    /// names; see docs/portal.md).
+    #[arg(long, value_name = "DIR")]
+    pub portal_templates: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(database) = args.database.clone() {
         return run_control_plane(args, database);
     }
-    if args.portal_listen.is_some() {
+    if args.portal_listen.is_some() || args.portal_templates.is_some() {
         eprintln!(
             "error: the portal keeps its records in the store: use --portal-listen with --database"
         );
@@ -319,7 +324,21 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
         secret_key_file: args.secret_key_file,
         poll_ms: 1000,
     };
-    run_node(node, Some(token), args.portal_listen)
+    let portal = match (args.portal_listen, &args.portal_templates) {
+        (Some(listen), folder) => match Templates::load(folder.as_deref()) {
+            Ok(templates) => Some(PortalArgs { listen, templates }),
+            Err(e) => {
+                eprintln!("error: --portal-templates: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        (None, Some(_)) => {
+            eprintln!("error: --portal-templates needs --portal-listen");
+            return ExitCode::from(1);
+        }
+        (None, None) => None,
+    };
+    run_node(node, Some(token), portal)
 }
 
 /// The admin token: `PORTICO_ADMIN_TOKEN`, else the file's first line.

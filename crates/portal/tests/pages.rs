@@ -1,0 +1,361 @@
+//! The portal's pages over HTTP, as a browser uses them (cookies, forms, redirects), against
+//! the real test IdP: sign up, cart, checkout, an admin's approval, the credentials on the
+//! app's page; CSRF protection on every form; one developer never reaching another's app;
+//! admin pages closed to developers.
+
+mod common;
+use common::{ADMIN, Portal, start};
+use reqwest::StatusCode;
+
+/// A browser: its own cookie jar, redirects followed.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(p: &Portal) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: p.base.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let (status, url) = (r.status(), r.url().path().to_string());
+        (status, url, r.text().await.unwrap())
+    }
+
+    /// Posts a form as the page at `from` would: with that page's CSRF token.
+    async fn submit(
+        &self,
+        from: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
+        let (_, _, page) = self.get(from).await;
+        let csrf = csrf_of(&page);
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        form.extend_from_slice(fields);
+        self.post(action, &form).await
+    }
+
+    async fn post(&self, action: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let r = self
+            .http
+            .post(format!("{}{action}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, url) = (r.status(), r.url().path().to_string());
+        (status, url, r.text().await.unwrap())
+    }
+
+    async fn sign_up(&self, name: &str, email: &str) {
+        let (status, url, page) = self
+            .submit(
+                "/signup",
+                "/signup",
+                &[
+                    ("name", name),
+                    ("email", email),
+                    ("password", "correct horse battery"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (status, url.as_str()),
+            (StatusCode::OK, "/dashboard"),
+            "{page}"
+        );
+    }
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[start..][..page[start..].find('"').unwrap()].to_string()
+}
+
+/// The text after `id="ID">` up to the next `<`, its HTML escapes undone.
+fn element_text(page: &str, id: &str) -> Option<String> {
+    let marker = format!(r#"id="{id}">"#);
+    let start = page.find(&marker)? + marker.len();
+    let text = &page[start..][..page[start..].find('<')?];
+    Some(
+        text.replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[tokio::test]
+async fn from_sign_up_to_credentials_that_get_a_token() {
+    let p = start().await;
+    let ada = Browser::new(&p);
+    ada.sign_up("Ada", "ada@example.com").await;
+
+    let (status, _, catalogue) = ada.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        catalogue.contains(r#"href="/products/orders""#),
+        "{catalogue}"
+    );
+    let (_, _, product) = ada.get("/products/orders").await;
+    assert!(product.contains("<h1>Orders API</h1>"), "{product}");
+    assert!(
+        !product.contains("<script>alert"),
+        "raw HTML in docs is inert"
+    );
+
+    ada.submit("/products/orders", "/cart", &[("product", "orders")])
+        .await;
+    let (status, url, app_page) = ada
+        .submit(
+            "/cart",
+            "/checkout",
+            &[
+                ("plan", "gold"),
+                ("client_type", "backend"),
+                ("app", "new"),
+                ("new_app_name", "<b>Ledger</b>"),
+                ("redirect_uris", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app_page}");
+    assert!(url.starts_with("/apps/"), "{url}");
+    assert!(app_page.contains("Pending approval"), "{app_page}");
+    assert!(
+        app_page.contains("&lt;b&gt;Ledger&lt;&#x2f;b&gt;"),
+        "names are escaped"
+    );
+    let app_path = url.clone();
+    let (_, _, cart) = ada.get("/cart").await;
+    assert!(cart.contains("Your cart is empty"), "checked out: {cart}");
+
+    // The admin signs in with the admin token and approves on the queue page.
+    let admin = Browser::new(&p);
+    let (_, url, _) = admin.get("/manage").await;
+    assert_eq!(url, "/manage/login");
+    let (status, _, refused) = admin
+        .submit(
+            "/manage/login",
+            "/manage/login",
+            &[("token", "not the token")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    let (status, url, queue) = admin
+        .submit("/manage/login", "/manage/login", &[("token", ADMIN)])
+        .await;
+    assert_eq!((status, url.as_str()), (StatusCode::OK, "/manage"));
+    assert!(queue.contains("ada@example.com"), "{queue}");
+    let marker = "/manage/requests/";
+    let start = queue.find(marker).unwrap() + marker.len();
+    let request_id = &queue[start..start + 32];
+    let (status, _, approved) = admin
+        .submit(
+            "/manage",
+            &format!("/manage/requests/{request_id}/approve"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert!(approved.contains("The request was approved"), "{approved}");
+
+    // The credentials: the secret only after an explicit reveal.
+    let (_, _, app_page) = ada.get(&app_path).await;
+    let client_id = element_text(&app_page, "client-id").expect("a client id");
+    assert!(element_text(&app_page, "client-secret").is_none());
+    assert!(app_page.contains("Reveal secret"));
+    let client = p
+        .store
+        .client_of(app_path.trim_start_matches("/apps/"))
+        .await
+        .unwrap()
+        .unwrap();
+    let registration: serde_json::Value = serde_json::from_slice(&client.registration).unwrap();
+    let secret = registration["client_secret"].as_str().unwrap();
+    assert!(!app_page.contains(secret), "the secret is not on the page");
+    assert!(
+        element_text(&app_page, "curl")
+            .unwrap()
+            .contains("$CLIENT_SECRET")
+    );
+    let (_, _, revealed) = ada
+        .submit(&app_path, &format!("{app_path}/reveal"), &[])
+        .await;
+    assert_eq!(
+        element_text(&revealed, "client-secret").as_deref(),
+        Some(secret)
+    );
+    let endpoint = element_text(&revealed, "token-endpoint").unwrap();
+    assert_eq!(endpoint, format!("{}/token", p.idp.issuer));
+    assert!(
+        p.idp
+            .token_of_client(&client_id, secret, "orders:read gold")
+            .await
+            .is_ok()
+    );
+
+    // Deleting the app on its page deletes the client at the IdP.
+    let (_, url, _) = ada
+        .submit(&app_path, &format!("{app_path}/delete"), &[])
+        .await;
+    assert_eq!(url, "/dashboard");
+    let refused = p
+        .idp
+        .token_of_client(&client_id, secret, "orders:read")
+        .await
+        .unwrap_err();
+    assert_eq!(refused["error"], "invalid_client", "{refused}");
+}
+
+#[tokio::test]
+async fn forms_without_this_portal_s_csrf_token_are_refused() {
+    let p = start().await;
+    let visitor = Browser::new(&p);
+    let login = [
+        ("email", "ada@example.com"),
+        ("password", "correct horse battery"),
+    ];
+
+    // No token at all, and no CSRF cookie yet.
+    let (status, _, page) = visitor.post("/login", &login).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    // A cookie now, but a form without the token or with another one.
+    visitor.get("/login").await;
+    let (status, _, _) = visitor.post("/login", &login).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = [("csrf", "A".repeat(43)).clone()];
+    let forged: Vec<(&str, &str)> = forged
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(login)
+        .collect();
+    let (status, _, _) = visitor.post("/login", &forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The right token: the form is handled (no such account).
+    let (status, _, page) = visitor.submit("/login", "/login", &login).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(page.contains("Wrong email or password"));
+
+    // Signed in, the session's token is the one that counts; another site's page posting
+    // with the browser's cookies has no token, and says where it comes from.
+    visitor.sign_up("Ada", "ada@example.com").await;
+    let (status, _, _) = visitor.post("/cart", &[("product", "orders")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, page) = visitor.get("/products/orders").await;
+    let csrf = csrf_of(&page);
+    let r = visitor
+        .http
+        .post(format!("{}/cart", p.base))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("product", "orders")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, _, cart) = visitor.get("/cart").await;
+    assert!(cart.contains("Your cart is empty"), "nothing was added");
+
+    // Signing out ends the session on the server.
+    visitor.submit("/dashboard", "/logout", &[]).await;
+    let (_, url, _) = visitor.get("/dashboard").await;
+    assert_eq!(url, "/login");
+}
+
+#[tokio::test]
+async fn one_developer_never_reaches_another_s_app_nor_the_admin_pages() {
+    let p = start().await;
+    let ada = Browser::new(&p);
+    ada.sign_up("Ada", "ada@example.com").await;
+    ada.submit("/products/orders", "/cart", &[("product", "orders")])
+        .await;
+    let (_, app_path, _) = ada
+        .submit(
+            "/cart",
+            "/checkout",
+            &[
+                ("plan", "gold"),
+                ("client_type", "backend"),
+                ("app", "new"),
+                ("new_app_name", "ledger"),
+            ],
+        )
+        .await;
+    assert!(app_path.starts_with("/apps/"), "{app_path}");
+
+    let bob = Browser::new(&p);
+    bob.sign_up("Bob", "bob@example.com").await;
+    let (status, _, _) = bob.get(&app_path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for action in ["reveal", "delete"] {
+        let (status, _, _) = bob
+            .submit("/dashboard", &format!("{app_path}/{action}"), &[])
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{action}");
+    }
+    // Checking out into Ada's app is refused as well.
+    bob.submit("/products/orders", "/cart", &[("product", "orders")])
+        .await;
+    let app_id = app_path.trim_start_matches("/apps/");
+    let (status, _, page) = bob
+        .submit(
+            "/cart",
+            "/checkout",
+            &[
+                ("plan", "gold"),
+                ("client_type", "backend"),
+                ("app", app_id),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    let (_, _, dashboard) = bob.get("/dashboard").await;
+    assert!(!dashboard.contains("ledger"), "{dashboard}");
+    let (status, _, ada_app) = ada.get(&app_path).await;
+    assert_eq!(status, StatusCode::OK, "Ada's app is still there");
+    assert!(ada_app.contains("Pending approval"));
+
+    // Every admin page sends a developer to the admin sign-in, and approves nothing.
+    let requests = p.store.access_requests(None).await.unwrap();
+    for path in [
+        "/manage",
+        "/manage/apps",
+        "/manage/developers",
+        "/manage/catalogue",
+    ] {
+        let (_, url, _) = bob.get(path).await;
+        assert_eq!(url, "/manage/login", "{path}");
+    }
+    let (_, url, _) = bob
+        .submit(
+            "/dashboard",
+            &format!("/manage/requests/{}/approve", requests[0].id),
+            &[],
+        )
+        .await;
+    assert_eq!(url, "/manage/login");
+    let after = p
+        .store
+        .access_request(&requests[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.status.as_str(), "pending");
+}
