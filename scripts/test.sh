@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs Portico's whole test suite: unit, integration (real upstreams, the real test IdP),
-# CLI. Installs the test IdP's npm packages first when needed.
+# CLI, the portal in headless Chromium. Installs the npm packages of the test IdP and of the
+# browser test first when needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d tests/idp/node_modules/oidc-provider ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules/.package-lock.json ]; then
-  (cd tests/idp && npm ci --no-audit --no-fund)
-fi
+for dir in tests/idp tests/browser; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
+done
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

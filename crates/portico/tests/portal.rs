@@ -30,15 +30,21 @@ spec: {{ wellKnownUrl: "{issuer}{DISCOVERY_SUFFIX}", initialAccessToken: "${{IDP
 ---
 kind: ClientType
 metadata: {{ name: backend }}
-spec: {{ provider: test-idp, grantTypes: [client_credentials], responseTypes: [] }}
+spec: {{ provider: test-idp, displayName: Backend service, grantTypes: [client_credentials], responseTypes: [] }}
 ---
 kind: Product
 metadata: {{ name: orders }}
-spec: {{ apis: [payments, refunds], scopes: ["orders:read"], dcr: {{ enabled: true, clientTypes: [backend] }} }}
+spec:
+  displayName: Orders
+  description: Payments and refunds of your orders.
+  apis: [payments, refunds]
+  scopes: ["orders:read"]
+  dcr: {{ enabled: true, clientTypes: [backend] }}
+  docs: {{ markdown: "Pay and refund orders: `GET /payments/{{id}}`, `POST /refunds`." }}
 ---
 kind: Plan
 metadata: {{ name: gold }}
-spec: {{ scope: gold, rateLimit: {{ requests: 3, per: 60s }} }}
+spec: {{ scope: gold, displayName: Gold, rateLimit: {{ requests: 3, per: 60s }} }}
 "#,
         issuer = idp.issuer
     )
@@ -245,5 +251,101 @@ fn the_control_plane_serves_the_portal_from_request_to_revocation() {
     wait_for(
         || server.status("/payments/x", "GET", &token) == 401,
         "the deleted app's token refused",
+    );
+}
+
+/// The portal as a person uses it, in headless Chromium (`tests/browser/portal.mjs`, driven by
+/// playwright-core): sign up, catalogue, cart, checkout; the admin approves on the queue page;
+/// the developer reveals the credentials, and the page's curl gets a token that the gateway
+/// lets through.
+/// Screenshots of the key pages are saved in `target/portal-screenshots/`.
+#[test]
+fn a_person_clicks_through_the_portal_in_a_real_browser() {
+    use common::{ADMIN_TOKEN, admin_call, wait_for};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/browser/portal.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is not installed: run `npm ci` in tests/browser (scripts/test.sh does it)"
+    );
+    let idp = Idp::start();
+    let dir = TempDir::new("portal-browser");
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    let server = Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--portal-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("PORTICO_LOG", "warn"),
+            ("IDP_IAT", INITIAL_ACCESS_TOKEN),
+        ],
+    );
+    let portal = format!("http://{}", server.announced("portal"));
+    let documents =
+        portico_config::documents::parse_yaml(&documents(&idp, upstream()), "test").unwrap();
+    let (status, body) = admin_call(
+        &server,
+        reqwest::Method::POST,
+        "/apply",
+        Some(serde_json::to_value(&documents).unwrap()),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let screenshots = root.join("target/portal-screenshots");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .env("PORTAL_URL", &portal)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SCREENSHOTS", &screenshots)
+        .env("PRODUCT", "Orders")
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser run failed (screenshots in {}):\n{stdout}\n{}",
+        screenshots.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(shown["tokenEndpoint"], format!("{}/token", idp.issuer));
+    let client_id = shown["clientId"].as_str().unwrap();
+    assert!(
+        shown["curl"].as_str().unwrap().contains(client_id),
+        "{shown}"
+    );
+    for page in [
+        "01-catalogue",
+        "04-checkout",
+        "06-admin-queue",
+        "10-secret-revealed",
+    ] {
+        assert!(screenshots.join(format!("{page}.png")).is_file(), "{page}");
+    }
+
+    // The curl the page shows, as the developer would paste it, gets the token.
+    let curl = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(shown["curl"].as_str().unwrap())
+        .output()
+        .expect("sh runs");
+    let answer: Value = serde_json::from_slice(&curl.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&curl.stdout)));
+    let token = answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {answer}"))
+        .to_string();
+    wait_for(
+        || server.status("/payments/x", "GET", &token) == 200,
+        "the browser-made client's token reaching the API",
     );
 }

@@ -268,7 +268,7 @@ async fn apps(
             "name": app.name,
             "developer": developers.iter().find(|d| d.id == app.developer_id).map(|d| d.email.clone()),
             "client_id": client.as_ref().map(|c| c.client_id.clone()),
-            "scope": client.as_ref().map(|c| c.scope.clone()),
+            "scopes": client.as_ref().map(|c| c.scope.split(' ').collect::<Vec<_>>()),
         }));
     }
     render(
@@ -310,7 +310,7 @@ async fn app(
             "client_id": c.client_id,
             "provider": c.provider,
             "client_type": c.client_type,
-            "scope": c.scope,
+            "scopes": c.scope.split(' ').collect::<Vec<_>>(),
         })
     });
     render(

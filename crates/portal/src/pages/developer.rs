@@ -687,9 +687,10 @@ async fn app_page(
         (Value::String(client_id), Value::String(endpoint), Some(spec))
             if spec.grant_types.iter().any(|g| g == "client_credentials") =>
         {
+            // Quoted for a POSIX shell; the secret, until revealed, is a variable to set.
             let secret_text = match (&secret, reveal) {
-                (Some(secret), true) => secret.clone(),
-                _ => "$CLIENT_SECRET".to_string(),
+                (Some(secret), true) => shell_quote(secret),
+                _ => "\"$CLIENT_SECRET\"".to_string(),
             };
             let scope = view["scopes"]
                 .as_array()
@@ -700,13 +701,18 @@ async fn app_page(
                         .join(" ")
                 })
                 .unwrap_or_default();
+            let (endpoint, client_id, scope) = (
+                shell_quote(endpoint),
+                shell_quote(client_id),
+                shell_quote(&scope),
+            );
             Some(if spec.token_endpoint_auth_method == "client_secret_post" {
                 format!(
-                    "curl -s {endpoint} \\\n  -d grant_type=client_credentials \\\n  -d client_id='{client_id}' \\\n  -d client_secret=\"{secret_text}\" \\\n  -d scope='{scope}'"
+                    "curl -s {endpoint} \\\n  -d grant_type=client_credentials \\\n  --data-urlencode client_id={client_id} \\\n  --data-urlencode client_secret={secret_text} \\\n  --data-urlencode scope={scope}"
                 )
             } else {
                 format!(
-                    "curl -s -u '{client_id}':\"{secret_text}\" {endpoint} \\\n  -d grant_type=client_credentials \\\n  -d scope='{scope}'"
+                    "curl -s {endpoint} \\\n  -u {client_id}:{secret_text} \\\n  -d grant_type=client_credentials \\\n  --data-urlencode scope={scope}"
                 )
             })
         }
@@ -763,4 +769,9 @@ async fn delete_app(
         Ok(Err(e)) => failed(&state, &signed_in.visitor, e.into()),
         Err(_) => failed(&state, &signed_in.visitor, ApiError::internal()),
     }
+}
+
+/// `text` as one word for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
