@@ -9,6 +9,7 @@
 //! A developer only ever sees their own apps: another developer's app answers 404, as one
 //! that does not exist. Errors are `{"error": CODE, "message": TEXT}`.
 
+use crate::mail::Event;
 use crate::pages::templates::Templates;
 use crate::registration::{discover, http_client};
 use crate::workflow::{Workflow, WorkflowError, load_catalogue};
@@ -743,10 +744,12 @@ pub(crate) async fn submit_request(
             ));
         }
     }
-    Ok(state
+    let request = state
         .store
         .create_access_request(&app.id, &body.product, &body.plan, &body.client_type)
-        .await?)
+        .await?;
+    state.workflow.tell(Event::Submitted, &request).await;
+    Ok(request)
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 //! What the portal's documents mean for the gateway is `portico_config::portal`.
 
 pub mod api;
+pub mod mail;
 pub mod pages;
 pub mod registration;
 pub mod workflow;

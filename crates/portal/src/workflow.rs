@@ -16,6 +16,8 @@
 //! or RFC 7592 DELETE) and records a gateway revocation of the client's tokens, so that even
 //! unexpired JWTs are refused on the next request.
 
+use crate::mail::{Event, MailSettings, Mailer};
+use crate::pages::templates::Templates;
 use crate::registration::{
     ClientMetadata, Registrar, Registration, RegistrationError, discover, http_client,
 };
@@ -53,6 +55,7 @@ pub struct Workflow {
     env: Arc<dyn Env + Send + Sync>,
     /// How long a revocation of a client's tokens lasts: the longest token lifetime.
     revoke_for_secs: u64,
+    mailer: Mailer,
     /// One step at a time per app (approve, revoke, delete read the app's client and then
     /// change it at the IdP): striped, so bounded whatever the number of apps.
     app_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
@@ -91,12 +94,62 @@ impl Workflow {
             store,
             env,
             revoke_for_secs,
+            mailer: Mailer::new(
+                MailSettings {
+                    from: "portal@localhost".into(),
+                    ..Default::default()
+                },
+                Templates::embedded(),
+            )
+            .expect("a valid default sender"),
             app_locks: Arc::new(
                 (0..APP_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
             ),
         }
+    }
+
+    /// With these emails (by default: to the outbox only, from `portal@localhost`).
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    /// Writes the email that tells of `event` for `request`: to the admins for a submitted
+    /// request, else to the app's developer.
+    pub async fn tell(&self, event: Event, request: &AccessRequest) {
+        let app = match self.store.app(&request.app_id).await {
+            Ok(Some(app)) => app,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "portal: reading an app for its email");
+                return;
+            }
+        };
+        let developer = match self.store.developer(&app.developer_id).await {
+            Ok(Some(developer)) => developer,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "portal: reading a developer for an email");
+                return;
+            }
+        };
+        let context = serde_json::json!({
+            "developer": {"name": developer.name, "email": developer.email},
+            "app": app.name,
+            "app_id": app.id,
+            "product": request.product,
+            "plan": request.plan,
+            "client_type": request.client_type,
+            "reason": request.reason,
+        });
+        let to = (event != Event::Submitted).then_some(developer.email.as_str());
+        self.mailer.queue(&self.store, event, to, context).await;
     }
 
     async fn lock_app(&self, app_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
@@ -285,7 +338,11 @@ impl Workflow {
             ));
         }
         match self.register(&request).await {
-            Ok(()) => self.request(request_id).await,
+            Ok(()) => {
+                let approved = self.request(request_id).await?;
+                self.tell(Event::Approved, &approved).await;
+                Ok(approved)
+            }
             Err(e) => {
                 let shown = e.to_string();
                 tracing::warn!(request = request_id, error = %shown, "approval failed");
@@ -423,7 +480,9 @@ impl Workflow {
             let request = self.request(request_id).await?;
             return Err(WorkflowError::WrongState(request.status.as_str()));
         }
-        self.request(request_id).await
+        let rejected = self.request(request_id).await?;
+        self.tell(Event::Rejected, &rejected).await;
+        Ok(rejected)
     }
 
     /// Revokes an approved access: the client keeps the scopes of what stays approved (or is
@@ -484,7 +543,9 @@ impl Workflow {
             self.move_decided(&request.id, RequestStatus::Revoked, reason)
                 .await?;
         }
-        self.request(request_id).await
+        let revoked = self.request(request_id).await?;
+        self.tell(Event::Revoked, &revoked).await;
+        Ok(revoked)
     }
 
     async fn move_decided(

@@ -71,6 +71,25 @@ async fn token(idp: &Idp, client: &Registration, scope: &str) -> String {
         .to_string()
 }
 
+/// A call to the portal's JSON APIs with a bearer token: the status and the JSON answer.
+fn portal_call(
+    portal: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::blocking::Client::new()
+        .request(method, format!("{portal}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
 #[test]
 fn a_registered_client_reaches_the_product_under_its_plan() {
     let idp = Idp::start();
@@ -160,17 +179,8 @@ fn the_control_plane_serves_the_portal_from_request_to_revocation() {
     assert_eq!(status, 200, "{body}");
 
     let http = reqwest::blocking::Client::new();
-    let call = |method: Method, path: &str, token: &str, body: Option<Value>| -> (u16, Value) {
-        let mut request = http
-            .request(method, format!("{portal}{path}"))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
-    };
+    let call =
+        |method, path: &str, token: &str, body| portal_call(&portal, method, path, token, body);
     let password = "correct horse battery";
     let (status, _) = call(
         Method::POST,
@@ -347,5 +357,134 @@ fn a_person_clicks_through_the_portal_in_a_real_browser() {
     wait_for(
         || server.status("/payments/x", "GET", &token) == 200,
         "the browser-made client's token reaching the API",
+    );
+}
+
+/// The emails of the workflow reach a real SMTP server: the admins hear of a request, the
+/// developer of its approval and of a rejection with its reason.
+#[test]
+fn the_workflow_s_emails_reach_a_real_smtp_server() {
+    use common::{ADMIN_TOKEN, admin_call};
+    use reqwest::Method;
+    let smtp = portico_testkit::smtp::SmtpSink::start();
+    let idp = Idp::start();
+    let dir = TempDir::new("portal-emails");
+    let database = format!("sqlite:{}", dir.path().join("portico.db").display());
+    let server = Server::start_command(
+        "serve",
+        &[
+            "--database",
+            &database,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--portal-listen",
+            "127.0.0.1:0",
+            "--portal-url",
+            "https://portal.example",
+            "--smtp",
+            &smtp.url(),
+            "--mail-from",
+            "Portico <portal@example.com>",
+            "--notify",
+            "api-team@example.com",
+        ],
+        &[
+            ("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("PORTICO_LOG", "warn"),
+            ("IDP_IAT", INITIAL_ACCESS_TOKEN),
+        ],
+    );
+    let portal = format!("http://{}", server.announced("portal"));
+    let mut documents = documents(&idp, upstream());
+    documents.push_str("---\nkind: Product\nmetadata: { name: extras }\nspec: { apis: [extras], scopes: [\"orders:write\"], dcr: { enabled: true, clientTypes: [backend] } }\n---\nkind: Api\nmetadata: { name: extras }\nspec: { listen_path: /extras, upstream: \"http://127.0.0.1:9\" }\n");
+    let documents = portico_config::documents::parse_yaml(&documents, "test").unwrap();
+    let (status, body) = admin_call(
+        &server,
+        Method::POST,
+        "/apply",
+        Some(serde_json::to_value(&documents).unwrap()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let call =
+        |method, path: &str, token: &str, body| portal_call(&portal, method, path, token, body);
+    let password = "correct horse battery";
+    call(
+        Method::POST,
+        "/admin/developers",
+        ADMIN_TOKEN,
+        Some(serde_json::json!({"email": "ada@example.com", "name": "Ada", "password": password})),
+    );
+    let (_, pat) = call(
+        Method::POST,
+        "/portal/api/tokens",
+        "",
+        Some(serde_json::json!({"email": "ada@example.com", "password": password})),
+    );
+    let pat = pat["token"].as_str().unwrap().to_string();
+    let (_, app) = call(
+        Method::POST,
+        "/portal/api/apps",
+        &pat,
+        Some(serde_json::json!({"name": "ledger"})),
+    );
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let mut requests = Vec::new();
+    for product in ["orders", "extras"] {
+        let (status, request) = call(
+            Method::POST,
+            "/portal/api/access-requests",
+            &pat,
+            Some(
+                serde_json::json!({"app_id": app_id, "product": product, "plan": "gold", "client_type": "backend"}),
+            ),
+        );
+        assert_eq!(status, 201, "{request}");
+        requests.push(request["id"].as_str().unwrap().to_string());
+    }
+    let submitted = smtp.wait_for("to the admins", |m| {
+        m["to"][0] == "api-team@example.com"
+            && m["subject"] == "Access requested: orders for ledger"
+    });
+    assert_eq!(submitted["from"], "portal@example.com");
+    assert!(
+        submitted["body"]
+            .as_str()
+            .unwrap()
+            .contains("https://portal.example/manage"),
+        "{submitted}"
+    );
+
+    let (status, _) = call(
+        Method::POST,
+        &format!("/admin/access-requests/{}/approve", requests[0]),
+        ADMIN_TOKEN,
+        None,
+    );
+    assert_eq!(status, 200);
+    let approved = smtp.wait_for("of the approval", |m| {
+        m["to"][0] == "ada@example.com" && m["subject"] == "Access approved: orders for ledger"
+    });
+    let body = approved["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("https://portal.example/apps/{app_id}")),
+        "{body}"
+    );
+
+    let (status, _) = call(
+        Method::POST,
+        &format!("/admin/access-requests/{}/reject", requests[1]),
+        ADMIN_TOKEN,
+        Some(serde_json::json!({"reason": "extras are for partners only"})),
+    );
+    assert_eq!(status, 200);
+    let rejected = smtp.wait_for("of the rejection", |m| {
+        m["to"][0] == "ada@example.com" && m["subject"] == "Access not granted: extras for ledger"
+    });
+    assert!(
+        rejected["body"]
+            .as_str()
+            .unwrap()
+            .contains("Reason: extras are for partners only"),
+        "{rejected}"
     );
 }

@@ -8,6 +8,7 @@
 //! - [`revocations`]: tokens refused before their `exp`, with a revision of their own.
 //! - [`portal`]: the developer portal's developers, apps, access requests and clients.
 //! - [`portal_sessions`]: signed-in sessions of the portal's pages.
+//! - [`portal_outbox`]: the portal's emails, written before they are sent.
 //! - [`seal`]: every spec is encrypted at rest.
 //! - [`durable`]: files written whole or not at all (the key file, a node's last good
 //!   configuration).
@@ -18,6 +19,7 @@
 mod backend;
 pub mod durable;
 pub mod portal;
+pub mod portal_outbox;
 pub mod portal_sessions;
 pub mod resources;
 pub mod revision;

@@ -8,6 +8,7 @@
 //! - [`pki`]: CAs and certificates made in the test, as PEM files.
 //! - [`postgres`]: a fresh PostgreSQL database per test.
 //! - [`redis`]: a `redis-server` of the test's own, stoppable and restartable.
+//! - [`smtp`]: a real SMTP server (Python `aiosmtpd`) and the messages it received.
 //! - [`tempdir`]: folders removed on drop.
 
 pub mod forwarder;
@@ -17,6 +18,7 @@ pub mod pki;
 pub mod postgres;
 pub mod redis;
 pub mod scripted;
+pub mod smtp;
 pub mod tempdir;
 
 pub use gateway::*;

@@ -30,6 +30,7 @@ pub fn routes() -> Router<PortalState> {
         .route("/manage/apps/{id}", get(app))
         .route("/manage/catalogue", get(catalogue))
         .route("/manage/providers/{name}/test", post(test_provider))
+        .route("/manage/outbox", get(outbox))
 }
 
 fn failed(state: &PortalState, visitor: &Visitor, e: ApiError) -> Response {
@@ -456,5 +457,38 @@ async fn test_provider(
             })),
             "problems": problems,
         }),
+    )
+}
+
+/// Emails shown on the outbox page, newest first.
+const OUTBOX_PAGE: u32 = 200;
+
+async fn outbox(
+    State(state): State<PortalState>,
+    AdminSignedIn { visitor }: AdminSignedIn,
+) -> Response {
+    let mails = match state.store.recent_mails(OUTBOX_PAGE).await {
+        Ok(m) => m,
+        Err(e) => return failed(&state, &visitor, e.into()),
+    };
+    let shown: Vec<Value> = mails
+        .iter()
+        .map(|m| {
+            json!({
+                "event": m.event,
+                "recipient": m.recipient,
+                "subject": m.subject,
+                "body": m.body,
+                "sent": m.sent_at_secs.is_some(),
+                "attempts": m.attempts,
+                "last_error": m.last_error,
+            })
+        })
+        .collect();
+    render(
+        &state,
+        &visitor,
+        "manage/outbox.html",
+        json!({ "mails": shown, "smtp": state.workflow.mailer().sends() }),
     )
 }

@@ -1,4 +1,4 @@
-//! The pages' templates (minijinja, HTML auto-escaped). The defaults are embedded; a folder
+//! The pages' and emails' templates (minijinja; `.html` auto-escaped, `.txt` not). The defaults are embedded; a folder
 //! (`--portal-templates DIR`) may hold files of the same names that replace them. Every
 //! template is parsed at start, so a broken override is an error then, not on first view.
 
@@ -51,6 +51,26 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     (
         "manage/provider_test.html",
         include_str!("../../templates/manage/provider_test.html"),
+    ),
+    (
+        "emails/submitted.txt",
+        include_str!("../../templates/emails/submitted.txt"),
+    ),
+    (
+        "emails/approved.txt",
+        include_str!("../../templates/emails/approved.txt"),
+    ),
+    (
+        "emails/rejected.txt",
+        include_str!("../../templates/emails/rejected.txt"),
+    ),
+    (
+        "emails/revoked.txt",
+        include_str!("../../templates/emails/revoked.txt"),
+    ),
+    (
+        "manage/outbox.html",
+        include_str!("../../templates/manage/outbox.html"),
     ),
 ];
 
@@ -124,12 +144,14 @@ impl Templates {
     }
 }
 
-/// The template files in `folder` (and its `manage/` folder), as template names.
+/// The template files in `folder` (and its `manage/` and `emails/` folders), as template
+/// names.
 fn overrides_in(folder: &Path) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for (sub, prefix) in [
         (folder.to_path_buf(), ""),
         (folder.join("manage"), "manage/"),
+        (folder.join("emails"), "emails/"),
     ] {
         if prefix.is_empty() || sub.is_dir() {
             let entries = std::fs::read_dir(&sub).map_err(|e| format!("{}: {e}", sub.display()))?;

@@ -65,6 +65,7 @@ pub fn run(args: GatewayArgs) -> ExitCode {
 pub(super) struct PortalArgs {
     pub listen: SocketAddr,
     pub templates: portico_portal::pages::templates::Templates,
+    pub mailer: portico_portal::mail::Mailer,
 }
 
 /// A node serving the store's configuration; with an admin token it is also a control plane:
@@ -185,7 +186,7 @@ pub(super) fn run_node(
         let portal = match (portal, &admin, &store_for_admin) {
             (Some(portal), Some(token), Some(store)) => Some((
                 portal.listen,
-                portal_router(store, token, max_token_lifetime, portal.templates).await,
+                portal_router(store, token, max_token_lifetime, portal).await,
             )),
             _ => None,
         };
@@ -242,13 +243,15 @@ async fn portal_router(
     store: &Store,
     token: &AdminToken,
     max_token_lifetime: u64,
-    templates: portico_portal::pages::templates::Templates,
+    portal: PortalArgs,
 ) -> axum::Router {
     let workflow = Workflow::new(
         store.clone(),
         Arc::new(portico_config::env::ProcessEnv),
         max_token_lifetime,
-    );
+    )
+    .with_mailer(portal.mailer.clone());
+    tokio::spawn(portal.mailer.run(store.clone()));
     // In the background: an IdP that answers slowly does not hold the listeners back.
     let recovering = workflow.clone();
     tokio::spawn(async move {
@@ -257,7 +260,7 @@ async fn portal_router(
         }
     });
     portico_portal::api::router(
-        PortalState::new(store.clone(), workflow, token.clone()).with_templates(templates),
+        PortalState::new(store.clone(), workflow, token.clone()).with_templates(portal.templates),
     )
 }
 

@@ -10,6 +10,7 @@ use portico_config::env::ProcessEnv;
 use portico_config::{self as config, ConfigSources};
 use portico_gateway::Gateway;
 use portico_gateway::tls::{ReloadableCertResolver, ServerTls, ServerTlsSettings};
+use portico_portal::mail::{MailSettings, Mailer};
 use portico_portal::pages::templates::Templates;
 use portico_store::DatabaseUrl;
 use std::net::SocketAddr;
@@ -54,6 +55,27 @@ pub struct ServeArgs {
     /// names; see docs/portal.md).
     #[arg(long, value_name = "DIR")]
     pub portal_templates: Option<PathBuf>,
+    /// The portal's address as people reach it, for links in its emails (default
+    /// http://PORTAL-LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub portal_url: Option<String>,
+    /// SMTP server for the portal's emails: `smtp://HOST:PORT`, `smtp://HOST:587?tls=required`
+    /// (STARTTLS) or `smtps://HOST:465`, with `USER:PASSWORD@` for a login (give it in
+    /// PORTICO_SMTP_URL to keep the password off the command line). Without it, emails wait
+    /// in the outbox (admin page /manage/outbox).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PORTICO_SMTP_URL",
+        hide_env_values = true
+    )]
+    pub smtp: Option<String>,
+    /// Sender of the portal's emails.
+    #[arg(long, value_name = "ADDR", default_value = "portal@localhost")]
+    pub mail_from: String,
+    /// Admin address told of each access request (repeat for more).
+    #[arg(long, value_name = "ADDR")]
+    pub notify: Vec<String>,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -320,25 +342,55 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
         admin_listen: args
             .admin_listen
             .unwrap_or(ProcessSettings::default().admin_listen),
-        data_dir: args.data_dir.unwrap_or(ProcessSettings::default().data_dir),
-        secret_key_file: args.secret_key_file,
+        data_dir: args
+            .data_dir
+            .clone()
+            .unwrap_or(ProcessSettings::default().data_dir),
+        secret_key_file: args.secret_key_file.clone(),
         poll_ms: 1000,
     };
-    let portal = match (args.portal_listen, &args.portal_templates) {
-        (Some(listen), folder) => match Templates::load(folder.as_deref()) {
-            Ok(templates) => Some(PortalArgs { listen, templates }),
+    let portal = match args.portal_listen {
+        Some(listen) => match portal_args(&args, listen) {
+            Ok(portal) => Some(portal),
             Err(e) => {
-                eprintln!("error: --portal-templates: {e}");
+                eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
         },
-        (None, Some(_)) => {
-            eprintln!("error: --portal-templates needs --portal-listen");
+        None if args.portal_templates.is_some()
+            || args.smtp.is_some()
+            || !args.notify.is_empty()
+            || args.portal_url.is_some() =>
+        {
+            eprintln!("error: the portal's settings need --portal-listen");
             return ExitCode::from(1);
         }
-        (None, None) => None,
+        None => None,
     };
     run_node(node, Some(token), portal)
+}
+
+/// The portal's templates and emails, checked before anything starts.
+fn portal_args(args: &ServeArgs, listen: SocketAddr) -> Result<PortalArgs, String> {
+    let templates = Templates::load(args.portal_templates.as_deref())
+        .map_err(|e| format!("--portal-templates: {e}"))?;
+    let settings = MailSettings {
+        smtp_url: args.smtp.clone(),
+        from: args.mail_from.clone(),
+        notify: args.notify.clone(),
+        portal_url: args
+            .portal_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string(),
+    };
+    let mailer = Mailer::new(settings, templates.clone())?;
+    Ok(PortalArgs {
+        listen,
+        templates,
+        mailer,
+    })
 }
 
 /// The admin token: `PORTICO_ADMIN_TOKEN`, else the file's first line.
