@@ -3,8 +3,11 @@
 // approves; the developer reveals the credentials. Screenshots of the key pages land in
 // $SCREENSHOTS. The last line of stdout is the credentials, as JSON, for the caller to use.
 //
+// With STEP=usage instead, the admin opens the app "Ledger" and waits until its usage chart
+// shows successes and rejections; stdout's last line is then the chart's counts.
+//
 // Environment: PORTAL_URL, ADMIN_TOKEN, SCREENSHOTS, PRODUCT (title shown in the catalogue),
-// CHROMIUM (default /usr/bin/chromium).
+// STEP (flow or usage; default flow), CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -34,7 +37,59 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
+async function signInAsAdmin() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const admin = await context.newPage();
+  admin.setDefaultTimeout(15000);
+  current = admin;
+  await admin.goto(`${portal}/manage`);
+  await admin.getByLabel("Admin token").fill(adminToken);
+  await admin.getByRole("button", { name: "Sign in" }).click();
+  await admin.getByRole("heading", { name: "Access requests" }).waitFor();
+  return admin;
+}
+
+async function usage() {
+  const admin = await signInAsAdmin();
+  await admin.getByRole("link", { name: "Apps" }).click();
+  await admin.getByRole("link", { name: "Ledger" }).click();
+  // The nodes write their counts every few seconds.
+  for (let i = 0; i < 40; i++) {
+    const legend = admin.locator(".legend");
+    if ((await legend.count()) > 0) {
+      const text = await legend.textContent();
+      const ok = Number(/(\d+) succeeded/.exec(text)?.[1] ?? 0);
+      const rejected = Number(/(\d+) rejected/.exec(text)?.[1] ?? 0);
+      if (ok > 0 && rejected > 0) {
+        await admin.locator("svg.chart").waitFor();
+        await shot(admin, "12-usage-chart");
+        return { ok, rejected };
+      }
+    }
+    await admin.waitForTimeout(500);
+    await admin.reload();
+  }
+  throw new Error("the usage chart never showed successes and rejections");
+}
+
 try {
+  if (process.env.STEP === "usage") {
+    console.log(JSON.stringify(await usage()));
+  } else {
+    console.log(JSON.stringify(await flow()));
+  }
+} catch (e) {
+  if (current) {
+    await shot(current, "failure").catch(() => {});
+    console.error(`failed on ${current.url()}`);
+  }
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
+
+async function flow() {
   const developer = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const dev = await developer.newPage();
   dev.setDefaultTimeout(15000);
@@ -69,14 +124,7 @@ try {
   await shot(dev, "05-requested");
   const appUrl = dev.url().split("?")[0];
 
-  const adminContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const admin = await adminContext.newPage();
-  admin.setDefaultTimeout(15000);
-  current = admin;
-  await admin.goto(`${portal}/manage`);
-  await admin.getByLabel("Admin token").fill(adminToken);
-  await admin.getByRole("button", { name: "Sign in" }).click();
-  await admin.getByRole("heading", { name: "Access requests" }).waitFor();
+  const admin = await signInAsAdmin();
   await admin.getByText("ada@example.com").first().waitFor();
   await shot(admin, "06-admin-queue");
   await admin.getByRole("button", { name: "Approve" }).first().click();
@@ -109,14 +157,5 @@ try {
   await small.goto(`${portal}/dashboard`);
   await shot(small, "11-dashboard-phone");
 
-  console.log(JSON.stringify({ clientId, clientSecret, tokenEndpoint, curl }));
-} catch (e) {
-  if (current) {
-    await shot(current, "failure").catch(() => {});
-    console.error(`failed on ${current.url()}`);
-  }
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
+  return { clientId, clientSecret, tokenEndpoint, curl };
 }

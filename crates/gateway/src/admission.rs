@@ -42,6 +42,8 @@ pub struct Admission {
     pub jti: Option<String>,
     pub token_issuer: Option<String>,
     pub issued_at: Option<u64>,
+    /// The client's key for the usage counts (`None`: the token names no client).
+    pub usage_key: Option<u64>,
     /// The policies the token brings (empty for authentication-only APIs).
     pub policies: Vec<Arc<Policy>>,
     /// Mapped claims, ready to send upstream.
@@ -198,6 +200,7 @@ mod tests {
             jti: None,
             token_issuer: None,
             issued_at: None,
+            usage_key: None,
             policies: Vec::new(),
             claim_headers: Vec::new(),
             valid_until,

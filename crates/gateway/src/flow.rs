@@ -71,7 +71,7 @@ impl Gateway {
         let result = self
             .run_phases(&pipeline, &uri, &mut ctx, req, client_ip)
             .await;
-        respond::respond(&ctx, result, &self.metrics)
+        respond::respond(&ctx, result, &self.metrics, &self.usage)
     }
 
     async fn run_phases<'p>(
@@ -101,6 +101,8 @@ impl Gateway {
             )
             .await?;
             let admission = identity::admit(pipeline, api, token, ctx.now_secs)?;
+            // Known from here on, for the usage counts of refused requests too.
+            ctx.admission = Some(admission.clone());
             identity::refuse_revoked(&self.revocations, &admission, ctx.now_secs, &self.metrics)?;
             if let Some(limits) = access::granted_limits(api, &admission, req.method(), rest)? {
                 limit::check(
@@ -113,7 +115,6 @@ impl Gateway {
                 )
                 .await?;
             }
-            ctx.admission = Some(admission);
         }
 
         let websocket = forward::take_websocket_upgrade(api, &mut req)?;

@@ -34,6 +34,8 @@ pub struct Gateway {
     /// One load of the revocations at a time, so that of two reads the later one is the one
     /// left in force.
     revocation_loads: tokio::sync::Mutex<()>,
+    /// Requests per OAuth client per minute, for whoever keeps them ([`Gateway::usage`]).
+    pub(crate) usage: crate::usage::Usage,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -77,6 +79,7 @@ impl Gateway {
             request_ids: RequestIds::new(),
             revocations: Revocations::default(),
             revocation_loads: tokio::sync::Mutex::new(()),
+            usage: crate::usage::Usage::default(),
         }))
     }
 
@@ -140,6 +143,11 @@ impl Gateway {
 
     pub fn metrics(&self) -> &GatewayMetrics {
         &self.metrics
+    }
+
+    /// The requests counted per OAuth client per minute, to be taken away in batches.
+    pub fn usage(&self) -> &crate::usage::Usage {
+        &self.usage
     }
 
     /// Serves the data plane on `listener` (HTTP/1.1 and h2c) until `shutdown` completes.

@@ -31,5 +31,6 @@ pub mod sessions;
 pub mod shared_answers;
 pub mod stages;
 pub mod tls;
+pub mod usage;
 
 pub use gateway::Gateway;

@@ -166,7 +166,10 @@ async fn from_sign_up_to_credentials_that_get_a_token() {
     assert!(queue.contains("ada@example.com"), "{queue}");
     // No SMTP server: the admins' email waits in the outbox, on its page.
     let (_, _, outbox) = admin.get("/manage/outbox").await;
-    assert!(outbox.contains("Access requested: orders for &lt;b&gt;Ledger"), "{outbox}");
+    assert!(
+        outbox.contains("Access requested: orders for &lt;b&gt;Ledger"),
+        "{outbox}"
+    );
     assert!(outbox.contains("No SMTP server is configured"), "{outbox}");
     let marker = "/manage/requests/";
     let start = queue.find(marker).unwrap() + marker.len();

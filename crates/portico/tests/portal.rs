@@ -310,23 +310,27 @@ fn a_person_clicks_through_the_portal_in_a_real_browser() {
     assert_eq!(status, 200, "{body}");
 
     let screenshots = root.join("target/portal-screenshots");
-    let output = std::process::Command::new("node")
-        .arg(&script)
-        .env("PORTAL_URL", &portal)
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("SCREENSHOTS", &screenshots)
-        .env("PRODUCT", "Orders")
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser run failed (screenshots in {}):\n{stdout}\n{}",
-        screenshots.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let shown: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let browse = |step: &str| -> Value {
+        let output = std::process::Command::new("node")
+            .arg(&script)
+            .env("PORTAL_URL", &portal)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SCREENSHOTS", &screenshots)
+            .env("PRODUCT", "Orders")
+            .env("STEP", step)
+            .output()
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "the browser run ({step}) failed (screenshots in {}):\n{stdout}\n{}",
+            screenshots.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let shown = browse("flow");
     assert_eq!(shown["tokenEndpoint"], format!("{}/token", idp.issuer));
     let client_id = shown["clientId"].as_str().unwrap();
     assert!(
@@ -358,6 +362,15 @@ fn a_person_clicks_through_the_portal_in_a_real_browser() {
         || server.status("/payments/x", "GET", &token) == 200,
         "the browser-made client's token reaching the API",
     );
+    // The gold plan allows 3 a minute: the rest are 429s, counted as rejections.
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| server.status("/payments/x", "GET", &token))
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let chart = browse("usage");
+    assert!(chart["ok"].as_u64().unwrap() >= 1, "{chart}");
+    assert!(chart["rejected"].as_u64().unwrap() >= 1, "{chart}");
+    assert!(screenshots.join("12-usage-chart.png").is_file());
 }
 
 /// The emails of the workflow reach a real SMTP server: the admins hear of a request, the

@@ -9,6 +9,7 @@
 //! - [`portal`]: the developer portal's developers, apps, access requests and clients.
 //! - [`portal_sessions`]: signed-in sessions of the portal's pages.
 //! - [`portal_outbox`]: the portal's emails, written before they are sent.
+//! - [`usage`]: requests per OAuth client per minute, from the gateway nodes.
 //! - [`seal`]: every spec is encrypted at rest.
 //! - [`durable`]: files written whole or not at all (the key file, a node's last good
 //!   configuration).
@@ -25,6 +26,7 @@ pub mod resources;
 pub mod revision;
 pub mod revocations;
 pub mod seal;
+pub mod usage;
 
 pub use backend::{DatabaseUrl, SchemaMode, StoreSettings};
 pub use resources::{Expect, PutOutcome, Resource, ResourceChange, Snapshot, StoredResource};

@@ -51,22 +51,28 @@ pub fn admit(
             &pipeline.policies,
         )
     };
+    let client_id = CLIENT_ID_CLAIMS
+        .iter()
+        .find_map(|name| string_claim(&verified.claims, name));
+    let token_issuer = issuer
+        .issuer
+        .clone()
+        .or_else(|| string_claim(&verified.claims, "iss"));
+    let usage_key = client_id
+        .as_deref()
+        .map(|client| crate::usage::client_key(token_issuer.as_deref().unwrap_or(""), client));
     let admission = Arc::new(Admission {
         session,
         identity: identity_value,
         identity_text: identity.value.clone(),
         session_hex: HeaderValue::from_str(&session.to_hex()).expect("hex is a valid header value"),
         issuer: issuer_value,
-        client_id: CLIENT_ID_CLAIMS
-            .iter()
-            .find_map(|name| string_claim(&verified.claims, name)),
+        client_id,
         scope: string_claim(&verified.claims, "scope"),
         jti: string_claim(&verified.claims, "jti"),
-        token_issuer: issuer
-            .issuer
-            .clone()
-            .or_else(|| string_claim(&verified.claims, "iss")),
+        token_issuer,
         issued_at: verified.issued_at,
+        usage_key,
         policies,
         claim_headers: api.identity_headers.claim_values(&verified.claims),
         valid_until: pipeline

@@ -323,6 +323,7 @@ async fn app(
             "developer": developer.map(|d| json!({"name": d.name, "email": d.email})),
             "requests": requests_context(&requests),
             "client": client,
+            "usage": super::usage::of_app(&state, &app.id).await,
         }),
     )
 }

@@ -732,6 +732,7 @@ async fn app_page(
             "revealed": reveal,
             "curl": curl,
             "requested": requested,
+            "usage": super::usage::of_app(state, &app.id).await,
         }),
     )
 }

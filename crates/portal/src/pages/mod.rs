@@ -11,6 +11,7 @@ mod developer;
 mod markdown;
 pub mod session;
 pub mod templates;
+mod usage;
 
 use crate::api::PortalState;
 use axum::Router;

@@ -181,6 +181,9 @@ pub(super) fn run_node(
             policies = loaded.gateway.policies.len(),
             "gateway node started"
         );
+        if let Some(store) = &store {
+            tokio::spawn(keep_usage(gateway.clone(), store.clone()));
+        }
         let max_token_lifetime = loaded.gateway.settings.max_token_lifetime_secs;
         drop(loaded);
         let portal = match (portal, &admin, &store_for_admin) {
@@ -214,6 +217,43 @@ pub(super) fn run_node(
         };
         listeners.run(gateway, move |_| follower.run()).await
     })
+}
+
+/// How often a node adds its usage counts to the store.
+const USAGE_EVERY: Duration = Duration::from_secs(5);
+
+/// Adds the gateway's requests per OAuth client and minute to the store, every
+/// [`USAGE_EVERY`]; while the store is away they wait (bounded) for the next round.
+async fn keep_usage(gateway: Arc<Gateway>, store: Store) {
+    gateway.usage().keep();
+    let mut every = tokio::time::interval(USAGE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let taken = gateway.usage().take();
+        if taken.is_empty() {
+            continue;
+        }
+        let rows: Vec<_> = taken
+            .iter()
+            .map(|c| {
+                (
+                    c.issuer.clone(),
+                    c.client_id.clone(),
+                    portico_store::usage::UsageMinute {
+                        minute: c.minute,
+                        ok: c.ok,
+                        rejected: c.rejected,
+                        failed: c.failed,
+                    },
+                )
+            })
+            .collect();
+        if let Err(e) = store.add_usage(&rows).await {
+            tracing::warn!(error = %e, "writing usage counts to the store; kept for the next round");
+            gateway.usage().give_back(taken);
+        }
+    }
 }
 
 fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {

@@ -32,3 +32,19 @@ CREATE TABLE portal_outbox (
     next_attempt_at_secs BIGINT NOT NULL
 );
 CREATE INDEX portal_outbox_due ON portal_outbox (sent_at_secs, next_attempt_at_secs);
+
+-- Requests per OAuth client per minute, by outcome, as the gateway nodes count them (each
+-- node adds its counts). A client is unique within its issuer.
+CREATE TABLE usage_minutes (
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    -- Minutes since the epoch.
+    minute BIGINT NOT NULL,
+    ok BIGINT NOT NULL,
+    -- 401, 403, 429.
+    rejected BIGINT NOT NULL,
+    -- Other 4xx and 5xx.
+    failed BIGINT NOT NULL,
+    PRIMARY KEY (issuer, client_id, minute)
+);
+CREATE INDEX usage_minutes_minute ON usage_minutes (minute);
