@@ -54,6 +54,17 @@ impl AdminToken {
         })
     }
 
+    /// A key for `purpose`, derived from the token (HMAC-SHA-256 of the purpose under the
+    /// token's digest): the same on every control plane that shares the token, and nothing
+    /// the token can be found from.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.digest);
+        let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// Whether `presented` is this token, in constant time.
     pub fn matches(&self, presented: &[u8]) -> bool {
         let presented = digest(&SHA256, presented);

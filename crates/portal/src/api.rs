@@ -22,7 +22,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use portico_admin::AdminToken;
 use portico_config::portal::Catalogue;
 use portico_store::portal::{AccessRequest, App, Developer, RequestStatus};
@@ -37,6 +36,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// … and at most this many bytes (bounds the hashing work a request can ask for).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Apps a developer may have.
+pub const MAX_APPS_PER_DEVELOPER: usize = 50;
 /// Redirect URIs an app may have.
 pub const MAX_REDIRECT_URIS: usize = 10;
 
@@ -50,6 +51,13 @@ pub struct PortalState {
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// The pages' templates: embedded, or overridden ([`PortalState::with_templates`]).
     pub templates: Templates,
+    /// The portal's address as people reach it ([`PortalState::with_public_url`]): forms
+    /// must come from its origin, and on `https` cookies are `Secure`.
+    pub public_url: Option<String>,
+    /// Whether anyone may create an account on the sign-up page (else admins make them).
+    pub signup_open: bool,
+    /// Signs the CSRF cookie of visitors not signed in, so that a planted cookie is useless.
+    pub(crate) csrf_key: Arc<aws_lc_rs::hmac::Key>,
 }
 
 /// Password hashes computed at once, at most.
@@ -60,10 +68,33 @@ impl PortalState {
         Self {
             store,
             workflow,
-            admin_token,
             hashing: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES)),
             templates: Templates::embedded(),
+            public_url: None,
+            signup_open: true,
+            csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &admin_token.derive_key("portico/portal/csrf-cookie"),
+            )),
+            admin_token,
         }
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = Some(url.trim_end_matches('/').to_string());
+        self
+    }
+
+    pub fn with_signup(mut self, open: bool) -> Self {
+        self.signup_open = open;
+        self
+    }
+
+    /// Whether cookies are sent only over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     pub fn with_templates(mut self, templates: Templates) -> Self {
@@ -282,12 +313,7 @@ pub(crate) fn token_hash(token: &str) -> String {
 
 /// A new personal access token: `pat_` and 32 random bytes, URL-safe base64.
 pub(crate) fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
-    format!(
-        "pat_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("pat_{}", crate::pages::session::random_token())
 }
 
 /// An Argon2id hash (PHC string) of `password`, checked for length first.
@@ -350,7 +376,9 @@ pub(crate) fn check_email(email: &str) -> Result<(), ApiError> {
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        // What the mailer can send to: one plain address.
+        && email.parse::<lettre::Address>().is_ok();
     if ok {
         Ok(())
     } else {
@@ -560,6 +588,11 @@ pub(crate) async fn new_app(
     uris: Vec<String>,
 ) -> Result<App, ApiError> {
     check_name("name", name)?;
+    if state.store.apps_of(&developer.id).await?.len() >= MAX_APPS_PER_DEVELOPER {
+        return Err(ApiError::invalid(format!(
+            "a developer has at most {MAX_APPS_PER_DEVELOPER} apps: delete one first"
+        )));
+    }
     if uris.len() > MAX_REDIRECT_URIS {
         return Err(ApiError::invalid(format!(
             "redirect_uris: at most {MAX_REDIRECT_URIS}"
@@ -618,6 +651,7 @@ pub(crate) async fn app_view(state: &PortalState, app: &App) -> Result<Value, Ap
         let registration: Value =
             serde_json::from_slice(&client.registration).unwrap_or(Value::Null);
         shown["client_id"] = json!(client.client_id);
+        shown["client_type"] = json!(client.client_type);
         shown["client_secret"] = registration["client_secret"].clone();
         shown["scopes"] = json!(client.scope.split(' ').collect::<Vec<_>>());
         shown["token_endpoint"] = match token_endpoint(state, &client.provider).await {

@@ -43,7 +43,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 const POLL: Duration = Duration::from_secs(5);
 
 /// Where emails go, and how.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct MailSettings {
     /// `smtp://HOST:PORT` (plain), `smtp://HOST:587?tls=required` (STARTTLS) or
     /// `smtps://HOST:465`, with `USER:PASSWORD@` if the server wants a login. `None`: emails
@@ -55,6 +55,18 @@ pub struct MailSettings {
     pub notify: Vec<String>,
     /// The portal's address as people reach it, for links in emails.
     pub portal_url: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SMTP URL may hold a password.
+        f.debug_struct("MailSettings")
+            .field("smtp", &self.smtp_url.is_some())
+            .field("from", &self.from)
+            .field("notify", &self.notify)
+            .field("portal_url", &self.portal_url)
+            .finish()
+    }
 }
 
 /// Writes emails to the outbox and sends them.

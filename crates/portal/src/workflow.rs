@@ -689,6 +689,9 @@ impl Workflow {
                     .await?
                 {
                     tracing::info!(request = %request.id, "portal: an interrupted approval was completed");
+                    if let Ok(approved) = self.request(&request.id).await {
+                        self.tell(Event::Approved, &approved).await;
+                    }
                     return Ok(());
                 }
             }

@@ -4,7 +4,7 @@
 //! admin pages closed to developers.
 
 mod common;
-use common::{ADMIN, Portal, start};
+use common::{ADMIN, Portal, start, start_with};
 use reqwest::StatusCode;
 
 /// A browser: its own cookie jar, redirects followed.
@@ -341,21 +341,30 @@ async fn one_developer_never_reaches_another_s_app_nor_the_admin_pages() {
 
     // Every admin page sends a developer to the admin sign-in, and approves nothing.
     let requests = p.store.access_requests(None).await.unwrap();
+    let app_page = format!("/manage/apps/{app_id}");
     for path in [
         "/manage",
         "/manage/apps",
+        app_page.as_str(),
         "/manage/developers",
         "/manage/catalogue",
+        "/manage/outbox",
     ] {
         let (_, url, _) = bob.get(path).await;
         assert_eq!(url, "/manage/login", "{path}");
     }
+    for step in ["approve", "reject", "revoke"] {
+        let (_, url, _) = bob
+            .submit(
+                "/dashboard",
+                &format!("/manage/requests/{}/{step}", requests[0].id),
+                &[("reason", "because")],
+            )
+            .await;
+        assert_eq!(url, "/manage/login", "{step}");
+    }
     let (_, url, _) = bob
-        .submit(
-            "/dashboard",
-            &format!("/manage/requests/{}/approve", requests[0].id),
-            &[],
-        )
+        .submit("/dashboard", "/manage/providers/test-idp/test", &[])
         .await;
     assert_eq!(url, "/manage/login");
     let after = p
@@ -365,4 +374,36 @@ async fn one_developer_never_reaches_another_s_app_nor_the_admin_pages() {
         .unwrap()
         .unwrap();
     assert_eq!(after.status.as_str(), "pending");
+}
+
+#[tokio::test]
+async fn with_sign_up_closed_only_admins_make_accounts() {
+    let p = start_with(|state| state.with_signup(false)).await;
+    let visitor = Browser::new(&p);
+    let (status, _, page) = visitor.get("/signup").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    let (_, _, login) = visitor.get("/login").await;
+    assert!(
+        !login.contains(r#"href="/signup""#),
+        "no link to a closed sign-up: {login}"
+    );
+    let (status, _, _) = visitor
+        .submit(
+            "/login",
+            "/signup",
+            &[
+                ("name", "Eve"),
+                ("email", "eve@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        p.store
+            .developer_by_email("eve@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -21,6 +21,9 @@ pub struct OutboxMail {
     pub next_attempt_at_secs: u64,
 }
 
+/// How long a sent email stays in the outbox: 30 days.
+pub const KEEP_SENT_SECS: i64 = 30 * 24 * 3600;
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -34,7 +37,7 @@ fn secs(v: i64) -> u64 {
 const RECENT: &str = "SELECT id, event, recipient, subject, body, created_at_secs, sent_at_secs, attempts, last_error, next_attempt_at_secs \
      FROM portal_outbox ORDER BY created_at_secs DESC, id DESC LIMIT $1";
 const DUE: &str = "SELECT id, event, recipient, subject, body, created_at_secs, sent_at_secs, attempts, last_error, next_attempt_at_secs \
-     FROM portal_outbox WHERE sent_at_secs IS NULL AND next_attempt_at_secs <= $1 AND attempts < $2 \
+     FROM portal_outbox WHERE sent_at_secs IS NULL AND recipient <> '' AND next_attempt_at_secs <= $1 AND attempts < $2 \
      ORDER BY next_attempt_at_secs, id LIMIT $3";
 
 fn read_mail<R: Row>(row: &R) -> Result<OutboxMail, StoreError>
@@ -60,7 +63,8 @@ where
 }
 
 impl Store {
-    /// Writes an email to the outbox, due now.
+    /// Writes an email to the outbox, due now (one without a recipient is kept, never sent);
+    /// emails sent more than [`KEEP_SENT_SECS`] ago are removed.
     pub async fn queue_mail(
         &self,
         event: &str,
@@ -72,6 +76,10 @@ impl Store {
         let now = now_secs();
         self.bounded(async {
             on_pool!(&self.backend, pool => {
+                sqlx::query("DELETE FROM portal_outbox WHERE sent_at_secs < $1")
+                    .bind(now.saturating_sub(KEEP_SENT_SECS))
+                    .execute(pool)
+                    .await?;
                 sqlx::query("INSERT INTO portal_outbox (id, event, recipient, subject, body, created_at_secs, attempts, next_attempt_at_secs) VALUES ($1, $2, $3, $4, $5, $6, 0, $6)")
                     .bind(&id)
                     .bind(event)

@@ -28,8 +28,16 @@ fn now_secs() -> i64 {
 const SESSION: &str = "SELECT developer_id, admin, csrf, cart, expires_at_secs FROM portal_sessions \
      WHERE token_hash = $1 AND expires_at_secs > $2";
 
+/// Sessions a developer has at once, at most.
+pub const MAX_SESSIONS_PER_DEVELOPER: i64 = 10;
+
+/// `$1` developer, `$2` how many of their newest sessions stay.
+const TRIM_SESSIONS: &str = "DELETE FROM portal_sessions WHERE developer_id = $1 AND token_hash NOT IN \
+     (SELECT token_hash FROM portal_sessions WHERE developer_id = $1 ORDER BY created_at_secs DESC, token_hash LIMIT $2)";
+
 impl Store {
-    /// Starts a session for `ttl_secs`; sessions that have expired are removed on the way.
+    /// Starts a session for `ttl_secs`; sessions that have expired are removed on the way, and
+    /// a developer keeps at most [`MAX_SESSIONS_PER_DEVELOPER`] (the oldest end).
     pub async fn create_session(
         &self,
         token_hash: &str,
@@ -45,6 +53,13 @@ impl Store {
                     .bind(now)
                     .execute(pool)
                     .await?;
+                if let Some(developer) = session.developer_id.as_deref() {
+                    sqlx::query(TRIM_SESSIONS)
+                        .bind(developer)
+                        .bind(MAX_SESSIONS_PER_DEVELOPER - 1)
+                        .execute(pool)
+                        .await?;
+                }
                 sqlx::query("INSERT INTO portal_sessions (token_hash, developer_id, admin, csrf, cart, created_at_secs, expires_at_secs) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(token_hash)
                     .bind(session.developer_id.as_deref())
@@ -95,6 +110,19 @@ impl Store {
                 sqlx::query("UPDATE portal_sessions SET cart = $1 WHERE token_hash = $2")
                     .bind(&cart)
                     .bind(token_hash)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Ends every admin session (at start: the admin token may have changed).
+    pub async fn end_admin_sessions(&self) -> Result<(), StoreError> {
+        self.bounded(async {
+            on_pool!(&self.backend, pool => {
+                sqlx::query("DELETE FROM portal_sessions WHERE admin <> 0")
                     .execute(pool)
                     .await?;
                 Ok(())

@@ -4,7 +4,7 @@
 
 use super::developer::{requests_context, start_session};
 use super::session::{AdminSignedIn, Visitor};
-use super::{error_page, render, render_status, see_other};
+use super::{error_page, failed, render, render_status, see_other};
 use crate::api::{ApiError, PortalState, catalogue_of, check_reason, is_record_id};
 use crate::registration::{discover, http_client};
 use crate::workflow::WorkflowError;
@@ -18,9 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-pub fn routes() -> Router<PortalState> {
-    Router::new()
-        .route("/manage/login", get(login_page).post(login))
+/// The admin pages; all but the sign-in behind an admin session, as a layer, whatever a
+/// handler asks for.
+pub fn routes(state: PortalState) -> Router<PortalState> {
+    let signed_in = Router::new()
         .route("/manage", get(queue))
         .route("/manage/requests/{id}/approve", post(approve))
         .route("/manage/requests/{id}/reject", post(reject))
@@ -31,10 +32,13 @@ pub fn routes() -> Router<PortalState> {
         .route("/manage/catalogue", get(catalogue))
         .route("/manage/providers/{name}/test", post(test_provider))
         .route("/manage/outbox", get(outbox))
-}
-
-fn failed(state: &PortalState, visitor: &Visitor, e: ApiError) -> Response {
-    error_page(state, visitor, e.status(), e.message())
+        .route_layer(axum::middleware::from_extractor_with_state::<
+            AdminSignedIn,
+            _,
+        >(state));
+    Router::new()
+        .route("/manage/login", get(login_page).post(login))
+        .merge(signed_in)
 }
 
 async fn login_page(State(state): State<PortalState>, visitor: Visitor) -> Response {

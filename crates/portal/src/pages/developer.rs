@@ -5,7 +5,7 @@ use super::markdown;
 use super::session::{
     Current, SESSION_TTL_SECS, SignedIn, Visitor, local_path, random_token, session_cookie,
 };
-use super::{error_page, render, render_status, see_other};
+use super::{error_page, failed, render, render_status, see_other};
 use crate::api::{
     ApiError, NewAccessRequest, PortalState, RedirectUris, app_view, catalogue_of, check_email,
     check_name, hash_password, new_app, new_token, own_app, token_hash, verify_password,
@@ -37,11 +37,6 @@ pub fn routes() -> Router<PortalState> {
         .route("/apps/{id}", get(app))
         .route("/apps/{id}/reveal", post(reveal_secret))
         .route("/apps/{id}/delete", post(delete_app))
-}
-
-/// A failure as a page: the message in words, the status it had.
-fn failed(state: &PortalState, visitor: &Visitor, e: ApiError) -> Response {
-    error_page(state, visitor, e.status(), e.message())
 }
 
 fn per_text(per: &portico_config::portal::Duration) -> String {
@@ -242,7 +237,7 @@ pub(super) async fn start_session(
     let mut response = see_other(to);
     response
         .headers_mut()
-        .append(header::SET_COOKIE, session_cookie(Some(&token)));
+        .append(header::SET_COOKIE, session_cookie(state, Some(&token)));
     response
 }
 
@@ -277,7 +272,19 @@ async fn login(
     }
 }
 
+fn signup_closed(state: &PortalState, visitor: &Visitor) -> Response {
+    error_page(
+        state,
+        visitor,
+        StatusCode::NOT_FOUND,
+        "Accounts are made by the portal's admins here: ask them for one.",
+    )
+}
+
 async fn signup_page(State(state): State<PortalState>, visitor: Visitor) -> Response {
+    if !state.signup_open {
+        return signup_closed(&state, &visitor);
+    }
     render(&state, &visitor, "signup.html", json!({}))
 }
 
@@ -293,6 +300,9 @@ async fn signup(
     visitor: Visitor,
     Form(form): Form<SignupForm>,
 ) -> Response {
+    if !state.signup_open {
+        return signup_closed(&state, &visitor);
+    }
     let again = |status: StatusCode, error: &str| {
         render_status(
             &state,
@@ -334,7 +344,7 @@ async fn logout(State(state): State<PortalState>, visitor: Visitor) -> Response 
     let mut response = see_other("/");
     response
         .headers_mut()
-        .append(header::SET_COOKIE, session_cookie(None));
+        .append(header::SET_COOKIE, session_cookie(&state, None));
     response
 }
 
@@ -677,11 +687,10 @@ async fn app_page(
         Ok(r) => r,
         Err(e) => return failed(state, visitor, e.into()),
     };
-    let client_type = requests.first().and_then(|r| {
-        catalogue
-            .as_ref()
-            .and_then(|c| c.client_types.get(&r.client_type))
-    });
+    // The type the client was registered as (not a request's: one may be rejected).
+    let client_type = view["client_type"]
+        .as_str()
+        .and_then(|t| catalogue.as_ref().and_then(|c| c.client_types.get(t)));
     let secret = view["client_secret"].as_str().map(str::to_string);
     let curl = match (&view["client_id"], &view["token_endpoint"], client_type) {
         (Value::String(client_id), Value::String(endpoint), Some(spec))

@@ -63,14 +63,20 @@ mod tests {
     #[test]
     fn raw_html_and_script_links_are_inert() {
         let html = to_html(
-            "# Orders\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) \
-             [y]( JaVa\tscript:alert(1)) ![i](data:text/html,hi) <img src=x onerror=alert(1)>\n\n\
-             [ok](https://docs.example/orders) [rel](/products/orders)",
+            "# Orders\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) ![i](data:text/html,hi) <img src=x onerror=alert(1)>\n\n\
+             [ok](https://docs.example/orders) [rel](/products/orders) \
+             [t](<java\tscript:alert(1)>) [e](&#106;avascript:alert(1)) [u](JAVASCRIPT:alert(1))",
         );
         assert!(html.contains("<h1>Orders</h1>"), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(!html.to_ascii_lowercase().contains("javascript:"), "{html}");
+        assert!(
+            !html.to_ascii_lowercase().contains("java\tscript"),
+            "{html}"
+        );
+        assert!(!html.contains("&#106;avascript"), "{html}");
+        assert_eq!(html.matches(r##"href="#""##).count(), 4, "{html}");
         assert!(!html.contains("data:text"), "{html}");
         assert!(
             html.contains(r#"href="https://docs.example/orders""#),

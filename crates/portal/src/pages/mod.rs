@@ -28,10 +28,11 @@ const STYLESHEET: &str = include_str!("../../templates/portal.css");
 pub fn router(state: PortalState) -> Router<PortalState> {
     Router::new()
         .merge(developer::routes())
-        .merge(admin::routes())
-        .route("/static/portal.css", get(stylesheet))
-        // On the pages' routes only (not on the listener's fallback, nor on the JSON APIs).
+        .merge(admin::routes(state.clone()))
+        // On the pages' routes only (not on the listener's fallback, nor on the JSON APIs,
+        // nor on the stylesheet, which needs no session).
         .route_layer(axum::middleware::from_fn_with_state(state, session::guard))
+        .route("/static/portal.css", get(stylesheet))
 }
 
 async fn stylesheet() -> Response {
@@ -59,6 +60,7 @@ fn render_status(
 ) -> Response {
     if let Value::Object(map) = &mut context {
         map.insert("visitor".into(), visitor.context());
+        map.insert("signup_open".into(), state.signup_open.into());
         if name.starts_with("manage/") {
             map.insert("area".into(), "admin".into());
         }
@@ -99,6 +101,11 @@ fn error_page(
         "error.html",
         serde_json::json!({ "status": status.as_u16(), "message": message }),
     )
+}
+
+/// A failure as a page: the message in words, the status it had.
+fn failed(state: &PortalState, visitor: &Visitor, e: crate::api::ApiError) -> Response {
+    error_page(state, visitor, e.status(), e.message())
 }
 
 /// After a form: back to a page (303, so that a reload does not post again).

@@ -79,14 +79,40 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// `Set-Cookie` for a session cookie (or, with `None`, one that removes it).
-pub fn session_cookie(token: Option<&str>) -> HeaderValue {
+pub fn session_cookie(state: &PortalState, token: Option<&str>) -> HeaderValue {
+    let secure = if state.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
     let text = match token {
         Some(token) => format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL_SECS}"
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL_SECS}{secure}"
         ),
-        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     };
     HeaderValue::from_str(&text).expect("a cookie of URL-safe characters")
+}
+
+/// A CSRF cookie value for visitors not signed in: random, and signed (`RANDOM.TAG`), so that
+/// only values this portal made are accepted.
+fn signed_csrf_value(state: &PortalState) -> String {
+    let random = random_token();
+    let tag = aws_lc_rs::hmac::sign(&state.csrf_key, random.as_bytes());
+    format!(
+        "{random}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+fn csrf_cookie_is_ours(state: &PortalState, value: &str) -> bool {
+    let Some((random, tag)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag) else {
+        return false;
+    };
+    aws_lc_rs::hmac::verify(&state.csrf_key, random.as_bytes(), &tag).is_ok()
 }
 
 fn same_bytes(a: &str, b: &str) -> bool {
@@ -94,11 +120,22 @@ fn same_bytes(a: &str, b: &str) -> bool {
         && aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
-/// Whether the browser's `Origin`, if it sent one, is the host the request is for.
-fn origin_matches(headers: &HeaderMap) -> bool {
+/// Whether the browser's `Origin`, if it sent one, is the portal's: the origin of its public
+/// URL when one is set (behind a proxy the `Host` may be another), else the request's host.
+fn origin_matches(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    if let Some(url) = public_url {
+        let expected = reqwest::Url::parse(url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization());
+        return origin
+            .to_str()
+            .ok()
+            .zip(expected)
+            .is_some_and(|(o, e)| o.eq_ignore_ascii_case(&e));
+    }
     let (Ok(origin), Some(host)) = (
         origin.to_str(),
         headers.get(header::HOST).and_then(|h| h.to_str().ok()),
@@ -153,10 +190,10 @@ pub async fn guard(State(state): State<PortalState>, request: Request, next: Nex
     }
     let mut new_csrf_cookie = None;
     if visitor.session.is_none() {
-        match cookie(&parts.headers, CSRF_COOKIE).filter(|v| v.len() >= 32) {
+        match cookie(&parts.headers, CSRF_COOKIE).filter(|v| csrf_cookie_is_ours(&state, v)) {
             Some(value) => visitor.csrf = value.to_string(),
             None => {
-                let value = random_token();
+                let value = signed_csrf_value(&state);
                 visitor.csrf = value.clone();
                 new_csrf_cookie = Some(value);
             }
@@ -176,7 +213,7 @@ pub async fn guard(State(state): State<PortalState>, request: Request, next: Nex
         let given = csrf_field(&bytes);
         let fresh = new_csrf_cookie.is_none()
             && given.is_some_and(|given| same_bytes(&given, &visitor.csrf));
-        if !fresh || !origin_matches(&parts.headers) {
+        if !fresh || !origin_matches(&parts.headers, state.public_url.as_deref()) {
             return error_page(
                 &state,
                 &visitor,
@@ -189,7 +226,12 @@ pub async fn guard(State(state): State<PortalState>, request: Request, next: Nex
     parts.extensions.insert(visitor);
     let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Some(value) = new_csrf_cookie {
-        let cookie = format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict");
+        let secure = if state.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}");
         if let Ok(cookie) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, cookie);
         }
@@ -329,13 +371,16 @@ mod tests {
     fn the_origin_must_be_this_host() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:3000".parse().unwrap());
-        assert!(origin_matches(&headers));
+        assert!(origin_matches(&headers, None));
         headers.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
-        assert!(origin_matches(&headers));
+        assert!(origin_matches(&headers, None));
+        assert!(!origin_matches(&headers, Some("https://portal.example")));
+        headers.insert(header::ORIGIN, "https://portal.example".parse().unwrap());
+        assert!(origin_matches(&headers, Some("https://portal.example/")));
         headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
-        assert!(!origin_matches(&headers));
+        assert!(!origin_matches(&headers, None));
         headers.insert(header::ORIGIN, "null".parse().unwrap());
-        assert!(!origin_matches(&headers));
+        assert!(!origin_matches(&headers, None));
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct Portal {
 }
 
 pub async fn start() -> Portal {
+    start_with(|state| state).await
+}
+
+/// [`start`], with the portal's state changed by `configure` first.
+pub async fn start_with(configure: impl FnOnce(PortalState) -> PortalState) -> Portal {
     let idp = Idp::start();
     let dir = TempDir::new("portal-api");
     let key = SecretKey::from_base64(&SecretKey::generate_base64().unwrap()).unwrap();
@@ -75,6 +80,7 @@ pub async fn start() -> Portal {
     let state = PortalState::new(store.clone(), workflow, AdminToken::new(ADMIN).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = configure(state);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     Portal {
         base,

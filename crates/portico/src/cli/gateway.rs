@@ -66,6 +66,8 @@ pub(super) struct PortalArgs {
     pub listen: SocketAddr,
     pub templates: portico_portal::pages::templates::Templates,
     pub mailer: portico_portal::mail::Mailer,
+    pub public_url: Option<String>,
+    pub signup_open: bool,
 }
 
 /// A node serving the store's configuration; with an admin token it is also a control plane:
@@ -292,6 +294,11 @@ async fn portal_router(
     )
     .with_mailer(portal.mailer.clone());
     tokio::spawn(portal.mailer.run(store.clone()));
+    // An admin session is only as good as the token it was opened with, which may have
+    // changed since the last start.
+    if let Err(e) = store.end_admin_sessions().await {
+        tracing::warn!(error = %e, "portal: ending the admin sessions of the last run");
+    }
     // In the background: an IdP that answers slowly does not hold the listeners back.
     let recovering = workflow.clone();
     tokio::spawn(async move {
@@ -299,9 +306,13 @@ async fn portal_router(
             tracing::error!(error = %e, "portal: finishing interrupted approvals");
         }
     });
-    portico_portal::api::router(
-        PortalState::new(store.clone(), workflow, token.clone()).with_templates(portal.templates),
-    )
+    let mut state = PortalState::new(store.clone(), workflow, token.clone())
+        .with_templates(portal.templates)
+        .with_signup(portal.signup_open);
+    if let Some(url) = &portal.public_url {
+        state = state.with_public_url(url);
+    }
+    portico_portal::api::router(state)
 }
 
 /// The admin REST API over `store`; every write is checked as the configuration loader

@@ -76,13 +76,28 @@ pub struct ServeArgs {
     /// Admin address told of each access request (repeat for more).
     #[arg(long, value_name = "ADDR")]
     pub notify: Vec<String>,
+    /// Who makes developer accounts: `open` (anyone, on the sign-up page) or `closed` (admins,
+    /// by `POST /admin/developers`).
+    #[arg(long, value_name = "open|closed", default_value = "open", value_parser = ["open", "closed"])]
+    pub portal_signup: String,
+}
+
+impl ServeArgs {
+    /// Whether any of the portal's own settings was given.
+    fn has_portal_settings(&self) -> bool {
+        self.portal_templates.is_some()
+            || self.smtp.is_some()
+            || !self.notify.is_empty()
+            || self.portal_url.is_some()
+            || self.portal_signup != "open"
+    }
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(database) = args.database.clone() {
         return run_control_plane(args, database);
     }
-    if args.portal_listen.is_some() || args.portal_templates.is_some() {
+    if args.portal_listen.is_some() || args.has_portal_settings() {
         eprintln!(
             "error: the portal keeps its records in the store: use --portal-listen with --database"
         );
@@ -357,11 +372,7 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        None if args.portal_templates.is_some()
-            || args.smtp.is_some()
-            || !args.notify.is_empty()
-            || args.portal_url.is_some() =>
-        {
+        None if args.has_portal_settings() => {
             eprintln!("error: the portal's settings need --portal-listen");
             return ExitCode::from(1);
         }
@@ -374,22 +385,32 @@ fn run_control_plane(args: ServeArgs, database: DatabaseUrl) -> ExitCode {
 fn portal_args(args: &ServeArgs, listen: SocketAddr) -> Result<PortalArgs, String> {
     let templates = Templates::load(args.portal_templates.as_deref())
         .map_err(|e| format!("--portal-templates: {e}"))?;
+    if let Some(url) = &args.portal_url {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return Err(format!("--portal-url {url:?}: not an http(s) URL")),
+        }
+    }
+    let public_url = args
+        .portal_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{listen}"))
+        .trim_end_matches('/')
+        .to_string();
     let settings = MailSettings {
         smtp_url: args.smtp.clone(),
         from: args.mail_from.clone(),
         notify: args.notify.clone(),
-        portal_url: args
-            .portal_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_string(),
+        portal_url: public_url.clone(),
     };
     let mailer = Mailer::new(settings, templates.clone())?;
     Ok(PortalArgs {
         listen,
         templates,
         mailer,
+        // Without --portal-url, forms are checked against the request's own host.
+        public_url: args.portal_url.as_ref().map(|_| public_url),
+        signup_open: args.portal_signup == "open",
     })
 }
 
