@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (and its admin listener) with embedded defaults.
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
     /// Run a gateway node whose configuration comes from the shared store.
     Gateway(cli::gateway::GatewayArgs),
     /// Create or update the resource documents of a file through the admin API.
@@ -44,7 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => cli::serve::run(args),
+        Command::Serve(args) => cli::serve::run(*args),
         Command::Gateway(args) => cli::gateway::run(args),
         Command::Apply(args) => cli::resources::apply(args),
         Command::Get(args) => cli::resources::get(args),
