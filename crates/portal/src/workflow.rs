@@ -56,10 +56,16 @@ pub struct Workflow {
     /// How long a revocation of a client's tokens lasts: the longest token lifetime.
     revoke_for_secs: u64,
     mailer: Mailer,
+    /// Run after a revocation is recorded: this process's gateway loads it at once.
+    revoked: Option<RevocationHook>,
     /// One step at a time per app (approve, revoke, delete read the app's client and then
     /// change it at the IdP): striped, so bounded whatever the number of apps.
     app_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
+
+/// What [`Workflow::with_revocation_hook`] runs.
+pub type RevocationHook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// Stripes of [`Workflow::app_locks`].
 const APP_LOCK_STRIPES: usize = 64;
@@ -102,6 +108,7 @@ impl Workflow {
                 Templates::embedded(),
             )
             .expect("a valid default sender"),
+            revoked: None,
             app_locks: Arc::new(
                 (0..APP_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
@@ -113,6 +120,14 @@ impl Workflow {
     /// With these emails (by default: to the outbox only, from `portal@localhost`).
     pub fn with_mailer(mut self, mailer: Mailer) -> Self {
         self.mailer = mailer;
+        self
+    }
+
+    /// With `hook` run after each revocation the workflow records (and before the IdP is
+    /// called): the control plane's own gateway loads it, so that the client's tokens are
+    /// refused on the very next request there, not at the next poll.
+    pub fn with_revocation_hook(mut self, hook: RevocationHook) -> Self {
+        self.revoked = Some(hook);
         self
     }
 
@@ -617,6 +632,9 @@ impl Workflow {
                 reason: Some(format!("portal: {reason}")),
             })
             .await?;
+        if let Some(hook) = &self.revoked {
+            hook().await;
+        }
         Ok(())
     }
 

@@ -19,7 +19,7 @@ fn now_secs() -> u64 {
 
 /// Reads the revocations in force into `gateway` (and the data folder, when they changed);
 /// false when the store did not answer.
-async fn load(store: &Store, gateway: &Gateway, last_good: &LastGood) -> bool {
+pub async fn load(store: &Store, gateway: &Gateway, last_good: &LastGood) -> bool {
     let read = async {
         let active = store.active_revocations(now_secs()).await?;
         last_good.save_revocations(active.revision, &active.revocations);

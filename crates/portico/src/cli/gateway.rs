@@ -191,7 +191,14 @@ pub(super) fn run_node(
         let portal = match (portal, &admin, &store_for_admin) {
             (Some(portal), Some(token), Some(store)) => Some((
                 portal.listen,
-                portal_router(store, token, max_token_lifetime, portal).await,
+                portal_router(
+                    store,
+                    token,
+                    max_token_lifetime,
+                    portal,
+                    revocation_hook(store, &gateway, &last_good),
+                )
+                .await,
             )),
             _ => None,
         };
@@ -218,6 +225,22 @@ pub(super) fn run_node(
             poll: Duration::from_millis(args.poll_ms.max(50)),
         };
         listeners.run(gateway, move |_| follower.run()).await
+    })
+}
+
+/// Loads the store's revocations into this node's gateway: what the portal runs after it
+/// records one.
+fn revocation_hook(
+    store: &Store,
+    gateway: &Arc<Gateway>,
+    last_good: &Arc<LastGood>,
+) -> portico_portal::workflow::RevocationHook {
+    let (store, gateway, last_good) = (store.clone(), gateway.clone(), last_good.clone());
+    Arc::new(move || {
+        let (store, gateway, last_good) = (store.clone(), gateway.clone(), last_good.clone());
+        Box::pin(async move {
+            follow_revocations::load(&store, &gateway, &last_good).await;
+        })
     })
 }
 
@@ -286,13 +309,15 @@ async fn portal_router(
     token: &AdminToken,
     max_token_lifetime: u64,
     portal: PortalArgs,
+    revoked: portico_portal::workflow::RevocationHook,
 ) -> axum::Router {
     let workflow = Workflow::new(
         store.clone(),
         Arc::new(portico_config::env::ProcessEnv),
         max_token_lifetime,
     )
-    .with_mailer(portal.mailer.clone());
+    .with_mailer(portal.mailer.clone())
+    .with_revocation_hook(revoked);
     tokio::spawn(portal.mailer.run(store.clone()));
     // An admin session is only as good as the token it was opened with, which may have
     // changed since the last start.
