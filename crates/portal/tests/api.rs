@@ -3,7 +3,6 @@
 //! requests access, reads the credentials and gets a token with them; another developer sees
 //! none of it.
 
-use portico_testkit::idp::JWT_RESOURCE;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -126,47 +125,24 @@ async fn from_access_request_to_a_token_and_back() {
         shown["token_endpoint"],
         format!("{}/token", p.idp.issuer).as_str()
     );
-    let token: Value = p
-        .http
-        .post(shown["token_endpoint"].as_str().unwrap())
-        .basic_auth(
-            shown["client_id"].as_str().unwrap(),
-            shown["client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "orders:read gold"),
-            ("resource", JWT_RESOURCE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let (client_id, secret) = (
+        shown["client_id"].as_str().unwrap(),
+        shown["client_secret"].as_str().unwrap(),
+    );
+    p.idp
+        .token_of_client(client_id, secret, "orders:read gold")
         .await
         .unwrap();
-    assert!(token["access_token"].is_string(), "{token}");
 
     let (status, _) = p
         .call("DELETE", &format!("/portal/api/apps/{app_id}"), &ada, None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let gone: Value = p
-        .http
-        .post(format!("{}/token", p.idp.issuer))
-        .basic_auth(
-            shown["client_id"].as_str().unwrap(),
-            shown["client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "orders:read"),
-        ])
-        .send()
+    let gone = p
+        .idp
+        .token_of_client(client_id, secret, "orders:read")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .unwrap_err();
     assert_eq!(gone["error"], "invalid_client", "{gone}");
     let (status, _) = p
         .call("GET", &format!("/portal/api/apps/{app_id}"), &ada, None)

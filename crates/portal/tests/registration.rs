@@ -1,12 +1,11 @@
 //! Client registration against the real test IdP (npm `oidc-provider`: RFC 7591 with an
 //! initial access token, RFC 7592 management, client_credentials, JWT access tokens).
 
-use base64::Engine;
 use portico_config::portal::{DISCOVERY_SUFFIX, ProviderType};
 use portico_portal::registration::{
     ClientMetadata, Registrar, Registration, RegistrationError, discover, http_client,
 };
-use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp, JWT_RESOURCE};
+use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp};
 use serde_json::Value;
 
 fn backend(scope: &str) -> ClientMetadata {
@@ -40,35 +39,12 @@ async fn registrar_of(idp: &Idp, token: Option<&str>) -> (Registrar, String) {
 }
 
 /// A client_credentials token for `client`, and the scopes it carries.
-async fn token_scopes(
-    token_endpoint: &str,
-    client: &Registration,
-    scope: &str,
-) -> Result<Vec<String>, Value> {
-    let answer: Value = reqwest::Client::new()
-        .post(token_endpoint)
-        .basic_auth(&client.client_id, client.client_secret.as_deref())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-            ("resource", JWT_RESOURCE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let Some(token) = answer["access_token"].as_str() else {
-        return Err(answer);
-    };
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+async fn token_scopes(idp: &Idp, client: &Registration, scope: &str) -> Result<Vec<String>, Value> {
+    let secret = client.client_secret.as_deref().unwrap_or_default();
+    let token = idp
+        .token_of_client(&client.client_id, secret, scope)
+        .await?;
+    let claims = Idp::claims(&token);
     assert_eq!(claims["client_id"], client.client_id.as_str());
     Ok(claims["scope"]
         .as_str()
@@ -82,6 +58,7 @@ async fn token_scopes(
 async fn a_client_is_registered_updated_and_deleted_at_the_idp() {
     let idp = Idp::start();
     let (registrar, token_endpoint) = registrar_of(&idp, Some(INITIAL_ACCESS_TOKEN)).await;
+    assert_eq!(token_endpoint, format!("{}/token", idp.issuer));
 
     let client = registrar
         .register(&backend("orders:read gold"))
@@ -91,7 +68,7 @@ async fn a_client_is_registered_updated_and_deleted_at_the_idp() {
     assert!(client.registration_client_uri.is_some());
     assert_eq!(client.answer["scope"], "orders:read gold");
     assert_eq!(
-        token_scopes(&token_endpoint, &client, "orders:read gold")
+        token_scopes(&idp, &client, "orders:read gold")
             .await
             .unwrap(),
         ["orders:read", "gold"]
@@ -114,7 +91,7 @@ async fn a_client_is_registered_updated_and_deleted_at_the_idp() {
         client.registration_access_token
     );
     assert_eq!(
-        token_scopes(&token_endpoint, &updated, "orders:read orders:write gold")
+        token_scopes(&idp, &updated, "orders:read orders:write gold")
             .await
             .unwrap(),
         ["orders:read", "orders:write", "gold"]
@@ -127,7 +104,7 @@ async fn a_client_is_registered_updated_and_deleted_at_the_idp() {
     );
 
     registrar.delete(&updated).await.unwrap();
-    let refused = token_scopes(&token_endpoint, &updated, "orders:read")
+    let refused = token_scopes(&idp, &updated, "orders:read")
         .await
         .unwrap_err();
     assert_eq!(refused["error"], "invalid_client", "{refused}");

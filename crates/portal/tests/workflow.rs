@@ -11,7 +11,7 @@ use portico_portal::workflow::{Workflow, WorkflowError};
 use portico_store::portal::{Move, RequestStatus};
 use portico_store::{DatabaseUrl, Expect, Resource, SecretKey, Store, StoreSettings};
 use portico_testkit::TempDir;
-use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp, JWT_RESOURCE};
+use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,33 +115,17 @@ impl World {
 
     /// The scopes of a client_credentials token for `scope`, or the IdP's error.
     async fn token_scopes(&self, client: &Registration, scope: &str) -> Result<String, String> {
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}/token", self.idp.issuer))
-            .basic_auth(&client.client_id, client.client_secret.as_deref())
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", scope),
-                ("resource", JWT_RESOURCE),
-            ])
-            .send()
+        let secret = client.client_secret.as_deref().unwrap_or_default();
+        match self
+            .idp
+            .token_of_client(&client.client_id, secret, scope)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match answer["access_token"].as_str() {
-            Some(token) => {
-                let payload = token.split('.').nth(1).unwrap();
-                use base64::Engine;
-                let claims: Value = serde_json::from_slice(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(payload)
-                        .unwrap(),
-                )
-                .unwrap();
-                Ok(claims["scope"].as_str().unwrap_or("").to_string())
-            }
-            None => Err(answer["error"].as_str().unwrap_or("?").to_string()),
+        {
+            Ok(token) => Ok(Idp::claims(&token)["scope"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()),
+            Err(answer) => Err(answer["error"].as_str().unwrap_or("?").to_string()),
         }
     }
 }

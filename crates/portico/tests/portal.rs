@@ -10,7 +10,7 @@ use portico_portal::registration::{
     ClientMetadata, Registrar, Registration, discover, http_client,
 };
 use portico_testkit::TempDir;
-use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp, JWT_RESOURCE};
+use portico_testkit::idp::{INITIAL_ACCESS_TOKEN, Idp};
 use serde_json::Value;
 
 fn documents(idp: &Idp, upstream: std::net::SocketAddr) -> String {
@@ -51,24 +51,10 @@ spec: {{ scope: gold, displayName: Gold, rateLimit: {{ requests: 3, per: 60s }} 
 }
 
 async fn token(idp: &Idp, client: &Registration, scope: &str) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/token", idp.issuer))
-        .basic_auth(&client.client_id, client.client_secret.as_deref())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-            ("resource", JWT_RESOURCE),
-        ])
-        .send()
+    let secret = client.client_secret.as_deref().unwrap_or_default();
+    idp.token_of_client(&client.client_id, secret, scope)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {answer}"))
-        .to_string()
+        .unwrap_or_else(|answer| panic!("no token: {answer}"))
 }
 
 /// A call to the portal's JSON APIs with a bearer token: the status and the JSON answer.
@@ -178,7 +164,6 @@ fn the_control_plane_serves_the_portal_from_request_to_revocation() {
     );
     assert_eq!(status, 200, "{body}");
 
-    let http = reqwest::blocking::Client::new();
     let call =
         |method, path: &str, token: &str, body| portal_call(&portal, method, path, token, body);
     let password = "correct horse battery";
@@ -229,22 +214,17 @@ fn the_control_plane_serves_the_portal_from_request_to_revocation() {
         &pat,
         None,
     );
-    let answer: Value = http
-        .post(shown["token_endpoint"].as_str().unwrap())
-        .basic_auth(
-            shown["client_id"].as_str().unwrap(),
-            shown["client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "orders:read gold"),
-            ("resource", JWT_RESOURCE),
-        ])
-        .send()
+    assert_eq!(shown["token_endpoint"], format!("{}/token", idp.issuer));
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap()
-        .json()
+        .block_on(idp.token_of_client(
+            shown["client_id"].as_str().unwrap(),
+            shown["client_secret"].as_str().unwrap(),
+            "orders:read gold",
+        ))
         .unwrap();
-    let token = answer["access_token"].as_str().unwrap().to_string();
     // The control plane's gateway follows the store (within its poll interval).
     wait_for(
         || server.status("/payments/x", "GET", &token) == 200,
