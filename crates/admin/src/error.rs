@@ -103,7 +103,8 @@ impl ApiError {
         }
     }
 
-    fn body(self) -> ErrorBody {
+    /// The error as the API answers it: code, message, fields.
+    pub fn into_body(self) -> ErrorBody {
         let (error, message, fields) = match self {
             ApiError::Unauthorized => (
                 "unauthorized",
@@ -153,7 +154,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry = matches!(self, ApiError::Unavailable);
         let unauthorized = matches!(self, ApiError::Unauthorized);
-        let mut response = (status, Json(self.body())).into_response();
+        let mut response = (status, Json(self.into_body())).into_response();
         let headers = response.headers_mut();
         if retry {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -221,11 +222,11 @@ mod tests {
             kind: "Api".into(),
             name: "payments".into(),
         };
-        let body = ApiError::from(sealed).body();
+        let body = ApiError::from(sealed).into_body();
         assert_eq!(body.error, "internal");
         assert!(!body.message.contains("payments"));
         let unavailable = StoreError::Unavailable("connection refused to 10.0.0.5".into());
-        let body = ApiError::from(unavailable).body();
+        let body = ApiError::from(unavailable).into_body();
         assert!(!body.message.contains("10.0.0.5"));
     }
 }

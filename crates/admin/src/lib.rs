@@ -21,7 +21,7 @@
 pub mod apply;
 pub mod auth;
 mod body;
-mod checks;
+pub mod checks;
 pub mod document;
 pub mod error;
 pub mod kinds;

@@ -88,6 +88,9 @@ impl OAuthProviderSpec {
     }
 }
 
+/// The values of [`ProviderType`] as documents write them.
+pub const PROVIDER_TYPES: &[&str] = &["generic", "keycloak", "okta", "gluu"];
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderType {
@@ -118,17 +121,20 @@ fn client_secret_basic() -> String {
     "client_secret_basic".into()
 }
 
-const GRANT_TYPES: &[&str] = &[
+/// The grant types a client type may name.
+pub const GRANT_TYPES: &[&str] = &[
     "authorization_code",
     "client_credentials",
     "refresh_token",
     "urn:ietf:params:oauth:grant-type:device_code",
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
 ];
-const RESPONSE_TYPES: &[&str] = &["code", "id_token", "code id_token"];
+/// The response types a client type may name (none issues tokens in the front channel).
+pub const RESPONSE_TYPES: &[&str] = &["code", "id_token", "code id_token"];
 /// Client authentication methods the portal can hand a developer credentials for.
-const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
-const OKTA_APPLICATION_TYPES: &[&str] = &["web", "service", "native", "browser"];
+pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+/// Okta's application types.
+pub const OKTA_APPLICATION_TYPES: &[&str] = &["web", "service", "native", "browser"];
 
 impl ClientTypeSpec {
     /// Refuses metadata an IdP may accept but that is unsafe or cannot work.

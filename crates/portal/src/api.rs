@@ -22,7 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portico_admin::AdminToken;
+use portico_admin::AdminState;
 use portico_config::portal::Catalogue;
 use portico_store::portal::{AccessRequest, App, Developer, RequestStatus};
 use portico_store::{Store, StoreError};
@@ -45,7 +45,9 @@ pub const MAX_REDIRECT_URIS: usize = 10;
 pub struct PortalState {
     pub store: Store,
     pub workflow: Workflow,
-    pub admin_token: AdminToken,
+    /// The admin API's state: its token signs admins in, and its checks are the ones every
+    /// document the admin pages write goes through.
+    pub admin: AdminState,
     /// Password hashes computed at once (each takes ≈ 19 MiB and tens of milliseconds): a
     /// flood of logins waits here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -64,9 +66,9 @@ pub struct PortalState {
 pub const MAX_CONCURRENT_HASHES: usize = 4;
 
 impl PortalState {
-    pub fn new(store: Store, workflow: Workflow, admin_token: AdminToken) -> Self {
+    pub fn new(workflow: Workflow, admin: AdminState) -> Self {
         Self {
-            store,
+            store: admin.store.clone(),
             workflow,
             hashing: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES)),
             templates: Templates::embedded(),
@@ -74,9 +76,9 @@ impl PortalState {
             signup_open: true,
             csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
-                &admin_token.derive_key("portico/portal/csrf-cookie"),
+                &admin.token.derive_key("portico/portal/csrf-cookie"),
             )),
-            admin_token,
+            admin,
         }
     }
 
@@ -297,7 +299,7 @@ impl FromRequestParts<PortalState> for AdminAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &PortalState) -> Result<Self, ApiError> {
         match bearer(parts) {
-            Some(token) if state.admin_token.matches(token.as_bytes()) => Ok(AdminAuth),
+            Some(token) if state.admin.token.matches(token.as_bytes()) => Ok(AdminAuth),
             _ => Err(ApiError::unauthorized()),
         }
     }

@@ -348,6 +348,8 @@ async fn one_developer_never_reaches_another_s_app_nor_the_admin_pages() {
         app_page.as_str(),
         "/manage/developers",
         "/manage/catalogue",
+        "/manage/catalogue/plans",
+        "/manage/catalogue/plans/gold",
         "/manage/outbox",
     ] {
         let (_, url, _) = bob.get(path).await;
@@ -367,6 +369,26 @@ async fn one_developer_never_reaches_another_s_app_nor_the_admin_pages() {
         .submit("/dashboard", "/manage/providers/test-idp/test", &[])
         .await;
     assert_eq!(url, "/manage/login");
+    let gold = p.store.get("Plan", "gold").await.unwrap().unwrap();
+    for (action, fields) in [
+        (
+            "/manage/catalogue/plans",
+            vec![("name", "free"), ("scope", "free")],
+        ),
+        (
+            "/manage/catalogue/plans/gold",
+            vec![("version", "1"), ("scope", "mine")],
+        ),
+        (
+            "/manage/catalogue/plans/gold/delete",
+            vec![("version", "1")],
+        ),
+    ] {
+        let (_, url, _) = bob.submit("/dashboard", action, &fields).await;
+        assert_eq!(url, "/manage/login", "{action}");
+    }
+    assert_eq!(p.store.get("Plan", "gold").await.unwrap().unwrap(), gold);
+    assert!(p.store.get("Plan", "free").await.unwrap().is_none());
     let after = p
         .store
         .access_request(&requests[0].id)
@@ -406,4 +428,238 @@ async fn with_sign_up_closed_only_admins_make_accounts() {
             .unwrap()
             .is_none()
     );
+}
+
+/// An admin's browser, signed in.
+async fn admin(p: &Portal) -> Browser {
+    let admin = Browser::new(p);
+    let (status, url, _) = admin
+        .submit("/manage/login", "/manage/login", &[("token", ADMIN)])
+        .await;
+    assert_eq!((status, url.as_str()), (StatusCode::OK, "/manage"));
+    admin
+}
+
+/// The value of the hidden `version` field.
+fn version_of(page: &str) -> String {
+    let marker = r#"name="version" value=""#;
+    let start = page.find(marker).expect("a form with a version") + marker.len();
+    page[start..][..page[start..].find('"').unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn admins_edit_the_catalogue_s_documents_on_pages_through_the_admin_api_s_checks() {
+    let p = start().await;
+    let admin = admin(&p).await;
+
+    // A new plan, from the form: stored as the document `apply` would write.
+    let (status, _, page) = admin.get("/manage/catalogue/plans").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<label for="f-rateLimit-requests">"#),
+        "labelled fields"
+    );
+    let (status, url, page) = admin
+        .submit(
+            "/manage/catalogue/plans",
+            "/manage/catalogue/plans",
+            &[
+                ("name", "bronze"),
+                ("displayName", "Bronze"),
+                ("scope", "bronze"),
+                ("rateLimit.requests", "10"),
+                ("rateLimit.per", "1m"),
+                ("quota.max", ""),
+                ("quota.per", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, url.as_str()),
+        (StatusCode::OK, "/manage/catalogue"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Saved the plan &quot;bronze&quot;."),
+        "{page}"
+    );
+    let bronze = p.store.get("Plan", "bronze").await.unwrap().unwrap();
+    assert_eq!(
+        bronze.spec,
+        serde_json::json!({"displayName": "Bronze", "scope": "bronze", "rateLimit": {"requests": 10, "per": "1m"}})
+    );
+    // The same name again is refused, and nothing changes.
+    let (status, _, page) = admin
+        .submit(
+            "/manage/catalogue/plans",
+            "/manage/catalogue/plans",
+            &[("name", "bronze"), ("scope", "other")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("exists"), "{page}");
+    assert_eq!(
+        p.store.get("Plan", "bronze").await.unwrap().unwrap(),
+        bronze
+    );
+
+    // A mistake is shown by its field, with what was typed, and writes nothing.
+    let (_, _, form) = admin.get("/manage/catalogue/plans/bronze").await;
+    let version = version_of(&form);
+    let (status, _, page) = admin
+        .submit(
+            "/manage/catalogue/plans/bronze",
+            "/manage/catalogue/plans/bronze",
+            &[
+                ("version", &version),
+                ("scope", "bronze"),
+                ("rateLimit.requests", "ten"),
+                ("rateLimit.per", "1m"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("must be a whole number"), "{page}");
+    assert!(page.contains(r#"value="ten""#), "what was typed is kept");
+    assert_eq!(
+        p.store.get("Plan", "bronze").await.unwrap().unwrap(),
+        bronze
+    );
+
+    // A change made elsewhere (by `apply`, say) after the form was read is not overwritten.
+    let mut changed = bronze.spec.clone();
+    changed["description"] = "changed by apply".into();
+    p.store
+        .put(
+            portico_store::Resource {
+                kind: "Plan".into(),
+                name: "bronze".into(),
+                spec: changed,
+            },
+            portico_store::Expect::Any,
+        )
+        .await
+        .unwrap();
+    let (status, _, page) = admin
+        .post(
+            "/manage/catalogue/plans/bronze",
+            &[
+                ("csrf", &csrf_of(&form)),
+                ("version", &version),
+                ("scope", "bronze2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("version"), "{page}");
+    assert_eq!(
+        p.store.get("Plan", "bronze").await.unwrap().unwrap().spec["scope"],
+        "bronze"
+    );
+
+    // Read again, the form writes at the new version.
+    let (_, _, form) = admin.get("/manage/catalogue/plans/bronze").await;
+    let (status, url, _) = admin
+        .submit(
+            "/manage/catalogue/plans/bronze",
+            "/manage/catalogue/plans/bronze",
+            &[
+                ("version", &version_of(&form)),
+                ("scope", "bronze"),
+                ("description", "changed by apply"),
+                ("displayName", "Bronze"),
+                ("quota.max", "500"),
+                ("quota.per", "24h"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, url.as_str()),
+        (StatusCode::OK, "/manage/catalogue")
+    );
+    let spec = p.store.get("Plan", "bronze").await.unwrap().unwrap().spec;
+    assert_eq!(spec["quota"], serde_json::json!({"max": 500, "per": "24h"}));
+    assert!(
+        spec.get("rateLimit").is_none(),
+        "emptied fields are removed"
+    );
+
+    // The provider's initial access token is never put in the page, and an empty field keeps it.
+    let (_, _, form) = admin
+        .get("/manage/catalogue/oauth-providers/test-idp")
+        .await;
+    assert!(!form.contains(portico_testkit::idp::INITIAL_ACCESS_TOKEN));
+    assert!(form.contains("Stored: leave empty to keep it"));
+    let stored = p
+        .store
+        .get("OAuthProvider", "test-idp")
+        .await
+        .unwrap()
+        .unwrap();
+    let url = stored.spec["wellKnownUrl"].as_str().unwrap().to_string();
+    let (status, _, page) = admin
+        .submit(
+            "/manage/catalogue/oauth-providers/test-idp",
+            "/manage/catalogue/oauth-providers/test-idp",
+            &[
+                ("version", &version_of(&form)),
+                ("type", "generic"),
+                ("wellKnownUrl", &url),
+                ("initialAccessToken", ""),
+                ("scopeClaim", "scp"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let after = p
+        .store
+        .get("OAuthProvider", "test-idp")
+        .await
+        .unwrap()
+        .unwrap()
+        .spec;
+    assert_eq!(
+        after["initialAccessToken"],
+        stored.spec["initialAccessToken"]
+    );
+    assert_eq!(after["scopeClaim"], "scp");
+
+    // An unsafe client type is refused with the checks' own words.
+    let (status, _, page) = admin
+        .submit(
+            "/manage/catalogue/client-types",
+            "/manage/catalogue/client-types",
+            &[
+                ("name", "open"),
+                ("provider", "test-idp"),
+                ("grantTypes", "client_credentials"),
+                ("tokenEndpointAuthMethod", "none"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("would give tokens to anyone who knows the client_id"),
+        "{page}"
+    );
+    assert!(p.store.get("ClientType", "open").await.unwrap().is_none());
+
+    // Delete, at the version shown.
+    let (_, _, form) = admin.get("/manage/catalogue/plans/bronze").await;
+    let (status, url, page) = admin
+        .submit(
+            "/manage/catalogue/plans/bronze",
+            "/manage/catalogue/plans/bronze/delete",
+            &[("version", &version_of(&form))],
+        )
+        .await;
+    assert_eq!(
+        (status, url.as_str()),
+        (StatusCode::OK, "/manage/catalogue")
+    );
+    assert!(
+        page.contains("Deleted the plan &quot;bronze&quot;."),
+        "{page}"
+    );
+    assert!(p.store.get("Plan", "bronze").await.unwrap().is_none());
 }

@@ -29,9 +29,9 @@ pub fn routes(state: PortalState) -> Router<PortalState> {
         .route("/manage/developers", get(developers))
         .route("/manage/apps", get(apps))
         .route("/manage/apps/{id}", get(app))
-        .route("/manage/catalogue", get(catalogue))
         .route("/manage/providers/{name}/test", post(test_provider))
         .route("/manage/outbox", get(outbox))
+        .merge(super::documents::routes())
         .route_layer(axum::middleware::from_extractor_with_state::<
             AdminSignedIn,
             _,
@@ -55,7 +55,7 @@ async fn login(
     visitor: Visitor,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if state.admin_token.matches(form.token.trim().as_bytes()) {
+    if state.admin.token.matches(form.token.trim().as_bytes()) {
         start_session(&state, &visitor, None, "/manage").await
     } else {
         render_status(
@@ -329,69 +329,6 @@ async fn app(
             "client": client,
             "usage": super::usage::of_app(&state, &app.id).await,
         }),
-    )
-}
-
-/// A spec as the admin sees it: as JSON text, secrets redacted.
-fn shown_spec(kind: &str, spec: &impl serde::Serialize) -> String {
-    let mut value = serde_json::to_value(spec).unwrap_or(Value::Null);
-    portico_admin::redact::redact_secret_fields(kind, &mut value);
-    serde_json::to_string_pretty(&value).unwrap_or_default()
-}
-
-async fn catalogue(
-    State(state): State<PortalState>,
-    AdminSignedIn { visitor }: AdminSignedIn,
-) -> Response {
-    let catalogue = match catalogue_of(&state.store).await {
-        Ok(c) => c,
-        Err(e) => return failed(&state, &visitor, e),
-    };
-    let list = |kind: &str, items: Vec<(String, String)>| -> Value {
-        json!({
-            "kind": kind,
-            "items": items.into_iter().map(|(name, spec)| json!({"name": name, "spec": spec})).collect::<Vec<_>>(),
-        })
-    };
-    let sections = vec![
-        list(
-            "OAuthProvider",
-            catalogue
-                .providers
-                .iter()
-                .map(|(n, s)| (n.clone(), shown_spec("OAuthProvider", s)))
-                .collect(),
-        ),
-        list(
-            "ClientType",
-            catalogue
-                .client_types
-                .iter()
-                .map(|(n, s)| (n.clone(), shown_spec("ClientType", s)))
-                .collect(),
-        ),
-        list(
-            "Product",
-            catalogue
-                .products
-                .iter()
-                .map(|(n, s)| (n.clone(), shown_spec("Product", s)))
-                .collect(),
-        ),
-        list(
-            "Plan",
-            catalogue
-                .plans
-                .iter()
-                .map(|(n, s)| (n.clone(), shown_spec("Plan", s)))
-                .collect(),
-        ),
-    ];
-    render(
-        &state,
-        &visitor,
-        "manage/catalogue.html",
-        json!({ "sections": sections }),
     )
 }
 

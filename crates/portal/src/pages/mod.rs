@@ -8,6 +8,7 @@
 
 mod admin;
 mod developer;
+mod documents;
 mod markdown;
 pub mod session;
 pub mod templates;

@@ -49,6 +49,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         include_str!("../../templates/manage/catalogue.html"),
     ),
     (
+        "manage/document.html",
+        include_str!("../../templates/manage/document.html"),
+    ),
+    (
         "manage/provider_test.html",
         include_str!("../../templates/manage/provider_test.html"),
     ),

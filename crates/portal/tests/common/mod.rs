@@ -3,9 +3,11 @@
 //! `silver`.
 #![allow(dead_code)] // each test binary uses its part
 
-use portico_admin::AdminToken;
+use portico_admin::error::FieldError;
+use portico_admin::{AdminState, AdminToken};
+use portico_config::documents::{self, Document, Kind, Metadata};
 use portico_config::env::MapEnv;
-use portico_config::portal::DISCOVERY_SUFFIX;
+use portico_config::portal::{Catalogue, DISCOVERY_SUFFIX};
 use portico_portal::api::{PortalState, router};
 use portico_portal::workflow::Workflow;
 use portico_store::{DatabaseUrl, Expect, Resource, SecretKey, Store, StoreSettings};
@@ -22,6 +24,37 @@ pub struct Portal {
     pub idp: Idp,
     pub store: Store,
     _dir: TempDir,
+}
+
+/// The admin API's state with the configuration loader's checks of the portal's documents:
+/// each spec's shape, and the references between them (as `portico serve` checks them).
+fn admin_state(store: &Store) -> AdminState {
+    fn document(r: &Resource) -> Option<Document> {
+        Some(Document {
+            kind: Kind::parse(&r.kind)?,
+            metadata: Metadata {
+                name: r.name.clone(),
+                version: None,
+            },
+            spec: r.spec.clone(),
+        })
+    }
+    AdminState::new(store.clone(), AdminToken::new(ADMIN).unwrap())
+        .with_validate(|r| match document(r) {
+            Some(doc) => documents::check(&doc).map_err(|m| vec![FieldError::new("spec", m)]),
+            None => Ok(()),
+        })
+        .with_validate_set(|resources| {
+            let docs: Vec<Document> = resources.iter().filter_map(document).collect();
+            let (_, problems) = Catalogue::read(&docs, "store");
+            match problems.is_empty() {
+                true => Ok(()),
+                false => Err(problems
+                    .into_iter()
+                    .map(|p| FieldError::new(p.location, p.message))
+                    .collect()),
+            }
+        })
 }
 
 pub async fn start() -> Portal {
@@ -77,7 +110,7 @@ pub async fn start_with(configure: impl FnOnce(PortalState) -> PortalState) -> P
         store.put(resource, Expect::Any).await.unwrap();
     }
     let workflow = Workflow::new(store.clone(), Arc::new(MapEnv::default()), 86_400);
-    let state = PortalState::new(store.clone(), workflow, AdminToken::new(ADMIN).unwrap());
+    let state = PortalState::new(workflow, admin_state(&store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = configure(state);

@@ -188,15 +188,17 @@ pub(super) fn run_node(
         }
         let max_token_lifetime = loaded.gateway.settings.max_token_lifetime_secs;
         drop(loaded);
-        let portal = match (portal, &admin, &store_for_admin) {
-            (Some(portal), Some(token), Some(store)) => Some((
+        let admin = admin.zip(store_for_admin).map(|(token, store)| {
+            admin_state(store, token, gateway.clone(), args.data_dir.clone())
+        });
+        let portal = match (portal, &admin) {
+            (Some(portal), Some(admin)) => Some((
                 portal.listen,
                 portal_router(
-                    store,
-                    token,
+                    admin.clone(),
                     max_token_lifetime,
                     portal,
-                    revocation_hook(store, &gateway, &last_good),
+                    revocation_hook(&admin.store, &gateway, &last_good),
                 )
                 .await,
             )),
@@ -206,9 +208,7 @@ pub(super) fn run_node(
             listen: args.listen,
             admin_listen: args.admin_listen,
             listen_tls: None,
-            admin_api: admin.zip(store_for_admin).map(|(token, store)| {
-                admin_router(store, token, gateway.clone(), args.data_dir.clone())
-            }),
+            admin_api: admin.map(portico_admin::router),
             portal,
         };
         let follower = Follower {
@@ -305,12 +305,12 @@ fn secret_key(args: &GatewayArgs) -> Result<SecretKey, String> {
 /// The developer portal over `store`; what a crash left in its registration journal is
 /// finished beside it (an IdP that cannot be reached now is retried at the next start).
 async fn portal_router(
-    store: &Store,
-    token: &AdminToken,
+    admin: AdminState,
     max_token_lifetime: u64,
     portal: PortalArgs,
     revoked: portico_portal::workflow::RevocationHook,
 ) -> axum::Router {
+    let store = &admin.store;
     let workflow = Workflow::new(
         store.clone(),
         Arc::new(portico_config::env::ProcessEnv),
@@ -331,7 +331,7 @@ async fn portal_router(
             tracing::error!(error = %e, "portal: finishing interrupted approvals");
         }
     });
-    let mut state = PortalState::new(store.clone(), workflow, token.clone())
+    let mut state = PortalState::new(workflow, admin)
         .with_templates(portal.templates)
         .with_signup(portal.signup_open);
     if let Some(url) = &portal.public_url {
@@ -340,15 +340,15 @@ async fn portal_router(
     portico_portal::api::router(state)
 }
 
-/// The admin REST API over `store`; every write is checked as the configuration loader
-/// checks documents.
-fn admin_router(
+/// The admin REST API's state over `store`, shared with the portal's admin pages: every write
+/// is checked as the configuration loader checks documents.
+fn admin_state(
     store: Store,
     token: AdminToken,
     gateway: Arc<Gateway>,
     data_dir: PathBuf,
-) -> axum::Router {
-    let state = AdminState::new(store, token)
+) -> AdminState {
+    AdminState::new(store, token)
         .with_gateway(gateway)
         .with_validate_set(move |resources| {
             // The configuration every node would build from what the write leaves.
@@ -375,8 +375,7 @@ fn admin_router(
                     reason: reason.to_string(),
                 }]
             })
-        });
-    portico_admin::router(state)
+        })
 }
 
 /// A stored resource as a document, when it is of a kind the gateway serves.
